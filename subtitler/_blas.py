@@ -1,0 +1,107 @@
+"""Load an optimized CBLAS into the process before MLX is first imported (Linux CPU).
+
+MLX's Linux CPU wheel links a reference BLAS that runs matmul at a few GFLOP/s.
+Any library loaded earlier with RTLD_GLOBAL that exports the standard
+``cblas_sgemm`` takes over its symbols, which made matmul and conv1d about 30-60x
+faster here. Order tried: ``$SUBTITLER_BLAS`` (a path), the system OpenBLAS, the
+``cmeel-openblas`` wheel when its fixed CPU kernel runs on this processor, MKL.
+
+``SUBTITLER_BLAS=0`` (or ``off``) turns the whole thing off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import os
+import sys
+import sysconfig
+
+_loaded: str | None = None
+_tried = False
+
+# OpenBLAS builds without DYNAMIC_ARCH are fixed to one kernel; these need AVX-512.
+_AVX512_CORES = {b"SKYLAKEX", b"COOPERLAKE", b"SAPPHIRERAPIDS"}
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _site_dirs() -> list[str]:
+    dirs = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    dirs.update(p for p in sys.path if p.endswith("site-packages"))
+    return sorted(dirs)
+
+
+def _candidates() -> list[str]:
+    found = []
+    for name in ("libopenblas.so.0", "libopenblas.so"):
+        for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
+            p = os.path.join(d, name)
+            if os.path.exists(p):
+                found.append(p)
+    lib = ctypes.util.find_library("openblas")
+    if lib:
+        found.append(lib)
+    for d in _site_dirs():
+        found += glob.glob(os.path.join(d, "cmeel.prefix", "lib", "libopenblas.so.0"))
+    for d in {sys.prefix, sys.base_prefix}:
+        found += glob.glob(os.path.join(d, "lib", "libmkl_rt.so*"))
+    seen, out = set(), []
+    for p in found:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
+
+
+def _usable(path: str) -> bool:
+    """Open privately first, check it has cblas_sgemm and a kernel this CPU can run."""
+    try:
+        lib = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
+    except OSError:  # a missing dependency such as libgfortran.so.5
+        return False
+    if not hasattr(lib, "cblas_sgemm"):
+        return False
+    if hasattr(lib, "openblas_get_corename"):
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        core = (lib.openblas_get_corename() or b"").upper()
+        if core in _AVX512_CORES and "avx512f" not in _cpu_flags():
+            return False
+    return True
+
+
+def preload() -> str | None:
+    """Load the first usable CBLAS globally; returns its path, or None. Idempotent."""
+    global _loaded, _tried
+    if _tried:
+        return _loaded
+    _tried = True
+    if not sys.platform.startswith("linux") or "mlx.core" in sys.modules:
+        return None
+    choice = os.environ.get("SUBTITLER_BLAS", "").strip()
+    if choice.lower() in ("0", "off", "no", "false", "none"):
+        return None
+    for path in [choice] if choice else _candidates():
+        if _usable(path):
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                continue
+            _loaded = path
+            break
+    return _loaded
+
+
+def loaded() -> str | None:
+    """The CBLAS that was preloaded, if any."""
+    return _loaded

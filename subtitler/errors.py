@@ -1,0 +1,35 @@
+"""Every user-facing error of the core and engine: one sentence, no traceback.
+
+The CLI prints ``str(error)``; the window shows it in a dialog.
+"""
+
+
+class SubtitlerError(Exception):
+    """Base class: the message is a complete sentence meant for the user."""
+
+
+class MediaError(SubtitlerError):
+    """The input cannot be read as audio."""
+
+
+class ModelError(SubtitlerError):
+    """A model cannot be found, downloaded or loaded."""
+
+
+class SubtitleFileError(SubtitlerError):
+    """A subtitle file is malformed or cannot be written."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+class EditError(SubtitlerError):
+    """An edit was refused; the message says why."""
+
+
+class Cancelled(SubtitlerError):
+    """The user cancelled a long operation."""
+
+    def __init__(self, message: str = "Cancelled."):
+        super().__init__(message)

@@ -1,0 +1,310 @@
+"""Decode one 30-second window: greedy, temperature sampling (best-of-N) or beam search.
+
+Logit rules (suppressed tokens, blank suppression, Whisper's timestamp rules) are
+masks over the vocabulary axis computed for all sequences at once; nothing loops
+over tokens in Python. The only host transfers per step are the chosen tokens'
+completion flag (greedy/sampling) or the top beam+1 candidates per beam (beam
+search).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field, replace
+from typing import Optional, Sequence, Union
+
+import mlx.core as mx
+import numpy as np
+
+from .model import Whisper
+from .tokenizer import Tokenizer
+
+NEG_INF = float("-inf")
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    task: str = "transcribe"
+    language: Optional[str] = None
+    temperature: float = 0.0
+    sample_len: Optional[int] = None
+    best_of: Optional[int] = None  # independent samples when temperature > 0
+    beam_size: Optional[int] = None  # beams when temperature == 0
+    patience: Optional[float] = None
+    length_penalty: Optional[float] = None
+    prompt: Optional[Union[str, Sequence[int]]] = None  # previous text, for context
+    prefix: Optional[Union[str, Sequence[int]]] = None  # forced start of this window
+    suppress_tokens: Optional[Union[str, Sequence[int]]] = "-1"
+    suppress_blank: bool = True
+    without_timestamps: bool = False
+    max_initial_timestamp: Optional[float] = 1.0
+
+
+@dataclass
+class DecodingResult:
+    language: str
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    avg_logprob: float = float("nan")
+    sum_logprob: float = float("nan")
+    no_speech_prob: float = float("nan")
+    temperature: float = float("nan")
+    compression_ratio: float = float("nan")
+    language_probs: Optional[dict[str, float]] = None
+
+
+def detect_language(model: Whisper, cross_kv, tokenizer: Tokenizer) -> tuple[str, dict[str, float]]:
+    """Most likely language of the window, and the distribution over languages."""
+    logits, _, _ = model.decoder(mx.array([[tokenizer.sot]]), cross_kv)
+    lang_ids = mx.array(tokenizer.all_language_tokens)
+    probs = mx.softmax(mx.take(logits[0, -1], lang_ids), axis=-1)
+    p = np.array(probs)
+    codes = tokenizer.all_language_codes
+    return codes[int(p.argmax())], {c: float(v) for c, v in zip(codes, p)}
+
+
+class LogitRules:
+    """Whisper's logit filters as array operations over (n_sequences, vocab)."""
+
+    def __init__(self, tokenizer: Tokenizer, n_vocab: int, sample_begin: int,
+                 suppress: Sequence[int], suppress_blank: bool, timestamps: bool,
+                 max_initial_timestamp_index: Optional[int]):
+        self.tb = tokenizer.timestamp_begin
+        self.eot = tokenizer.eot
+        self.sample_begin = sample_begin
+        self.timestamps = timestamps
+        self.max_initial = max_initial_timestamp_index
+        base = np.zeros(n_vocab, np.float32)
+        base[list(suppress)] = NEG_INF
+        if timestamps:
+            base[tokenizer.no_timestamps] = NEG_INF
+        self.base = mx.array(base)
+        first = base.copy()
+        if suppress_blank:
+            first[tokenizer.encode(" ") + [tokenizer.eot]] = NEG_INF
+        if timestamps:
+            first[: self.tb] = NEG_INF  # the first token must be a timestamp
+            if max_initial_timestamp_index is not None:
+                first[self.tb + max_initial_timestamp_index + 1 :] = NEG_INF
+        self.first = mx.array(first)
+        vocab = mx.arange(n_vocab)
+        self.is_ts = vocab >= self.tb
+        self.is_text = vocab < self.eot
+        self.vocab = vocab
+
+    def __call__(self, logits: mx.array, sampled: Optional[mx.array]) -> mx.array:
+        """``sampled``: tokens generated so far in this window, (n, step) or None at step 0."""
+        if sampled is None:
+            logits = logits + self.first
+        else:
+            logits = logits + self.base
+            if self.timestamps:
+                logits = self._timestamp_rules(logits, sampled)
+        if self.timestamps:
+            # If timestamps together outweigh the best text token, a timestamp must follow.
+            logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+            ts_mass = mx.logsumexp(mx.where(self.is_ts, logprobs, NEG_INF), axis=-1)
+            best_text = mx.max(mx.where(self.is_ts, NEG_INF, logprobs), axis=-1)
+            force_ts = (ts_mass > best_text)[:, None] & ~self.is_ts
+            logits = mx.where(force_ts, NEG_INF, logits)
+        return logits
+
+    def _timestamp_rules(self, logits: mx.array, sampled: mx.array) -> mx.array:
+        step = sampled.shape[1]
+        ts_seen = sampled >= self.tb
+        last = ts_seen[:, -1]
+        penult = ts_seen[:, -2] if step >= 2 else mx.ones_like(last)
+        # Timestamps come in pairs: after a pair, text; after a lone one, another timestamp or EOT.
+        ban = (last & penult)[:, None] & self.is_ts
+        ban = ban | ((last & ~penult)[:, None] & self.is_text)
+        # Timestamps never decrease, and a segment has nonzero length.
+        max_ts = mx.max(mx.where(ts_seen, sampled, -1), axis=1)
+        floor = mx.where(last & ~penult, max_ts, max_ts + 1)
+        ban = ban | ((max_ts >= 0)[:, None] & self.is_ts & (self.vocab < floor[:, None]))
+        return mx.where(ban, NEG_INF, logits)
+
+
+class DecodingTask:
+    def __init__(self, model: Whisper, tokenizer: Tokenizer, options: DecodingOptions):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.options = options
+        self.n_ctx = model.dims.n_text_ctx
+        self.sample_len = options.sample_len or self.n_ctx // 2
+        self.initial_tokens = self._initial_tokens()
+        self.sample_begin = len(self.initial_tokens)
+        self.sot_index = self.initial_tokens.index(tokenizer.sot)
+        precision = 0.02  # seconds per timestamp token
+        max_init = None
+        if options.max_initial_timestamp is not None:
+            max_init = round(options.max_initial_timestamp / precision)
+        self.rules = LogitRules(
+            tokenizer, model.dims.n_vocab, self.sample_begin, self._suppress_tokens(),
+            options.suppress_blank, not options.without_timestamps, max_init,
+        )
+
+    def _encode_piece(self, piece) -> list[int]:
+        if isinstance(piece, str):
+            return self.tokenizer.encode(" " + piece.strip())
+        return list(piece)
+
+    def _initial_tokens(self) -> list[int]:
+        o = self.options
+        tokens = list(self.tokenizer.sot_sequence)
+        if o.without_timestamps:
+            tokens.append(self.tokenizer.no_timestamps)
+        if o.prefix:
+            prefix = self._encode_piece(o.prefix)[-(self.n_ctx // 2 - 1) + 1 :]
+            tokens += prefix
+        if o.prompt:
+            prompt = self._encode_piece(o.prompt)[-(self.n_ctx // 2 - 1) :]
+            tokens = [self.tokenizer.sot_prev] + prompt + tokens
+        return tokens
+
+    def _suppress_tokens(self) -> list[int]:
+        spec = self.options.suppress_tokens
+        if isinstance(spec, str):
+            spec = [int(t) for t in spec.split(",") if t.strip()]
+        spec = list(spec or [])
+        if -1 in spec:
+            spec = [t for t in spec if t >= 0]
+            spec += list(self.model.suppress_ids or self.tokenizer.non_speech_tokens)
+        t = self.tokenizer
+        spec += [t.transcribe, t.translate, t.sot, t.sot_prev, t.sot_lm, t.no_speech]
+        return sorted(set(spec))
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self, cross_kv, language: str) -> DecodingResult:
+        o = self.options
+        if o.temperature == 0 and o.beam_size and o.beam_size > 1:
+            return self._beam_search(cross_kv, language, o.beam_size)
+        n = o.best_of if (o.temperature > 0 and o.best_of) else 1
+        return self._sample(cross_kv, language, n)
+
+    def _prefill(self, cross_kv, n: int):
+        """Run the initial tokens once, then share the cache across ``n`` sequences."""
+        tokens = mx.array([self.initial_tokens])
+        logits, cache, _ = self.model.decoder(tokens, cross_kv)
+        no_speech = mx.softmax(logits[0, self.sot_index], axis=-1)[self.tokenizer.no_speech]
+        last = logits[:, -1]
+        if n > 1:
+            cache = [(mx.repeat(k, n, 0), mx.repeat(v, n, 0)) for k, v in cache]
+            last = mx.repeat(last, n, 0)
+            cross_kv = [(mx.repeat(k, n, 0), mx.repeat(v, n, 0)) for k, v in cross_kv]
+        return last, cache, cross_kv, no_speech
+
+    def _sample(self, cross_kv, language: str, n: int) -> DecodingResult:
+        t = self.options.temperature
+        eot = self.tokenizer.eot
+        logits, cache, cross_kv, no_speech = self._prefill(cross_kv, n)
+        sampled = None
+        sum_logprobs = mx.zeros((n,))
+        done = mx.zeros((n,), dtype=mx.bool_)
+        for step in range(self.sample_len):
+            logits = self.rules(logits, sampled)
+            logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+            nxt = mx.argmax(logits, axis=-1) if t == 0 else mx.random.categorical(logits / t)
+            nxt = mx.where(done, eot, nxt).astype(mx.int32)
+            lp = mx.take_along_axis(logprobs, nxt[:, None], axis=-1)[:, 0]
+            sum_logprobs = sum_logprobs + mx.where(done, 0.0, lp)
+            done = done | (nxt == eot)
+            sampled = nxt[:, None] if sampled is None else mx.concatenate([sampled, nxt[:, None]], 1)
+            if self.sample_begin + step + 1 >= self.n_ctx:
+                break
+            logits, cache, _ = self.model.decoder(nxt[:, None], cross_kv, cache)
+            logits = logits[:, -1]
+            mx.async_eval(logits, sampled, sum_logprobs)
+            if bool(done.all()):
+                break
+        rows = np.array(sampled).tolist()
+        scores = np.array(sum_logprobs).tolist()
+        seqs = [self._strip(r) for r in rows]
+        best = self._rank(seqs, scores)
+        return self._result(seqs[best], scores[best], float(no_speech), language)
+
+    def _beam_search(self, cross_kv, language: str, beam: int) -> DecodingResult:
+        eot = self.tokenizer.eot
+        patience = self.options.patience or 1.0
+        max_finished = round(beam * patience)
+        logits, cache, cross_kv, no_speech = self._prefill(cross_kv, beam)
+        beams: list[list[int]] = [[] for _ in range(beam)]
+        sum_lp = [0.0] * beam
+        finished: dict[tuple, float] = {}
+        sampled = None
+        for step in range(self.sample_len):
+            logits = self.rules(logits, sampled)
+            logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+            top = mx.argpartition(-logprobs, kth=beam, axis=-1)[:, : beam + 1]
+            top_lp = mx.take_along_axis(logprobs, top, axis=-1)
+            top, top_lp = np.array(top).tolist(), np.array(top_lp).tolist()
+            scores, sources = {}, {}
+            rows = range(1 if step == 0 else beam)  # all beams are identical at first
+            for j in rows:
+                for tok, lp in zip(top[j], top_lp[j]):
+                    seq = tuple(beams[j] + [tok])
+                    scores[seq] = sum_lp[j] + lp
+                    sources[seq] = j
+            new_beams, new_lp, src = [], [], []
+            for seq in sorted(scores, key=scores.get, reverse=True):
+                if seq[-1] == eot:
+                    if len(finished) < max_finished:
+                        finished[seq] = scores[seq]
+                else:
+                    new_beams.append(list(seq))
+                    new_lp.append(scores[seq])
+                    src.append(sources[seq])
+                    if len(new_beams) == beam:
+                        break
+            if len(finished) >= max_finished or self.sample_begin + step + 1 >= self.n_ctx:
+                break
+            beams, sum_lp = new_beams, new_lp
+            idx = mx.array(src)
+            cache = [(mx.take(k, idx, 0), mx.take(v, idx, 0)) for k, v in cache]
+            sampled = mx.array(beams, dtype=mx.int32)
+            logits, cache, _ = self.model.decoder(sampled[:, -1:], cross_kv, cache)
+            logits = logits[:, -1]
+        if not finished:
+            for seq, lp in zip(beams, sum_lp):
+                finished[tuple(seq)] = lp
+        seqs = [self._strip(list(s)) for s in finished]
+        scores = list(finished.values())
+        best = self._rank(seqs, scores)
+        return self._result(seqs[best], scores[best], float(no_speech), language)
+
+    def _strip(self, row: list[int]) -> list[int]:
+        eot = self.tokenizer.eot
+        return row[: row.index(eot)] if eot in row else row
+
+    def _rank(self, seqs: list[list[int]], scores: list[float]) -> int:
+        """Highest length-normalised log-probability (Google NMT penalty if given)."""
+        alpha = self.options.length_penalty
+
+        def score(i):
+            n = len(seqs[i]) + 1
+            penalty = n if alpha is None else ((5 + n) / 6) ** alpha
+            return scores[i] / penalty
+
+        return max(range(len(seqs)), key=score)
+
+    def _result(self, tokens, sum_logprob, no_speech, language) -> DecodingResult:
+        text = self.tokenizer.decode(tokens)
+        return DecodingResult(
+            language=language, tokens=tokens, text=text,
+            avg_logprob=sum_logprob / (len(tokens) + 1), sum_logprob=sum_logprob,
+            no_speech_prob=no_speech, temperature=self.options.temperature,
+            compression_ratio=compression_ratio(text),
+        )
+
+
+def decode(model: Whisper, audio_features: mx.array, tokenizer: Tokenizer,
+           options: DecodingOptions = DecodingOptions(), cross_kv=None) -> DecodingResult:
+    """Decode one window of encoded audio (1, n_audio_ctx, n_state)."""
+    cross_kv = cross_kv or model.decoder.cross_kv(audio_features)
+    language = options.language or "en"
+    return DecodingTask(model, tokenizer, options).run(cross_kv, language)

@@ -1,0 +1,190 @@
+"""The Whisper network in MLX: conv stem + pre-LN transformer encoder, decoder with
+learned positions, self- and cross-attention and an output tied to the embedding.
+
+Module names follow the mlx-community checkpoints, so their weights load as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelDimensions:
+    n_mels: int
+    n_audio_ctx: int
+    n_audio_state: int
+    n_audio_head: int
+    n_audio_layer: int
+    n_vocab: int
+    n_text_ctx: int
+    n_text_state: int
+    n_text_head: int
+    n_text_layer: int
+
+
+def sinusoids(length: int, channels: int, max_timescale: float = 10000) -> np.ndarray:
+    """The encoder's fixed sinusoidal positions, shape (length, channels)."""
+    inc = math.log(max_timescale) / (channels // 2 - 1)
+    inv = np.exp(-inc * np.arange(channels // 2))
+    t = np.arange(length)[:, None] * inv[None, :]
+    return np.concatenate([np.sin(t), np.cos(t)], axis=1).astype(np.float32)
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.n_head = n_head
+        self.query = nn.Linear(n_state, n_state)
+        self.key = nn.Linear(n_state, n_state, bias=False)
+        self.value = nn.Linear(n_state, n_state)
+        self.out = nn.Linear(n_state, n_state)
+
+    def heads(self, x: mx.array) -> mx.array:
+        b, t, _ = x.shape
+        return x.reshape(b, t, self.n_head, -1).transpose(0, 2, 1, 3)
+
+    def merge(self, x: mx.array) -> mx.array:
+        b, _, t, _ = x.shape
+        return x.transpose(0, 2, 1, 3).reshape(b, t, -1)
+
+    def kv(self, x: mx.array) -> tuple[mx.array, mx.array]:
+        """Keys and values in head layout (B, H, T, D)."""
+        return self.heads(self.key(x)), self.heads(self.value(x))
+
+    def attend(self, q: mx.array, k: mx.array, v: mx.array, mask=None) -> mx.array:
+        q = self.heads(q)
+        o = mx.fast.scaled_dot_product_attention(q, k, v, scale=q.shape[-1] ** -0.5, mask=mask)
+        return self.out(self.merge(o))
+
+    def scores(self, q: mx.array, k: mx.array) -> mx.array:
+        """Scaled attention logits (B, H, Tq, Tk) before softmax, for word alignment."""
+        q = self.heads(q) * (q.shape[-1] // self.n_head) ** -0.5
+        return (q @ k.transpose(0, 1, 3, 2)).astype(mx.float32)
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.attn = MultiHeadAttention(n_state, n_head)
+        self.attn_ln = nn.LayerNorm(n_state)
+        self.mlp1 = nn.Linear(n_state, 4 * n_state)
+        self.mlp2 = nn.Linear(4 * n_state, n_state)
+        self.mlp_ln = nn.LayerNorm(n_state)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        h = self.attn_ln(x)
+        k, v = self.attn.kv(h)
+        x = x + self.attn.attend(self.attn.query(h), k, v)
+        return x + self.mlp2(nn.gelu(self.mlp1(self.mlp_ln(x))))
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.attn = MultiHeadAttention(n_state, n_head)
+        self.attn_ln = nn.LayerNorm(n_state)
+        self.cross_attn = MultiHeadAttention(n_state, n_head)
+        self.cross_attn_ln = nn.LayerNorm(n_state)
+        self.mlp1 = nn.Linear(n_state, 4 * n_state)
+        self.mlp2 = nn.Linear(4 * n_state, n_state)
+        self.mlp_ln = nn.LayerNorm(n_state)
+
+    def __call__(self, x, cross_kv, self_kv=None, mask=None, want_weights=False):
+        h = self.attn_ln(x)
+        k, v = self.attn.kv(h)
+        if self_kv is not None:
+            k = mx.concatenate([self_kv[0], k], axis=2)
+            v = mx.concatenate([self_kv[1], v], axis=2)
+        x = x + self.attn.attend(self.attn.query(h), k, v, mask=mask)
+        q = self.cross_attn.query(self.cross_attn_ln(x))
+        x = x + self.cross_attn.attend(q, *cross_kv)
+        weights = self.cross_attn.scores(q, cross_kv[0]) if want_weights else None
+        x = x + self.mlp2(nn.gelu(self.mlp1(self.mlp_ln(x))))
+        return x, (k, v), weights
+
+
+class AudioEncoder(nn.Module):
+    def __init__(self, dims: ModelDimensions, dtype=mx.float32):
+        super().__init__()
+        n = dims.n_audio_state
+        self.conv1 = nn.Conv1d(dims.n_mels, n, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(n, n, kernel_size=3, stride=2, padding=1)
+        self._positional_embedding = mx.array(sinusoids(dims.n_audio_ctx, n)).astype(dtype)
+        self.blocks = [EncoderBlock(n, dims.n_audio_head) for _ in range(dims.n_audio_layer)]
+        self.ln_post = nn.LayerNorm(n)
+
+    def __call__(self, mel: mx.array) -> mx.array:
+        """mel (B, 3000, n_mels) -> audio features (B, 1500, n_state)."""
+        x = nn.gelu(self.conv1(mel))
+        x = nn.gelu(self.conv2(x))
+        x = x + self._positional_embedding[: x.shape[1]]
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_post(x)
+
+
+class TextDecoder(nn.Module):
+    def __init__(self, dims: ModelDimensions, dtype=mx.float32):
+        super().__init__()
+        n = dims.n_text_state
+        self.token_embedding = nn.Embedding(dims.n_vocab, n)
+        self.positional_embedding = mx.zeros((dims.n_text_ctx, n), dtype=dtype)
+        self.blocks = [DecoderBlock(n, dims.n_text_head) for _ in range(dims.n_text_layer)]
+        self.ln = nn.LayerNorm(n)
+
+    def cross_kv(self, audio_features: mx.array) -> list[tuple[mx.array, mx.array]]:
+        """Cross-attention keys/values of every layer, computed once per window."""
+        return [b.cross_attn.kv(audio_features) for b in self.blocks]
+
+    def __call__(self, tokens, cross_kv, cache=None, want_weights=False):
+        """tokens (B, T) -> logits (B, T, V) float32, new cache, cross weights per layer."""
+        offset = cache[0][0].shape[2] if cache else 0
+        t = tokens.shape[-1]
+        x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + t]
+        mask = None
+        if t > 1:
+            mask = nn.MultiHeadAttention.create_additive_causal_mask(t).astype(x.dtype)
+            if offset:
+                mask = mx.concatenate([mx.zeros((t, offset), dtype=x.dtype), mask], axis=1)
+        new_cache, all_weights = [], []
+        for i, block in enumerate(self.blocks):
+            x, kv, w = block(x, cross_kv[i], cache[i] if cache else None, mask, want_weights)
+            new_cache.append(kv)
+            all_weights.append(w)
+        x = self.ln(x)
+        logits = self.token_embedding.as_linear(x).astype(mx.float32)
+        return logits, new_cache, all_weights
+
+
+class Whisper(nn.Module):
+    def __init__(self, dims: ModelDimensions, dtype=mx.float32):
+        super().__init__()
+        self.dims = dims
+        self.dtype = dtype
+        self.encoder = AudioEncoder(dims, dtype)
+        self.decoder = TextDecoder(dims, dtype)
+        # Default alignment heads: every head of the last half of the decoder layers.
+        heads = np.zeros((dims.n_text_layer, dims.n_text_head), dtype=bool)
+        heads[dims.n_text_layer // 2 :] = True
+        self.alignment_heads = [tuple(map(int, p)) for p in np.argwhere(heads)]
+        self.suppress_ids: list[int] | None = None
+
+    def set_alignment_heads(self, heads) -> None:
+        self.alignment_heads = [(int(a), int(b)) for a, b in heads]
+
+    @property
+    def is_multilingual(self) -> bool:
+        return self.dims.n_vocab >= 51865
+
+    @property
+    def num_languages(self) -> int:
+        return self.dims.n_vocab - 51765 - int(self.is_multilingual)
+
+    def embed_audio(self, mel: mx.array) -> mx.array:
+        return self.encoder(mel.astype(self.dtype))

@@ -1,0 +1,61 @@
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+DATA = Path(__file__).parent / "data"
+JFK = DATA / "jfk.flac"
+LS = DATA / "ls_test.flac"
+JFK_TEXT = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+
+
+def normalize(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path, monkeypatch):
+    """Autosaves and settings of a test go to its own folder."""
+    monkeypatch.setenv("SUBTITLER_DATA_DIR", str(tmp_path / "appdata"))
+
+
+@pytest.fixture(scope="session")
+def ffmpeg():
+    from subtitler.audio import ffmpeg_exe
+
+    return ffmpeg_exe()
+
+
+@pytest.fixture(scope="session")
+def model():
+    from subtitler.whisper import load_model
+
+    return load_model("tiny.en")
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory, ffmpeg):
+    """Real media made with ffmpeg: jfk wrapped in an mp4, a video with no audio, etc."""
+    d = tmp_path_factory.mktemp("media")
+    run = lambda *a: subprocess.run([ffmpeg, "-y", "-hide_banner", "-loglevel", "error", *a], check=True)
+    run("-f", "lavfi", "-i", "color=c=navy:s=320x240:r=10", "-i", str(JFK), "-shortest",
+        "-c:v", "libx264" if _has_encoder(ffmpeg, "libx264") else "mpeg4", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", str(d / "jfk.mp4"))
+    run("-f", "lavfi", "-i", "color=c=black:s=160x120:r=10", "-t", "2",
+        "-c:v", "libx264" if _has_encoder(ffmpeg, "libx264") else "mpeg4", "-pix_fmt", "yuv420p", str(d / "silent_video.mp4"))
+    data = (d / "jfk.mp4").read_bytes()
+    (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (d / "notes.mp4").write_text("This is a text file, not a video.\n" * 20)
+    (d / "empty.wav").write_bytes(b"")
+    return d
+
+
+def _has_encoder(ffmpeg, name):
+    out = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return f" {name} " in out
