@@ -101,11 +101,13 @@ def transcribe(
     """
     import mlx.core as mx
 
+    from .whisper import ensure_thread_stream
     from .whisper.decoding import DecodingOptions, DecodingTask, detect_language
     from .whisper.timing import add_word_timestamps
     from .whisper.tokenizer import get_tokenizer
     from .vad import refine_words, speech_mask
 
+    ensure_thread_stream()
     started = time.perf_counter()
     samples = audio_mod.load_audio(source, cancel=cancel) if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__") else np.asarray(source, np.float32)
     info = info if info is not None else TranscriptInfo()

@@ -11,4 +11,14 @@ _blas.preload()
 from .load import load_model, resolve_model  # noqa: E402
 from .model import ModelDimensions, Whisper  # noqa: E402
 
-__all__ = ["load_model", "resolve_model", "ModelDimensions", "Whisper"]
+__all__ = ["load_model", "resolve_model", "ModelDimensions", "Whisper", "ensure_thread_stream"]
+
+
+def ensure_thread_stream() -> None:
+    """MLX keeps its streams per thread: give a worker thread its own on first use."""
+    import mlx.core as mx
+
+    try:
+        mx.default_stream(mx.default_device())
+    except RuntimeError:
+        mx.set_default_stream(mx.new_stream(mx.default_device()))

@@ -363,7 +363,9 @@ def _load_dir(d: Path, dtype) -> Whisper:
         a = w if isinstance(w, mx.array) else mx.array(np.ascontiguousarray(w))
         arrays[k] = a.astype(dtype) if mx.issubdtype(a.dtype, mx.floating) else a
     model.update(tree_unflatten(list(arrays.items())))
-    mx.eval(model.parameters())
+    # Evaluate everything now: a lazy array is tied to this thread's stream, and the
+    # window transcribes on another thread.
+    mx.eval(model.parameters(), model.encoder._positional_embedding)
     heads = cfg.get("alignment_heads")
     if heads is None and (d / "generation_config.json").exists():
         heads = json.loads((d / "generation_config.json").read_text()).get("alignment_heads")
