@@ -170,7 +170,7 @@ def transcribe(
                 patience=options.patience, prompt=prompt or None,
                 without_timestamps=options.without_timestamps,
             )
-            result = DecodingTask(model, tokenizer, opts).run(kv, info.language)
+            result = DecodingTask(model, tokenizer, opts, cancel).run(kv, info.language)
             needs_fallback = False
             if options.compression_ratio_threshold is not None and result.compression_ratio > options.compression_ratio_threshold:
                 needs_fallback = True

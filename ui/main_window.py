@@ -617,9 +617,9 @@ class MainWindow(QMainWindow):
                 self.save_project()
         if self.worker is not None:
             self.worker.cancel()
-        if self.thread is not None:
+        if self.thread is not None:  # cancel is polled every few tokens, so this is short
             self.thread.quit()
-            self.thread.wait(30000)
+            self.thread.wait()
         if self.player is not None:
             self.player.stop()
         self.autosave_timer.stop()

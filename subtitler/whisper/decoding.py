@@ -16,6 +16,7 @@ from typing import Optional, Sequence, Union
 import mlx.core as mx
 import numpy as np
 
+from ..errors import Cancelled
 from .model import Whisper
 from .tokenizer import Tokenizer
 
@@ -130,8 +131,9 @@ class LogitRules:
 
 
 class DecodingTask:
-    def __init__(self, model: Whisper, tokenizer: Tokenizer, options: DecodingOptions):
+    def __init__(self, model: Whisper, tokenizer: Tokenizer, options: DecodingOptions, cancel=None):
         self.model = model
+        self.cancel = cancel  # polled every few tokens: a cancelled window raises Cancelled
         self.tokenizer = tokenizer
         self.options = options
         self.n_ctx = model.dims.n_text_ctx
@@ -207,6 +209,7 @@ class DecodingTask:
         sum_logprobs = mx.zeros((n,))
         done = mx.zeros((n,), dtype=mx.bool_)
         for step in range(self.sample_len):
+            self._check_cancel(step)
             logits = self.rules(logits, sampled)
             logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
             nxt = mx.argmax(logits, axis=-1) if t == 0 else mx.random.categorical(logits / t)
@@ -238,6 +241,7 @@ class DecodingTask:
         finished: dict[tuple, float] = {}
         sampled = None
         for step in range(self.sample_len):
+            self._check_cancel(step)
             logits = self.rules(logits, sampled)
             logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
             top = mx.argpartition(-logprobs, kth=beam, axis=-1)[:, : beam + 1]
@@ -276,6 +280,10 @@ class DecodingTask:
         scores = list(finished.values())
         best = self._rank(seqs, scores)
         return self._result(seqs[best], scores[best], float(no_speech), language)
+
+    def _check_cancel(self, step: int) -> None:
+        if self.cancel is not None and step % 4 == 0 and self.cancel():
+            raise Cancelled()
 
     def _strip(self, row: list[int]) -> list[int]:
         eot = self.tokenizer.eot

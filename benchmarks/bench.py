@@ -1,0 +1,127 @@
+"""Speed and memory: our engine against faster-whisper on the same weights, same run.
+
+    python benchmarks/bench.py [--minutes 2.5] [--hour]
+
+Each measurement runs in a fresh subprocess (so peak RSS is its own). Times are
+transcription wall time after the model is loaded; load time is listed apart.
+Ratios are ours / theirs (below 1.0 means we are faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def child(spec: dict) -> dict:
+    """Runs inside the subprocess: load, transcribe, report."""
+    from subtitler.audio import probe
+
+    clip, engine, beam = spec["clip"], spec["engine"], spec["beam"]
+    duration = probe(clip).duration
+    t0 = time.perf_counter()
+    if engine == "subtitler":
+        from subtitler.whisper import load_model
+        from subtitler.transcribe import TranscribeOptions, transcribe
+
+        model = load_model("tiny.en")
+        t1 = time.perf_counter()
+        text = "".join(s.text for s in transcribe(model, clip, TranscribeOptions(beam_size=beam)))
+    else:
+        from faster_whisper import WhisperModel
+
+        from subtitler.whisper.load import offline_model_dir
+
+        model = WhisperModel(str(offline_model_dir("tiny.en")), device="cpu", compute_type=spec["compute"],
+                             cpu_threads=os.cpu_count() or 2)
+        t1 = time.perf_counter()
+        segs, _ = model.transcribe(clip, beam_size=beam, vad_filter=False)
+        text = "".join(s.text for s in segs)
+    t2 = time.perf_counter()
+    return {"load_s": t1 - t0, "time_s": t2 - t1, "duration_s": duration,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "text": text}
+
+
+def measure(spec: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    import ctranslate2
+    import faster_whisper
+    import mlx.core as mx
+
+    import subtitler
+    from subtitler import _blas
+
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor()) \
+        if Path("/proc/cpuinfo").exists() else platform.processor()
+    return {"machine": f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores",
+            "python": platform.python_version(), "mlx": mx.__version__, "subtitler": subtitler.__version__,
+            "faster_whisper": faster_whisper.__version__, "ctranslate2": ctranslate2.__version__,
+            "blas": _blas.preload() or "MLX reference BLAS", "threads": os.cpu_count()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child")
+    ap.add_argument("--minutes", type=float, default=2.5)
+    ap.add_argument("--hour", action="store_true", help="also peak RSS of our engine on a 1-hour file")
+    ap.add_argument("--out", default=str(HERE / "results.json"))
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return 0
+
+    import clips
+
+    work = Path(os.environ.get("BENCH_DIR", "/tmp/subtitler-bench"))
+    long_mp4, _, _ = clips.make(work, args.minutes)
+    jfk = str(clips.DATA / "jfk.flac")
+    info = machine()
+    print("# subtitler benchmark\n")
+    for k, v in info.items():
+        print(f"- {k}: {v}")
+    runs = [("subtitler", "float32", 1), ("faster-whisper", "float32", 1), ("faster-whisper", "int8", 1),
+            ("subtitler", "float32", 5), ("faster-whisper", "float32", 5)]
+    results = {"info": info, "rows": []}
+    for name, clip in (("jfk 11 s", jfk), (f"long {args.minutes:g} min", str(long_mp4))):
+        print(f"\n## {name}\n\n| engine | compute | beam | time s | RTF | load s | peak RSS MB |\n|---|---|---|---|---|---|---|")
+        got = {}
+        for engine, compute, beam in runs:
+            r = measure({"clip": clip, "engine": engine, "compute": compute, "beam": beam})
+            got[(engine, compute, beam)] = r
+            results["rows"].append({"clip": name, "engine": engine, "compute": compute, "beam": beam, **r})
+            print(f"| {engine} | {compute} | {beam} | {r['time_s']:.2f} | {r['time_s'] / r['duration_s']:.3f} "
+                  f"| {r['load_s']:.2f} | {r['rss_mb']:.0f} |", flush=True)
+        ours1, ours5 = got[("subtitler", "float32", 1)]["time_s"], got[("subtitler", "float32", 5)]["time_s"]
+        print(f"\nratios (ours / theirs): greedy vs fw float32 {ours1 / got[('faster-whisper', 'float32', 1)]['time_s']:.2f}, "
+              f"greedy vs fw int8 {ours1 / got[('faster-whisper', 'int8', 1)]['time_s']:.2f}, "
+              f"beam 5 vs fw float32 beam 5 {ours5 / got[('faster-whisper', 'float32', 5)]['time_s']:.2f}")
+    if args.hour:
+        hour = work / "hour.mp4"
+        if not hour.exists():
+            subprocess.run([clips.ffmpeg_exe(), "-y", "-loglevel", "error", "-stream_loop", "24", "-i", str(long_mp4),
+                            "-t", "3600", "-c", "copy", str(hour)], check=True)
+        r = measure({"clip": str(hour), "engine": "subtitler", "compute": "float32", "beam": 1})
+        results["hour"] = r
+        print(f"\n1-hour file: {r['time_s']:.0f} s, peak RSS {r['rss_mb']:.0f} MB")
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

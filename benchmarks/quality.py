@@ -1,0 +1,125 @@
+"""Subtitle timing quality on clips with known sentence times, ours against the peer.
+
+    python benchmarks/quality.py [--minutes 2.5]
+
+Reports word error rate, the median |cue start - sentence start|, seconds of
+subtitles shown over non-speech, words emitted inside the noise-only stretch,
+and the share of cues that break the Default profile. The peer is faster-whisper
+on the same tiny.en weights, with and without its VAD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from subtitler.checks import check  # noqa: E402
+from subtitler.document import Segment  # noqa: E402
+
+
+def words_of(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
+
+
+def wer(ref: list[str], hyp: list[str]) -> float:
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)] / max(1, len(ref))
+
+
+def overlap(a0, a1, b0, b1) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def union(intervals):
+    out = []
+    for a, b in sorted(intervals):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
+def score(cues: list[tuple[float, float, str, list]], spans, noise, duration) -> dict:
+    """cues: (start s, end s, text, [(word, start, end)])."""
+    ref = [w for s in spans for w in words_of(s.text)]
+    hyp = [w for c in cues for w in words_of(c[2])]
+    starts = [c[0] for c in cues]
+    errors = [min(abs(s.start - x) for x in starts) for s in spans] if starts else [float("inf")]
+    shown = union([(c[0], c[1]) for c in cues])
+    speech = union([(s.start, s.end) for s in spans])
+    shown_total = sum(b - a for a, b in shown)
+    over_speech = sum(overlap(a, b, c, d) for a, b in shown for c, d in speech)
+    non_speech = duration - sum(b - a for a, b in speech)
+    in_noise = sum(1 for c in cues for (w, ws, we) in c[3] if noise[0] + 0.5 < (ws + we) / 2 < noise[1] - 0.5)
+    if not any(c[3] for c in cues):  # no word timings: count the words of cues inside the stretch
+        in_noise = sum(len(words_of(c[2])) for c in cues if noise[0] + 0.5 < (c[0] + c[1]) / 2 < noise[1] - 0.5)
+    segs = [Segment(int(c[0] * 1000), int(c[1] * 1000), c[2]) for c in cues]
+    bad = {f.index for f in check(segs, "default")}
+    return {"wer": wer(ref, hyp), "median_start_err": statistics.median(errors),
+            "over_nonspeech_s": shown_total - over_speech, "over_nonspeech_pct": 100 * (shown_total - over_speech) / non_speech,
+            "noise_words": in_noise, "cues": len(cues), "profile_break_pct": 100 * len(bad) / max(1, len(cues))}
+
+
+def ours(clip: str, duration_ms: int):
+    from subtitler.cues import build_cues
+    from subtitler.transcribe import TranscribeOptions, transcribe
+    from subtitler.whisper import load_model
+
+    model = load_model("tiny.en")
+    decoded = list(transcribe(model, clip, TranscribeOptions(word_timestamps=True)))
+    cues = build_cues(decoded, "default", duration_ms)
+    return [(c.start / 1000, c.end / 1000, c.text, [(w.text, w.start / 1000, w.end / 1000) for w in c.words])
+            for c in cues]
+
+
+def peer(clip: str, vad: bool):
+    from faster_whisper import WhisperModel
+
+    from subtitler.whisper.load import offline_model_dir
+
+    fw = WhisperModel(str(offline_model_dir("tiny.en")), device="cpu", compute_type="float32",
+                      cpu_threads=os.cpu_count() or 2)
+    segs, _ = fw.transcribe(clip, beam_size=1, vad_filter=vad, word_timestamps=True)
+    return [(s.start, s.end, s.text.strip(), [(w.word, w.start, w.end) for w in (s.words or [])]) for s in segs]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=2.5)
+    args = ap.parse_args()
+    import clips
+    from subtitler.audio import probe
+
+    work = Path(os.environ.get("BENCH_DIR", "/tmp/subtitler-bench"))
+    mp4, spans, noise = clips.make(work, args.minutes)
+    duration = probe(str(mp4)).duration
+    speech = sum(s.end - s.start for s in spans)
+    print(f"clip: {duration:.1f} s, {len(spans)} sentences, {duration - speech:.1f} s non-speech, "
+          f"noise-only {noise[0]:.1f}-{noise[1]:.1f} s\n")
+    rows = [("subtitler (default profile)", ours(str(mp4), int(duration * 1000))),
+            ("faster-whisper", peer(str(mp4), False)),
+            ("faster-whisper + VAD", peer(str(mp4), True))]
+    print("| engine | WER | median start error s | subtitle over non-speech s (% of non-speech) "
+          "| words in noise stretch | cues | cues breaking profile |")
+    print("|---|---|---|---|---|---|---|")
+    for name, cues in rows:
+        m = score(cues, spans, noise, duration)
+        print(f"| {name} | {m['wer']:.3f} | {m['median_start_err']:.2f} | {m['over_nonspeech_s']:.1f} "
+              f"({m['over_nonspeech_pct']:.1f}%) | {m['noise_words']} | {m['cues']} | {m['profile_break_pct']:.0f}% |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

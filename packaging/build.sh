@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Build the desktop bundle: dist/subtitler/ on Linux, dist/subtitler.app on macOS.
+# Then smoke-test it: --version, and a transcription of tests/data/jfk.flac.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install -q "pyinstaller>=6.10" -e ".[bundled]"
+if [ "$(uname)" = Darwin ] && [ ! -f packaging/subtitler.icns ]; then
+  mkdir -p /tmp/subtitler.iconset
+  for s in 16 32 128 256 512; do
+    qlmanage -t -s $s -o /tmp/subtitler.iconset packaging/subtitler.svg >/dev/null 2>&1 || true
+  done
+  iconutil -c icns /tmp/subtitler.iconset -o packaging/subtitler.icns || true
+fi
+python3 -m PyInstaller --noconfirm --clean --distpath packaging/dist --workpath packaging/build packaging/subtitler.spec
+app=packaging/dist/subtitler/subtitler
+[ "$(uname)" = Darwin ] && app=packaging/dist/subtitler.app/Contents/MacOS/subtitler
+"$app" --version
+out=$(mktemp -d)/jfk.srt
+"$app" transcribe tests/data/jfk.flac -o "$out" -q
+grep -qi "ask not what your country can do for you" "$out"
+echo "bundle OK: $app transcribed jfk.flac -> $out"
