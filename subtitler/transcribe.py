@@ -56,6 +56,10 @@ class TranscribeOptions:
     initial_prompt: Optional[str] = None
     word_timestamps: bool = False
     without_timestamps: bool = False
+    # Speech-aware guards from the energy VAD: skip windows without any speech, drop
+    # segments decoded over noise or stuck in a repetition loop.
+    vad_guards: bool = True
+    min_speech_fraction: float = 0.1
 
 
 @dataclass
@@ -105,7 +109,7 @@ def transcribe(
     from .whisper.decoding import DecodingOptions, DecodingTask, detect_language
     from .whisper.timing import add_word_timestamps
     from .whisper.tokenizer import get_tokenizer
-    from .vad import refine_words, speech_mask
+    from .vad import is_repetition_loop, refine_words, speech_fraction, speech_mask
 
     ensure_thread_stream()
     started = time.perf_counter()
@@ -117,7 +121,7 @@ def transcribe(
     content_frames = mel.shape[0] - 1
     duration = content_frames * HOP_LENGTH / SAMPLE_RATE
     info.duration = duration
-    speech = speech_mask(samples) if options.word_timestamps else None
+    speech = speech_mask(samples) if (options.word_timestamps or options.vad_guards) else None
 
     def report(frames: int):
         if progress:
@@ -126,10 +130,7 @@ def transcribe(
 
     def window(seek: int):
         seg = audio_mod.pad_or_trim(mel[seek : min(seek + N_FRAMES, content_frames)])
-        feats = model.embed_audio(mx.array(seg)[None])
-        kv = model.decoder.cross_kv(feats)
-        mx.eval(kv)
-        return feats, kv
+        return model.encode_window(mx.array(seg)[None])
 
     language = options.language if options.language not in (None, "auto") else None
     tokenizer = get_tokenizer(model.is_multilingual, model.num_languages, language, options.task)
@@ -137,7 +138,7 @@ def transcribe(
     report(0)
     if content_frames <= 0:
         return
-    feats, kv = window(0)
+    kv = window(0)
     if model.is_multilingual and language is None:
         language, info.language_probs = detect_language(model, kv, tokenizer)
         tokenizer = get_tokenizer(True, model.num_languages, language, options.task)
@@ -154,12 +155,16 @@ def transcribe(
     while seek < content_frames:
         if cancel and cancel():
             raise Cancelled()
-        if seek:
-            feats, kv = window(seek)
         offset = seek * HOP_LENGTH / SAMPLE_RATE
         size = min(N_FRAMES, content_frames - seek)
         seg_duration = size * HOP_LENGTH / SAMPLE_RATE
         prompt = all_tokens[prompt_reset_since:]
+        if options.vad_guards and not speech[seek : seek + size].any():
+            seek += size  # nothing but silence or noise: nothing to decode
+            report(seek)
+            continue
+        if seek:
+            kv = window(seek)
 
         result = None
         for t in temps:
@@ -231,6 +236,9 @@ def transcribe(
                 refine_words(s.words, speech)
                 if s.words:
                     s.start, s.end = s.words[0].start, s.words[-1].end
+        if options.vad_guards:
+            new = [s for s in new if speech_fraction(speech, s.start, s.end) >= options.min_speech_fraction
+                   and not is_repetition_loop(s.text)]
         for s in new:
             s.end = min(s.end, duration)
             s.start = min(s.start, s.end)

@@ -48,3 +48,26 @@ def refine_words(words, mask: np.ndarray, min_keep: float = 0.05) -> None:
         end = (a + idx[-1] + 1) / 100
         if end - start >= min_keep:
             w.start, w.end = round(float(max(w.start, start)), 3), round(float(min(w.end, end)), 3)
+
+
+def speech_fraction(mask: np.ndarray, start: float, end: float) -> float:
+    """Share of 10 ms frames between ``start`` and ``end`` (seconds) that hold speech."""
+    a, b = max(0, int(start * 100)), max(0, int(np.ceil(end * 100)))
+    span = mask[a:b]
+    return float(span.mean()) if span.size else 0.0
+
+
+def is_repetition_loop(text: str, min_repeats: int = 4) -> bool:
+    """True when the text is mostly one short phrase said over and over."""
+    words = text.lower().split()
+    if len(words) < min_repeats * 2:
+        return False
+    for n in range(1, 6):
+        grams = [" ".join(words[i : i + n]) for i in range(0, len(words) - n + 1, n)]
+        run = best = 1
+        for a, b in zip(grams, grams[1:]):
+            run = run + 1 if a == b else 1
+            best = max(best, run)
+        if best >= min_repeats and best * n >= 0.6 * len(words):
+            return True
+    return False

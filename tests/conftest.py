@@ -1,3 +1,5 @@
+import subtitler.whisper  # noqa: F401  first: the fast BLAS must load before anything imports mlx
+
 import os
 import re
 import shutil

@@ -197,8 +197,7 @@ class DecodingTask:
         last = logits[:, -1]
         if n > 1:
             cache = [(mx.repeat(k, n, 0), mx.repeat(v, n, 0)) for k, v in cache]
-            last = mx.repeat(last, n, 0)
-            cross_kv = [(mx.repeat(k, n, 0), mx.repeat(v, n, 0)) for k, v in cross_kv]
+            last = mx.repeat(last, n, 0)  # the cross-attention K/V stay shared
         return last, cache, cross_kv, no_speech
 
     def _sample(self, cross_kv, language: str, n: int) -> DecodingResult:

@@ -7,6 +7,8 @@ Module names follow the mlx-community checkpoints, so their weights load as they
 from __future__ import annotations
 
 import math
+import os
+import threading
 from dataclasses import dataclass
 
 import mlx.core as mx
@@ -62,10 +64,31 @@ class MultiHeadAttention(nn.Module):
         o = mx.fast.scaled_dot_product_attention(q, k, v, scale=q.shape[-1] ** -0.5, mask=mask)
         return self.out(self.merge(o))
 
-    def scores(self, q: mx.array, k: mx.array) -> mx.array:
-        """Scaled attention logits (B, H, Tq, Tk) before softmax, for word alignment."""
-        q = self.heads(q) * (q.shape[-1] // self.n_head) ** -0.5
-        return (q @ k.transpose(0, 1, 3, 2)).astype(mx.float32)
+    def shared_kv(self, x: mx.array) -> tuple[mx.array, mx.array]:
+        """Cross-attention keys, transposed to (1, H, D, S) and contiguous, and values
+        (1, H, S, D): computed once per window and shared by every beam or sample."""
+        k, v = self.kv(x)
+        return mx.contiguous(k.transpose(0, 1, 3, 2)), v
+
+    def _shared_scores(self, q: mx.array, kt: mx.array) -> mx.array:
+        """Scaled logits of queries (B, T, d) against shared keys: (1, H, B*T, S).
+        Folding the rows into the query axis makes it one matrix product."""
+        b, t, _ = q.shape
+        qh = self.heads(q) * (q.shape[-1] // self.n_head) ** -0.5  # (B, H, T, D)
+        qh = qh.transpose(1, 0, 2, 3).reshape(1, self.n_head, b * t, -1)
+        return qh @ kt
+
+    def attend_shared(self, q: mx.array, kt: mx.array, v: mx.array) -> mx.array:
+        b, t, _ = q.shape
+        w = mx.softmax(self._shared_scores(q, kt), axis=-1, precise=True)
+        o = (w @ v).reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3)
+        return self.out(self.merge(o))
+
+    def scores(self, q: mx.array, kt: mx.array) -> mx.array:
+        """Scaled cross-attention logits (B, H, T, S) before softmax, for word alignment."""
+        b, t, _ = q.shape
+        s = self._shared_scores(q, kt)
+        return s.reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3).astype(mx.float32)
 
 
 class EncoderBlock(nn.Module):
@@ -77,11 +100,18 @@ class EncoderBlock(nn.Module):
         self.mlp2 = nn.Linear(4 * n_state, n_state)
         self.mlp_ln = nn.LayerNorm(n_state)
 
-    def __call__(self, x: mx.array) -> mx.array:
+    def project(self, x: mx.array):
+        """Query, key and value of ``x`` (rows are independent)."""
         h = self.attn_ln(x)
-        k, v = self.attn.kv(h)
-        x = x + self.attn.attend(self.attn.query(h), k, v)
+        return (self.attn.query(h), *self.attn.kv(h))
+
+    def finish(self, x: mx.array, q: mx.array, k: mx.array, v: mx.array) -> mx.array:
+        """Attention of these rows' queries over all keys, then the MLP (row-wise)."""
+        x = x + self.attn.attend(q, k, v)
         return x + self.mlp2(nn.gelu(self.mlp1(self.mlp_ln(x))))
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self.finish(x, *self.project(x))
 
 
 class DecoderBlock(nn.Module):
@@ -103,7 +133,7 @@ class DecoderBlock(nn.Module):
             v = mx.concatenate([self_kv[1], v], axis=2)
         x = x + self.attn.attend(self.attn.query(h), k, v, mask=mask)
         q = self.cross_attn.query(self.cross_attn_ln(x))
-        x = x + self.cross_attn.attend(q, *cross_kv)
+        x = x + self.cross_attn.attend_shared(q, *cross_kv)
         weights = self.cross_attn.scores(q, cross_kv[0]) if want_weights else None
         x = x + self.mlp2(nn.gelu(self.mlp1(self.mlp_ln(x))))
         return x, (k, v), weights
@@ -124,9 +154,47 @@ class AudioEncoder(nn.Module):
         x = nn.gelu(self.conv1(mel))
         x = nn.gelu(self.conv2(x))
         x = x + self._positional_embedding[: x.shape[1]]
+        streams = cpu_streams()
+        if len(streams) < 2:
+            for block in self.blocks:
+                x = block(x)
+            return self.ln_post(x)
+        # On the CPU, MLX runs element-wise work (softmax, GELU) on one thread per
+        # stream: split the positions over several streams. Every op but the keys and
+        # values is row-wise, so each stream only needs the others' K and V.
+        bounds = np.linspace(0, x.shape[1], len(streams) + 1).astype(int)
+        parts = [x[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
         for block in self.blocks:
-            x = block(x)
-        return self.ln_post(x)
+            projected = []
+            for s, part in zip(streams, parts):
+                with mx.stream(s):
+                    projected.append(block.project(part))
+            new = []
+            for s, part, (q, _, _) in zip(streams, parts, projected):
+                with mx.stream(s):
+                    k = mx.concatenate([p[1] for p in projected], axis=2)
+                    v = mx.concatenate([p[2] for p in projected], axis=2)
+                    new.append(block.finish(part, q, k, v))
+            parts = new
+        return self.ln_post(mx.concatenate(parts, axis=1))
+
+
+_local = threading.local()
+
+
+def cpu_streams() -> list:
+    """This thread's CPU streams for the row-parallel encoder (none on a GPU).
+
+    ``SUBTITLER_CPU_STREAMS`` sets how many; by default one per core, at most 4.
+    """
+    if mx.default_device() != mx.cpu:
+        return []
+    streams = getattr(_local, "streams", None)
+    if streams is None:
+        n = int(os.environ.get("SUBTITLER_CPU_STREAMS", min(4, os.cpu_count() or 1)))
+        streams = [mx.new_stream(mx.cpu) for _ in range(n)] if n > 1 else []
+        _local.streams = streams
+    return streams
 
 
 class TextDecoder(nn.Module):
@@ -137,10 +205,11 @@ class TextDecoder(nn.Module):
         self.positional_embedding = mx.zeros((dims.n_text_ctx, n), dtype=dtype)
         self.blocks = [DecoderBlock(n, dims.n_text_head) for _ in range(dims.n_text_layer)]
         self.ln = nn.LayerNorm(n)
+        self._embedding_t = None
 
     def cross_kv(self, audio_features: mx.array) -> list[tuple[mx.array, mx.array]]:
         """Cross-attention keys/values of every layer, computed once per window."""
-        return [b.cross_attn.kv(audio_features) for b in self.blocks]
+        return [b.cross_attn.shared_kv(audio_features) for b in self.blocks]
 
     def __call__(self, tokens, cross_kv, cache=None, want_weights=False):
         """tokens (B, T) -> logits (B, T, V) float32, new cache, cross weights per layer."""
@@ -158,8 +227,22 @@ class TextDecoder(nn.Module):
             new_cache.append(kv)
             all_weights.append(w)
         x = self.ln(x)
-        logits = self.token_embedding.as_linear(x).astype(mx.float32)
+        if self._embedding_t is not None:
+            logits = (x @ self._embedding_t).astype(mx.float32)
+        else:
+            logits = self.token_embedding.as_linear(x).astype(mx.float32)
         return logits, new_cache, all_weights
+
+    def prepare(self) -> None:
+        """On the CPU, keep a transposed copy of the embedding for the output
+        projection: ``x @ E.T`` reads the 51k x d matrix against its layout and
+        took twice as long per token here."""
+        self._embedding_t = None
+        w = self.token_embedding.weight
+        if mx.default_device() == mx.cpu and isinstance(self.token_embedding, nn.Embedding) \
+                and not hasattr(self.token_embedding, "scales"):
+            self._embedding_t = mx.contiguous(w.T) if hasattr(mx, "contiguous") else mx.array(np.ascontiguousarray(np.array(w).T))
+            mx.eval(self._embedding_t)
 
 
 class Whisper(nn.Module):
@@ -188,3 +271,14 @@ class Whisper(nn.Module):
 
     def embed_audio(self, mel: mx.array) -> mx.array:
         return self.encoder(mel.astype(self.dtype))
+
+    def encode_window(self, mel: mx.array) -> list:
+        """Encode one window (1, 3000, n_mels) and return the decoder's cross-attention
+        K/V, evaluated. With parallel CPU streams, BLAS runs single-threaded meanwhile,
+        so the streams don't fight over the cores."""
+        from .. import _blas
+
+        kv = self.decoder.cross_kv(self.embed_audio(mel))
+        with _blas.threads(1 if len(cpu_streams()) > 1 else None):
+            mx.eval(kv)
+        return kv
