@@ -60,6 +60,9 @@ def measure(spec: dict) -> dict:
 
 
 def machine() -> dict:
+    from subtitler import _blas
+
+    _blas.preload()  # before anything imports mlx, as the engine does
     import ctranslate2
     import faster_whisper
     import mlx.core as mx

@@ -66,8 +66,10 @@ def score(cues: list[tuple[float, float, str, list]], spans, noise, duration) ->
     if not any(c[3] for c in cues):  # no word timings: count the words of cues inside the stretch
         in_noise = sum(len(words_of(c[2])) for c in cues if noise[0] + 0.5 < (c[0] + c[1]) / 2 < noise[1] - 0.5)
     segs = [Segment(int(c[0] * 1000), int(c[1] * 1000), c[2]) for c in cues]
-    bad = {f.index for f in check(segs, "default")}
-    return {"wer": wer(ref, hyp), "median_start_err": statistics.median(errors),
+    findings = check(segs, "default")
+    bad = {f.index for f in findings}
+    kinds = sorted({f.kind for f in findings})
+    return {"kinds": ",".join(kinds) or "-","wer": wer(ref, hyp), "median_start_err": statistics.median(errors),
             "over_nonspeech_s": shown_total - over_speech, "over_nonspeech_pct": 100 * (shown_total - over_speech) / non_speech,
             "noise_words": in_noise, "cues": len(cues), "profile_break_pct": 100 * len(bad) / max(1, len(cues))}
 
@@ -112,12 +114,12 @@ def main() -> int:
             ("faster-whisper", peer(str(mp4), False)),
             ("faster-whisper + VAD", peer(str(mp4), True))]
     print("| engine | WER | median start error s | subtitle over non-speech s (% of non-speech) "
-          "| words in noise stretch | cues | cues breaking profile |")
+          "| words in noise stretch | cues | cues breaking profile (kinds) |")
     print("|---|---|---|---|---|---|---|")
     for name, cues in rows:
         m = score(cues, spans, noise, duration)
         print(f"| {name} | {m['wer']:.3f} | {m['median_start_err']:.2f} | {m['over_nonspeech_s']:.1f} "
-              f"({m['over_nonspeech_pct']:.1f}%) | {m['noise_words']} | {m['cues']} | {m['profile_break_pct']:.0f}% |")
+              f"({m['over_nonspeech_pct']:.1f}%) | {m['noise_words']} | {m['cues']} | {m['profile_break_pct']:.0f}% ({m['kinds']}) |")
     return 0
 
 

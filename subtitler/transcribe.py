@@ -198,11 +198,11 @@ def transcribe(
 
         def add(start, end, toks):
             text = tokenizer.decode(toks)
-            if not text.strip():
+            if not text.strip() or start == end:
                 return
             new.append(DecodedSegment(
                 start=round(start, 3), end=round(end, 3), text=text,
-                tokens=[t for t in toks if t < tokenizer.eot],
+                tokens=list(toks),  # timestamps included: they go back into the prompt
                 avg_logprob=result.avg_logprob, no_speech_prob=result.no_speech_prob,
                 compression_ratio=result.compression_ratio, temperature=result.temperature,
             ))

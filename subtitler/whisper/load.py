@@ -376,6 +376,9 @@ def _load_dir(d: Path, dtype) -> Whisper:
         model.suppress_ids = [int(t) for t in cfg["suppress_ids"]]
     model.source = str(d)
     model.layout = layout
+    from .tokenizer import get_tokenizer
+
+    get_tokenizer(model.is_multilingual, model.num_languages)  # build (and cache) the vocabulary now
     return model
 
 
