@@ -17,5 +17,12 @@ app=packaging/dist/subtitler/subtitler
 "$app" --version
 out=$(mktemp -d)/jfk.srt
 "$app" transcribe tests/data/jfk.flac -o "$out" -q
-grep -qi "ask not what your country can do for you" "$out"
-echo "bundle OK: $app transcribed jfk.flac -> $out"
+tr '\n' ' ' < "$out" | grep -qi "ask not what your country can do for you" \
+  || { echo "bundle transcription is wrong:"; cat "$out"; exit 1; }
+# The window starts from the bundle (offscreen) and keeps running until stopped.
+set +e
+QT_QPA_PLATFORM=offscreen timeout 15 "$app" tests/data/jfk.flac >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" = 124 ] || { echo "the window exited early (status $rc)"; exit 1; }
+echo "bundle OK: $app printed its version, transcribed jfk.flac and opened the window"

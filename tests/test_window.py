@@ -188,3 +188,35 @@ def test_import_and_autosave_recovery(qtbot, window, tmp_path):
     assert box.isVisible()
     qtbot.mouseClick(box.button(box.StandardButton.Yes), Qt.LeftButton)
     assert w2.doc[0].text == "Recovered line"
+
+
+def test_overlay_follows_the_playhead(qtbot, window):
+    from subtitler.document import Segment
+    from subtitler.edits import Insert
+
+    w = window
+    w.open_media(str(JFK))
+    w.push(Insert(w.doc, 0, Segment(1000, 2000, "first")))
+    w.push(Insert(w.doc, 1, Segment(3000, 4000, "second")))
+    w.seek(3500)
+    assert w.overlay.toPlainText() == "second" and w.waveform.playhead == 3500
+    w.follow(1500)
+    assert w.current_row() == 0
+    w.seek(2500)
+    assert w.overlay.toPlainText() == ""
+    qtbot.waitUntil(lambda: w.waveform.peaks.size > 1000, timeout=10_000)  # audio arrives off the UI thread
+
+
+def test_model_download_reports_progress_and_cancels(monkeypatch):
+    """The worker's download callback feeds the progress bar and stops on cancel."""
+    from subtitler.errors import Cancelled
+    from ui.worker import TranscribeWorker
+
+    w = TranscribeWorker("x.mp4", "small.en", None, "transcribe", {})
+    seen = []
+    w.download.connect(lambda d, t: seen.append((d, t)))
+    w._downloaded(10, 100)
+    assert seen == [(10, 100)]
+    w.cancel()
+    with pytest.raises(Cancelled):
+        w._downloaded(20, 100)

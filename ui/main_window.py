@@ -7,7 +7,11 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QSettings, Qt, QThread, QTimer, QUrl, Signal
+import numpy as np
+
+import threading
+
+from PySide6.QtCore import QObject, QSettings, Qt, QThread, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGraphicsScene, QGraphicsTextItem,
                                QGraphicsView, QHeaderView, QInputDialog, QLabel, QMainWindow, QMenu,
@@ -40,6 +44,22 @@ def _multimedia():
         return QMediaPlayer, QAudioOutput, QGraphicsVideoItem
     except ImportError:  # PySide6-Essentials only: no playback, everything else works
         return None
+
+
+class AudioLoader(QObject):
+    """Decodes a file's audio for the waveform on a plain thread (hours of video
+    take seconds), then hands the samples to the UI thread by signal."""
+
+    loaded = Signal(str, object)  # path, samples
+
+    def load(self, path: str) -> None:
+        def work():
+            try:
+                self.loaded.emit(path, load_audio(path))
+            except SubtitlerError:
+                pass  # the file was probed already; the waveform just stays empty
+
+        threading.Thread(target=work, daemon=True).start()
 
 
 class MainWindow(QMainWindow):
@@ -130,6 +150,11 @@ class MainWindow(QMainWindow):
         self.languageCombo.addItem("Auto-detect", None)
         for code, name in LANGUAGES.items():
             self.languageCombo.addItem(name.title(), code)
+        saved_language = self.settings.value("language", None)
+        if saved_language:
+            self.languageCombo.setCurrentIndex(max(0, self.languageCombo.findData(saved_language)))
+        self.languageCombo.currentIndexChanged.connect(
+            lambda _: self.settings.setValue("language", self.languageCombo.currentData() or ""))
         tb.addWidget(self.languageCombo)
         self.taskCombo = QComboBox(objectName="taskCombo")
         self.taskCombo.addItem("Transcribe", "transcribe")
@@ -188,6 +213,8 @@ class MainWindow(QMainWindow):
             self.player.positionChanged.connect(self._position_changed)
         self.scene.addItem(self.overlay)
 
+        self.audio_loader = AudioLoader(self)
+        self.audio_loader.loaded.connect(self._audio_loaded)
         self.waveform = WaveformView(self.push, self.show_error)
         self.waveform.set_document(self.doc)
         self.waveform.seekRequested.connect(self.seek)
@@ -272,14 +299,14 @@ class MainWindow(QMainWindow):
             return False
         try:
             info = probe(path)
-            samples = load_audio(path, info=info)
         except SubtitlerError as e:
             self.show_error(str(e))
             return False
         self.media_path = path
-        self.media_duration = int(len(samples) / 16)
+        self.media_duration = int(info.duration * 1000) or None
         self._set_document(Document(media_path=path, media_duration=self.media_duration))
-        self.waveform.set_audio(samples)
+        self.waveform.set_audio(np.zeros(0, np.float32), duration_ms=self.media_duration or 0)
+        self.audio_loader.load(path)
         self.mediaLabel.setText(f"{Path(path).name} — {format_ms(self.media_duration)}")
         self.setWindowTitle(f"{Path(path).name} — subtitler")
         if self.player is not None:
@@ -289,6 +316,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opened {Path(path).name}. Click Transcribe.")
         self._offer_recovery(path)
         return True
+
+    def _audio_loaded(self, path: str, samples) -> None:
+        if path == self.media_path:
+            self.waveform.set_audio(samples)
 
     def _set_document(self, doc: Document) -> None:
         self.doc = doc
@@ -424,6 +455,7 @@ class MainWindow(QMainWindow):
         self.thread.started.connect(self.worker.run)
         self.worker.segment.connect(self._on_segment)
         self.worker.progress.connect(self._on_progress)
+        self.worker.download.connect(self._on_download)
         self.worker.status.connect(lambda m: self.statusBar().showMessage(m))
         self.worker.finished.connect(self._on_finished)
         self._set_running(True)
@@ -442,6 +474,10 @@ class MainWindow(QMainWindow):
         if s.end > s.start and s.text:
             self.doc.append(s)
             self.table.scrollToBottom()
+
+    def _on_download(self, done: int, total: int) -> None:
+        self.progressBar.setValue(int(100 * done / total) if total else 0)
+        self.progressBar.setFormat(f"Downloading model: %p%")
 
     def _on_progress(self, done: float, total: float, eta) -> None:
         self.progressBar.setValue(int(100 * done / total) if total else 0)
@@ -593,8 +629,13 @@ class MainWindow(QMainWindow):
         rect = self.videoView.viewport().rect()
         br = self.overlay.boundingRect()
         self.overlay.setPos(max(0, (rect.width() - br.width()) / 2), max(0, rect.height() - br.height() - 16))
-        if i is not None and i != self.current_row() and self.player is not None \
-                and self.player.playbackState() == self.player.PlaybackState.PlayingState:
+        if self.player is not None and self.player.playbackState() == self.player.PlaybackState.PlayingState:
+            self.follow(ms)
+
+    def follow(self, ms: int) -> None:
+        """During playback: select the row shown at ``ms`` and keep it in view."""
+        i = self.doc.index_at(ms)
+        if i is not None and i != self.current_row():
             self.table.selectRow(i)
             self.table.scrollTo(self.model.index(i, 0))
 

@@ -46,11 +46,12 @@ class WaveformView(QWidget):
     def _changed(self, *args) -> None:
         self.update()
 
-    def set_audio(self, samples: np.ndarray, sample_rate: int = 16000) -> None:
+    def set_audio(self, samples: np.ndarray, sample_rate: int = 16000, duration_ms: Optional[int] = None) -> None:
+        """Show ``samples`` (or, while they load, an empty timeline of ``duration_ms``)."""
         hop = sample_rate // 100
         n = len(samples) // hop
         self.peaks = np.abs(samples[: n * hop]).reshape(n, hop).max(axis=1) if n else np.zeros(0, np.float32)
-        self.duration = int(len(samples) * 1000 / sample_rate)
+        self.duration = int(len(samples) * 1000 / sample_rate) if n else int(duration_ms or 0)
         self.ms_per_px = max(2.0, self.duration / max(1, self.width()))
         self.view_start = 0
         self.update()

@@ -13,6 +13,7 @@ class TranscribeWorker(QObject):
     status = Signal(str)
     segment = Signal(object)  # subtitler.transcribe.DecodedSegment
     progress = Signal(float, float, object)  # seconds done, total, eta seconds or None
+    download = Signal(int, int)  # bytes done, total
     finished = Signal(str, str)  # "done" | "cancelled" | "failed", message
 
     def __init__(self, media_path: str, model_name: str, language: str | None, task: str,
@@ -25,6 +26,13 @@ class TranscribeWorker(QObject):
         self.model_cache = model_cache  # shared between runs: loading is slow
         self._cancel = False
         self.info = None
+
+    def _downloaded(self, done: int, total: int) -> None:
+        """Download progress from huggingface_hub; raising here stops the download."""
+        if self._cancel:
+            raise Cancelled()
+        self.download.emit(done, total)
+        self.status.emit(f"Downloading {self.model_name}: {done / 1e6:.0f} of {total / 1e6:.0f} MB")
 
     def cancel(self) -> None:
         self._cancel = True
@@ -41,8 +49,7 @@ class TranscribeWorker(QObject):
             model = self.model_cache.get(self.model_name)
             if model is None:
                 self.status.emit(f"Loading model {self.model_name}…")
-                model = load_model(self.model_name, progress=lambda done, total: self.status.emit(
-                    f"Downloading {self.model_name}: {done / 1e6:.0f} of {total / 1e6:.0f} MB"))
+                model = load_model(self.model_name, progress=self._downloaded)
                 self.model_cache[self.model_name] = model
             self.status.emit("Transcribing…")
             self.info = TranscriptInfo()

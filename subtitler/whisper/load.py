@@ -26,7 +26,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from ..errors import ModelError
+from ..errors import Cancelled, ModelError
 from .model import ModelDimensions, Whisper
 
 SHORT_NAMES = (
@@ -105,6 +105,8 @@ def download(repo_id: str, progress: Optional[ProgressFn] = None, cache_dir=None
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns, cache_dir=cache_dir,
                                       tqdm_class=_tqdm_with(progress)))
+    except Cancelled:
+        raise  # the progress callback raises it when the user cancels
     except RepositoryNotFoundError as e:
         raise ModelError(f"The model repository {repo_id} does not exist on the Hugging Face hub.") from e
     except LocalEntryNotFoundError as e:
