@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from .document import Document, Segment, Word
+from .document import Document, Segment
 from .errors import EditError
 from .timecode import format_ms
 

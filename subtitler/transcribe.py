@@ -8,7 +8,7 @@ cancel callback is polled between windows: what was decoded before it stays.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np

@@ -2,7 +2,6 @@ import subtitler.whisper  # noqa: F401  first: the fast BLAS must load before an
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 

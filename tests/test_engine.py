@@ -98,7 +98,6 @@ def window_mel(path):
 
 def sequence_logprob(model, tokenizer, audio_path, text_tokens):
     """log p(tokens | audio) under our model, timestamps included."""
-    from subtitler import audio
 
     feats = model.embed_audio(mx.array(window_mel(audio_path))[None])
     kv = model.decoder.cross_kv(feats)
@@ -123,7 +122,6 @@ def test_beam5_matches_or_beats_faster_whisper(model, clip):
 
 
 def test_beam_search_explores_more_than_greedy(model):
-    from subtitler import audio
     from subtitler.whisper.decoding import DecodingOptions, DecodingTask
 
     tok = get_tokenizer(False)
@@ -134,7 +132,6 @@ def test_beam_search_explores_more_than_greedy(model):
 
 
 def test_sampling_honours_temperature(model):
-    from subtitler import audio
     from subtitler.whisper.decoding import DecodingOptions, DecodingTask
 
     tok = get_tokenizer(False)
@@ -174,7 +171,6 @@ def test_translate_task_runs(base_model):
 
 
 def _first_logits(model):
-    from subtitler import audio
 
     kv = model.decoder.cross_kv(model.embed_audio(mx.array(window_mel(JFK))[None]))
     tok = get_tokenizer(False)

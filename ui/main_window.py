@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QSettings, Qt, QThread, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGraphicsScene, QGraphicsTextItem,
                                QGraphicsView, QHeaderView, QInputDialog, QLabel, QMainWindow, QMenu,
-                               QMessageBox, QProgressBar, QSplitter, QTableView, QToolBar, QVBoxLayout, QWidget)
+                               QMessageBox, QProgressBar, QSplitter, QTableView, QToolBar)
 
 from subtitler import formats, project
 from subtitler.audio import load_audio, probe
@@ -477,7 +477,7 @@ class MainWindow(QMainWindow):
 
     def _on_download(self, done: int, total: int) -> None:
         self.progressBar.setValue(int(100 * done / total) if total else 0)
-        self.progressBar.setFormat(f"Downloading model: %p%")
+        self.progressBar.setFormat("Downloading model: %p%")
 
     def _on_progress(self, done: float, total: float, eta) -> None:
         self.progressBar.setValue(int(100 * done / total) if total else 0)

@@ -58,7 +58,6 @@ class SegmentTableModel(QAbstractTableModel):
             self._recheck()
             self.endResetModel()
             return
-        common = min(old, new)
         if old > new:
             self.beginRemoveRows(QModelIndex(), first + new, first + old - 1)
             self.endRemoveRows()

@@ -3,7 +3,6 @@ warping between text tokens and audio positions (as in openai/whisper)."""
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 
 import mlx.core as mx
