@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGraph
 
 from subtitler import formats, project
 from subtitler.audio import load_audio, probe
-from subtitler.cues import build_cues, segment_from_decoded
+from subtitler.cues import build_cues, segment_from_decoded, wrap_lines
 from subtitler.document import Document
 from subtitler.edits import Delete, Edit, Merge, ReplaceText, SetTimes, Shift, SnapToNeighbours, Split, insert_after
 from subtitler.errors import EditError, SubtitlerError
@@ -192,6 +192,8 @@ class MainWindow(QMainWindow):
         self.videoView = QGraphicsView(self.scene, objectName="videoView")
         self.videoView.setMinimumSize(360, 220)
         self.videoView.setBackgroundBrush(Qt.black)
+        self.videoView.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.videoView.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.overlay = QGraphicsTextItem()
         self.overlay.setDefaultTextColor(Qt.white)
         font = self.overlay.font()
@@ -469,6 +471,7 @@ class MainWindow(QMainWindow):
     def _on_segment(self, seg) -> None:
         self.decoded.append(seg)
         s = segment_from_decoded(seg)
+        s.text = wrap_lines(s.text, self.model.profile)  # live rows wrapped like the final cues
         if s.words:
             s.start, s.end = s.words[0].start, s.words[-1].end
         if s.end > s.start and s.text:
@@ -626,9 +629,15 @@ class MainWindow(QMainWindow):
     def _show_cue(self, ms: int) -> None:
         i = self.doc.index_at(ms)
         self.overlay.setPlainText(self.doc[i].text if i is not None else "")
-        rect = self.videoView.viewport().rect()
+        vp = self.videoView.viewport().rect()
+        self.overlay.setTextWidth(vp.width() * 0.9)
+        option = self.overlay.document().defaultTextOption()
+        option.setAlignment(Qt.AlignHCenter)
+        self.overlay.document().setDefaultTextOption(option)
         br = self.overlay.boundingRect()
-        self.overlay.setPos(max(0, (rect.width() - br.width()) / 2), max(0, rect.height() - br.height() - 16))
+        # Bottom centre of what the view shows, in scene coordinates.
+        self.overlay.setPos(self.videoView.mapToScene(int((vp.width() - br.width()) / 2),
+                                                      int(max(0, vp.height() - br.height() - 16))))
         if self.player is not None and self.player.playbackState() == self.player.PlaybackState.PlayingState:
             self.follow(ms)
 

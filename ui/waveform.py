@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -115,9 +115,10 @@ class WaveformView(QWidget):
             idx = ((self.view_start + xs * self.ms_per_px) / 10).astype(int)
             valid = idx < self.peaks.size
             p.setPen(QColor(130, 220, 160))
-            for x, i in zip(xs[valid], idx[valid]):
-                a = float(self.peaks[i]) * (mid - 4)
-                p.drawLine(QPointF(x, mid - a), QPointF(x, mid + a))
+            # Plain Python numbers only: numpy scalars handed to Qt constructors trip a
+            # reference-count bug in PySide6 (a "deallocating None" crash after a while).
+            amps = (self.peaks[idx[valid]] * (mid - 4)).tolist()
+            p.drawLines([QLineF(x, mid - a, x, mid + a) for x, a in zip(xs[valid].tolist(), amps)])
         px = self.x_of(self.playhead)
         p.setPen(QPen(QColor(255, 82, 82), 2))
         p.drawLine(QPointF(px, 0), QPointF(px, h))
