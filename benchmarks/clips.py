@@ -39,6 +39,10 @@ SENTENCES = [
 ]
 JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
             "ask what you can do for your country.")
+# ls_test.flac (LibriSpeech test-clean). We have no official transcript at hand: this is
+# the reading that larger Whisper models agree on, so its WER contribution is approximate.
+LS_TEXT = ("Then the good soul openly shouldered the burden she had borne so long in secret "
+           "and bravely trudged on alone.")
 VOICES = [("en-us", 160), ("en-gb", 150), ("en-gb-scotland", 175), ("en-us+f3", 140), ("en-gb-x-rp", 185)]
 
 
@@ -87,6 +91,9 @@ def build(minutes: float = 2.5, noise_gap: float = 35.0, seed: int = 0):
             pause(noise_gap)  # filled with noise below
             noise_span = (n0, t)
             pause(1.5)
+        if k == 6:  # the second real recording, among the synthetic voices
+            add(_trim(load_audio(str(DATA / "ls_test.flac")), 0.02), LS_TEXT)
+            pause(1.0)
         voice, wpm = VOICES[k % len(VOICES)]
         text = SENTENCES[k % len(SENTENCES)]
         add(_trim(speak(text, voice, wpm)), text)
@@ -115,7 +122,7 @@ def write_mp4(samples: np.ndarray, out: Path) -> Path:
 def make(out_dir: Path, minutes: float = 2.5) -> tuple[Path, list[Span], tuple[float, float]]:
     """Build (or reuse) the long clip; returns the mp4, the speech spans and the noise span."""
     out_dir = Path(out_dir)
-    mp4, meta = out_dir / f"long-{minutes:g}min.mp4", out_dir / f"long-{minutes:g}min.json"
+    mp4, meta = out_dir / f"long-{minutes:g}min-v2.mp4", out_dir / f"long-{minutes:g}min-v2.json"
     if not (mp4.exists() and meta.exists()):
         samples, spans, noise = build(minutes)
         write_mp4(samples, mp4)

@@ -220,3 +220,41 @@ def test_model_download_reports_progress_and_cancels(monkeypatch):
     w.cancel()
     with pytest.raises(Cancelled):
         w._downloaded(20, 100)
+
+
+def test_closing_mid_run_stops_the_worker(qtbot, model, long_mp4):
+    from ui.main_window import MainWindow
+
+    w = MainWindow()
+    w.confirm_close = False
+    w.model_cache["tiny.en"] = model
+    w.modelCombo.setCurrentText("tiny.en")
+    w.show()
+    w.open_media(str(long_mp4))
+    w.transcribeAction.trigger()
+    qtbot.waitUntil(lambda: len(w.doc) > 0, timeout=60_000)
+    thread = w.thread
+    assert thread is not None and thread.isRunning()
+    w.close()  # cancels, then waits for the worker to return
+    assert thread.isFinished()
+
+
+def test_model_picker_lists_downloaded_models(qtbot, tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub
+
+    from subtitler.whisper.load import repo_for, save_mlx, load_model
+    from ui.main_window import MainWindow
+
+    repo = repo_for("small.en")
+    root = tmp_path / f"models--{repo.replace('/', '--')}"
+    snap = root / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text("abc")
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
+    w = MainWindow()
+    w.confirm_close = False
+    qtbot.addWidget(w)
+    items = [w.modelCombo.itemText(i) for i in range(w.modelCombo.count())]
+    assert items[0] == "tiny.en" and items.index("small.en") < items.index("small")

@@ -261,9 +261,10 @@ class MainWindow(QMainWindow):
         t.addActions([self.transcribeAction, self.cancelAction])
 
     def _model_choices(self) -> list[str]:
-        from subtitler.whisper.load import offline_models
+        """Installed offline models first, then downloaded ones, then the rest of the hub list."""
+        from subtitler.whisper.load import downloaded_models, offline_models
 
-        local = offline_models()
+        local = offline_models() + [m for m in downloaded_models() if m not in offline_models()]
         return local + [m for m in MODELS if m not in local]
 
     # ------------------------------------------------------------------ errors and state

@@ -68,6 +68,24 @@ def offline_models() -> list[str]:
     return [n for n in OFFLINE_PACKAGES if offline_model_dir(n)]
 
 
+def downloaded_models() -> list[str]:
+    """Whisper repos already in the Hugging Face cache (short names for mlx-community ones)."""
+    try:
+        from huggingface_hub import constants, scan_cache_dir
+
+        repos = scan_cache_dir(constants.HF_HUB_CACHE).repos
+    except Exception:  # no cache folder yet, or an unreadable one
+        return []
+    out = []
+    for r in sorted(repos, key=lambda r: r.repo_id):
+        m = re.fullmatch(r"mlx-community/whisper-(.+)-mlx", r.repo_id)
+        if m:
+            out.append(m[1])
+        elif r.repo_type == "model" and "whisper" in r.repo_id.lower():
+            out.append(r.repo_id)
+    return out
+
+
 def default_model() -> str:
     """The bundled tiny.en when installed, otherwise ``tiny`` from the hub."""
     return "tiny.en" if offline_model_dir("tiny.en") else "tiny"
