@@ -242,7 +242,7 @@ def test_closing_mid_run_stops_the_worker(qtbot, model, long_mp4):
 def test_model_picker_lists_downloaded_models(qtbot, tmp_path, monkeypatch):
     import huggingface_hub.constants as hub
 
-    from subtitler.whisper.load import repo_for, save_mlx, load_model
+    from subtitler.whisper.load import repo_for
     from ui.main_window import MainWindow
 
     repo = repo_for("small.en")
