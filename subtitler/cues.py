@@ -149,4 +149,9 @@ def settle_times(cues: list[Segment], p: Profile, media_duration: Optional[int] 
         c.end = max(c.end, min(target, limit))
         if i + 1 < len(cues) and cues[i + 1].start - c.end < p.min_gap:
             c.end = max(c.start + 1, min(c.end, cues[i + 1].start - p.min_gap))
+        if c.duration < needed:
+            # Blocked by the next cue: lead in a little before the speech instead,
+            # never closer than the minimum gap to the previous cue.
+            floor = cues[i - 1].end + p.min_gap if i else 0
+            c.start = max(floor, min(c.start, c.end - needed))
     return cues
