@@ -231,7 +231,7 @@ def transcribe(
             seek += size
 
         if options.word_timestamps and new:
-            add_word_timestamps(model, tokenizer, new, kv, mel, offset, size, seek_frames=seek)
+            add_word_timestamps(model, tokenizer, new, kv, offset, size)
             for s in new:
                 refine_words(s.words, speech)
                 if s.words:

@@ -121,8 +121,7 @@ def merge_punctuations(alignment: list[WordTiming]) -> None:
         j += 1
 
 
-def add_word_timestamps(model, tokenizer, segments, cross_kv, mel, offset: float, num_frames: int,
-                        seek_frames: int = 0) -> None:
+def add_word_timestamps(model, tokenizer, segments, cross_kv, offset: float, num_frames: int) -> None:
     """Fill ``segment.words`` for the segments of one window and clamp them to their words."""
     from ..transcribe import DecodedWord
 
