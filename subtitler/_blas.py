@@ -86,10 +86,15 @@ def preload() -> str | None:
     if _tried:
         return _loaded
     _tried = True
-    if not sys.platform.startswith("linux") or "mlx.core" in sys.modules:
-        return None
     choice = os.environ.get("SUBTITLER_BLAS", "").strip()
-    if choice.lower() in ("0", "off", "no", "false", "none"):
+    if not sys.platform.startswith("linux") or choice.lower() in ("0", "off", "no", "false", "none"):
+        return None
+    if "mlx.core" in sys.modules:
+        import warnings
+
+        warnings.warn("mlx was imported before subtitler.whisper, so the optimized BLAS could not be loaded "
+                      "and matrix work will be much slower: import subtitler.whisper first.", RuntimeWarning,
+                      stacklevel=3)
         return None
     for path in [choice] if choice else _candidates():
         if _usable(path):

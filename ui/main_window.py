@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self.autosaved_revision = self.doc.revision
         self.media_path: Optional[str] = None
         self.media_duration: Optional[int] = None
+        self.samples = None  # the open file's audio once decoded, shared by waveform and worker
         self.model_cache: dict = {}
         self.thread: Optional[QThread] = None
         self.worker: Optional[TranscribeWorker] = None
@@ -306,6 +307,7 @@ class MainWindow(QMainWindow):
             self.show_error(str(e))
             return False
         self.media_path = path
+        self.samples = None
         self.media_duration = int(info.duration * 1000) or None
         self._set_document(Document(media_path=path, media_duration=self.media_duration))
         self.waveform.set_audio(np.zeros(0, np.float32), duration_ms=self.media_duration or 0)
@@ -322,6 +324,7 @@ class MainWindow(QMainWindow):
 
     def _audio_loaded(self, path: str, samples) -> None:
         if path == self.media_path:
+            self.samples = samples
             self.waveform.set_audio(samples)
 
     def _set_document(self, doc: Document) -> None:
@@ -453,7 +456,7 @@ class MainWindow(QMainWindow):
         self.progressBar.setValue(0)
         self.thread = QThread(self)
         self.worker = TranscribeWorker(self.media_path, model_name, self.languageCombo.currentData(),
-                                       self.taskCombo.currentData(), self.model_cache)
+                                       self.taskCombo.currentData(), self.model_cache, self.samples)
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.run)
         self.worker.segment.connect(self._on_segment)

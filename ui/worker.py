@@ -17,9 +17,10 @@ class TranscribeWorker(QObject):
     finished = Signal(str, str)  # "done" | "cancelled" | "failed", message
 
     def __init__(self, media_path: str, model_name: str, language: str | None, task: str,
-                 model_cache: dict):
+                 model_cache: dict, samples=None):
         super().__init__()
         self.media_path = media_path
+        self.samples = samples  # the audio, if the window has decoded it already
         self.model_name = model_name
         self.language = language
         self.task = task
@@ -54,7 +55,8 @@ class TranscribeWorker(QObject):
             self.status.emit("Transcribing…")
             self.info = TranscriptInfo()
             options = TranscribeOptions(language=self.language, task=self.task, word_timestamps=True)
-            for seg in transcribe(model, self.media_path, options,
+            source = self.samples if self.samples is not None else self.media_path
+            for seg in transcribe(model, source, options,
                                   progress=lambda p: self.progress.emit(p.done, p.total, p.eta),
                                   cancel=self.cancelled, info=self.info):
                 self.segment.emit(seg)
