@@ -258,3 +258,20 @@ def test_model_picker_lists_downloaded_models(qtbot, tmp_path, monkeypatch):
     qtbot.addWidget(w)
     items = [w.modelCombo.itemText(i) for i in range(w.modelCombo.count())]
     assert items[0] == "tiny.en" and items.index("small.en") < items.index("small")
+
+
+def test_dropping_files_opens_media_and_imports_subtitles(qtbot, window, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    def drop(path):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        window.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+
+    drop(JFK)
+    assert window.media_path == str(JFK) and window.transcribeAction.isEnabled()
+    subs = tmp_path / "dropped.srt"
+    subs.write_text("1\n00:00:01,000 --> 00:00:02,000\nDropped in\n")
+    drop(subs)
+    assert window.media_path == str(JFK) and window.doc[0].text == "Dropped in"
