@@ -55,9 +55,13 @@ class AudioLoader(QObject):
     def load(self, path: str) -> None:
         def work():
             try:
-                self.loaded.emit(path, load_audio(path))
+                samples = load_audio(path)
             except SubtitlerError:
-                pass  # the file was probed already; the waveform just stays empty
+                return  # the file was probed already; the waveform just stays empty
+            try:
+                self.loaded.emit(path, samples)
+            except RuntimeError:
+                pass  # the window closed while the audio was decoding
 
         threading.Thread(target=work, daemon=True).start()
 
