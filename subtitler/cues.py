@@ -77,10 +77,7 @@ def _fits(words: list[Word], profile: Profile) -> bool:
     text = _text(words)
     if len(text) > profile.max_chars_per_line * profile.max_lines:
         return False
-    if len(text) > profile.max_chars_per_line and wrap_lines(text, profile).count("\n") >= profile.max_lines:
-        return False
-    lines = wrap_lines(text, profile).split("\n")
-    if any(len(line) > profile.max_chars_per_line for line in lines):
+    if any(len(line) > profile.max_chars_per_line for line in wrap_lines(text, profile).split("\n")):
         return False
     return words[-1].end - words[0].start <= profile.max_duration
 

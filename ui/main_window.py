@@ -52,10 +52,10 @@ class AudioLoader(QObject):
 
     loaded = Signal(str, object)  # path, samples
 
-    def load(self, path: str) -> None:
+    def load(self, path: str, info=None) -> None:
         def work():
             try:
-                samples = load_audio(path)
+                samples = load_audio(path, info=info)  # the window probed it already
             except SubtitlerError:
                 return  # the file was probed already; the waveform just stays empty
             try:
@@ -315,7 +315,7 @@ class MainWindow(QMainWindow):
         self.media_duration = int(info.duration * 1000) or None
         self._set_document(Document(media_path=path, media_duration=self.media_duration))
         self.waveform.set_audio(np.zeros(0, np.float32), duration_ms=self.media_duration or 0)
-        self.audio_loader.load(path)
+        self.audio_loader.load(path, info)
         self.mediaLabel.setText(f"{Path(path).name} — {format_ms(self.media_duration)}")
         self.setWindowTitle(f"{Path(path).name} — subtitler")
         if self.player is not None:
