@@ -1,12 +1,14 @@
 """Our MLX Whisper: model, tokenizer, decoding, timing and loading.
 
 Importing this package loads an optimized CBLAS first (see ``subtitler._blas``),
-because MLX binds its BLAS symbols when ``mlx.core`` is first imported.
+because MLX binds its BLAS symbols when ``mlx.core`` is first imported, and keeps
+large freed blocks in the heap (see ``subtitler._malloc``).
 """
 
-from .. import _blas
+from .. import _blas, _malloc
 
 _blas.preload()
+_malloc.keep_freed_blocks()
 
 from .load import load_model, resolve_model  # noqa: E402
 from .model import ModelDimensions, Whisper  # noqa: E402

@@ -7,13 +7,13 @@ Module names follow the mlx-community checkpoints, so their weights load as they
 from __future__ import annotations
 
 import math
-import os
-import threading
 from dataclasses import dataclass
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+
+from . import cpu_ops
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,11 @@ class MultiHeadAttention(nn.Module):
 
     def attend(self, q: mx.array, k: mx.array, v: mx.array, mask=None) -> mx.array:
         q = self.heads(q)
-        o = mx.fast.scaled_dot_product_attention(q, k, v, scale=q.shape[-1] ** -0.5, mask=mask)
+        scale = q.shape[-1] ** -0.5
+        if mask is None and q.shape[2] > 64 and cpu_ops.on_cpu() and q.dtype == mx.float32:
+            o = cpu_ops.attention(q, k, v, scale)  # the encoder's long softmax
+        else:
+            o = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
         return self.out(self.merge(o))
 
     def shared_kv(self, x: mx.array) -> tuple[mx.array, mx.array]:
@@ -100,18 +104,10 @@ class EncoderBlock(nn.Module):
         self.mlp2 = nn.Linear(4 * n_state, n_state)
         self.mlp_ln = nn.LayerNorm(n_state)
 
-    def project(self, x: mx.array):
-        """Query, key and value of ``x`` (rows are independent)."""
-        h = self.attn_ln(x)
-        return (self.attn.query(h), *self.attn.kv(h))
-
-    def finish(self, x: mx.array, q: mx.array, k: mx.array, v: mx.array) -> mx.array:
-        """Attention of these rows' queries over all keys, then the MLP (row-wise)."""
-        x = x + self.attn.attend(q, k, v)
-        return x + self.mlp2(nn.gelu(self.mlp1(self.mlp_ln(x))))
-
     def __call__(self, x: mx.array) -> mx.array:
-        return self.finish(x, *self.project(x))
+        h = self.attn_ln(x)
+        x = x + self.attn.attend(self.attn.query(h), *self.attn.kv(h))
+        return x + self.mlp2(cpu_ops.gelu(self.mlp1(self.mlp_ln(x))))
 
 
 class DecoderBlock(nn.Module):
@@ -135,7 +131,7 @@ class DecoderBlock(nn.Module):
         q = self.cross_attn.query(self.cross_attn_ln(x))
         x = x + self.cross_attn.attend_shared(q, *cross_kv)
         weights = self.cross_attn.scores(q, cross_kv[0]) if want_weights else None
-        x = x + self.mlp2(nn.gelu(self.mlp1(self.mlp_ln(x))))
+        x = x + self.mlp2(cpu_ops.gelu(self.mlp1(self.mlp_ln(x))))
         return x, (k, v), weights
 
 
@@ -151,50 +147,12 @@ class AudioEncoder(nn.Module):
 
     def __call__(self, mel: mx.array) -> mx.array:
         """mel (B, 3000, n_mels) -> audio features (B, 1500, n_state)."""
-        x = nn.gelu(self.conv1(mel))
-        x = nn.gelu(self.conv2(x))
+        x = cpu_ops.gelu(self.conv1(mel))
+        x = cpu_ops.gelu(self.conv2(x))
         x = x + self._positional_embedding[: x.shape[1]]
-        streams = cpu_streams()
-        if len(streams) < 2:
-            for block in self.blocks:
-                x = block(x)
-            return self.ln_post(x)
-        # On the CPU, MLX runs element-wise work (softmax, GELU) on one thread per
-        # stream: split the positions over several streams. Every op but the keys and
-        # values is row-wise, so each stream only needs the others' K and V.
-        bounds = np.linspace(0, x.shape[1], len(streams) + 1).astype(int)
-        parts = [x[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
         for block in self.blocks:
-            projected = []
-            for s, part in zip(streams, parts):
-                with mx.stream(s):
-                    projected.append(block.project(part))
-            new = []
-            for s, part, (q, _, _) in zip(streams, parts, projected):
-                with mx.stream(s):
-                    k = mx.concatenate([p[1] for p in projected], axis=2)
-                    v = mx.concatenate([p[2] for p in projected], axis=2)
-                    new.append(block.finish(part, q, k, v))
-            parts = new
-        return self.ln_post(mx.concatenate(parts, axis=1))
-
-
-_local = threading.local()
-
-
-def cpu_streams() -> list:
-    """This thread's CPU streams for the row-parallel encoder (none on a GPU).
-
-    ``SUBTITLER_CPU_STREAMS`` sets how many; by default one per core, at most 4.
-    """
-    if mx.default_device() != mx.cpu:
-        return []
-    streams = getattr(_local, "streams", None)
-    if streams is None:
-        n = int(os.environ.get("SUBTITLER_CPU_STREAMS", min(4, os.cpu_count() or 1)))
-        streams = [mx.new_stream(mx.cpu) for _ in range(n)] if n > 1 else []
-        _local.streams = streams
-    return streams
+            x = block(x)
+        return self.ln_post(x)
 
 
 class TextDecoder(nn.Module):
@@ -274,11 +232,7 @@ class Whisper(nn.Module):
 
     def encode_window(self, mel: mx.array) -> list:
         """Encode one window (1, 3000, n_mels) and return the decoder's cross-attention
-        K/V, evaluated. With parallel CPU streams, BLAS runs single-threaded meanwhile,
-        so the streams don't fight over the cores."""
-        from .. import _blas
-
+        K/V, evaluated."""
         kv = self.decoder.cross_kv(self.embed_audio(mel))
-        with _blas.threads(1 if len(cpu_streams()) > 1 else None):
-            mx.eval(kv)
+        mx.eval(kv)
         return kv
