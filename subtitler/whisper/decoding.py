@@ -98,22 +98,30 @@ class LogitRules:
         self.is_text = vocab < self.eot
         self.vocab = vocab
 
-    def __call__(self, logits: mx.array, sampled: Optional[mx.array]) -> mx.array:
-        """``sampled``: tokens generated so far in this window, (n, step) or None at step 0."""
+    def __call__(self, logits: mx.array, sampled: Optional[mx.array]) -> tuple[mx.array, mx.array]:
+        """Masked logits and their log-normaliser (n, 1).
+
+        ``sampled``: tokens generated so far in this window, (n, step) or None at step 0.
+        The exponentials over the whole vocabulary are taken once per step (MLX's CPU
+        ``exp`` is scalar: 1.3 ms per row of 51k here); the timestamp rule needs only
+        the timestamp slice.
+        """
         if sampled is None:
             logits = logits + self.first
         else:
             logits = logits + self.base
             if self.timestamps:
                 logits = self._timestamp_rules(logits, sampled)
-        if self.timestamps:
-            # If timestamps together outweigh the best text token, a timestamp must follow.
-            logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-            ts_mass = mx.logsumexp(mx.where(self.is_ts, logprobs, NEG_INF), axis=-1)
-            best_text = mx.max(mx.where(self.is_ts, NEG_INF, logprobs), axis=-1)
-            force_ts = (ts_mass > best_text)[:, None] & ~self.is_ts
-            logits = mx.where(force_ts, NEG_INF, logits)
-        return logits
+        if not self.timestamps:
+            return logits, mx.logsumexp(logits, axis=-1, keepdims=True)
+        # If timestamps together outweigh the best text token, a timestamp must follow.
+        # (Both sides are log-probabilities under one normaliser, which cancels.)
+        ts_lse = mx.logsumexp(logits[:, self.tb :], axis=-1, keepdims=True)
+        text = logits[:, : self.tb]
+        force_ts = ts_lse > mx.max(text, axis=-1, keepdims=True)
+        logits = mx.where(force_ts & ~self.is_ts, NEG_INF, logits)
+        lse = mx.where(force_ts, ts_lse, mx.logaddexp(mx.logsumexp(text, axis=-1, keepdims=True), ts_lse))
+        return logits, lse
 
     def _timestamp_rules(self, logits: mx.array, sampled: mx.array) -> mx.array:
         step = sampled.shape[1]
@@ -209,11 +217,10 @@ class DecodingTask:
         done = mx.zeros((n,), dtype=mx.bool_)
         for step in range(self.sample_len):
             self._check_cancel(step)
-            logits = self.rules(logits, sampled)
-            logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+            logits, lse = self.rules(logits, sampled)
             nxt = mx.argmax(logits, axis=-1) if t == 0 else mx.random.categorical(logits / t)
             nxt = mx.where(done, eot, nxt).astype(mx.int32)
-            lp = mx.take_along_axis(logprobs, nxt[:, None], axis=-1)[:, 0]
+            lp = (mx.take_along_axis(logits, nxt[:, None], axis=-1) - lse)[:, 0]
             sum_logprobs = sum_logprobs + mx.where(done, 0.0, lp)
             done = done | (nxt == eot)
             sampled = nxt[:, None] if sampled is None else mx.concatenate([sampled, nxt[:, None]], 1)
@@ -241,8 +248,8 @@ class DecodingTask:
         sampled = None
         for step in range(self.sample_len):
             self._check_cancel(step)
-            logits = self.rules(logits, sampled)
-            logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+            logits, lse = self.rules(logits, sampled)
+            logprobs = logits - lse
             top = mx.argpartition(-logprobs, kth=beam, axis=-1)[:, : beam + 1]
             top_lp = mx.take_along_axis(logprobs, top, axis=-1)
             top, top_lp = np.array(top).tolist(), np.array(top_lp).tolist()
