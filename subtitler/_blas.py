@@ -110,38 +110,3 @@ def preload() -> str | None:
 def loaded() -> str | None:
     """The CBLAS that was preloaded, if any."""
     return _loaded
-
-
-class threads:
-    """``with threads(1): ...`` runs BLAS single-threaded inside the block (when the
-    caller parallelises over streams itself), then restores the previous count."""
-
-    def __init__(self, n: int | None):
-        self.n = n
-        self.before = None
-
-    def __enter__(self):
-        if self.n is not None and _loaded is not None:
-            lib = ctypes.CDLL(_loaded)
-            get = getattr(lib, "openblas_get_num_threads", None)
-            if get is not None:
-                self.before = get()
-                set_threads(self.n)
-        return self
-
-    def __exit__(self, *exc):
-        if self.before is not None:
-            set_threads(self.before)
-
-
-def set_threads(n: int) -> bool:
-    """Set the preloaded BLAS's thread count (OpenBLAS or MKL); False if unknown."""
-    if _loaded is None:
-        return False
-    lib = ctypes.CDLL(_loaded)
-    for name in ("openblas_set_num_threads", "MKL_Set_Num_Threads"):
-        fn = getattr(lib, name, None)
-        if fn is not None:
-            fn(int(n))
-            return True
-    return False
