@@ -8,6 +8,8 @@ machine, per tiny.en encoder layer:
   NumPy's vectorized ``exp`` in place on the same memory, split over the cores, 22 ms;
 - GELU over (1500, 1536): ``nn.gelu`` 73 ms; ``gelu`` below, a rational ``erf``
   made of multiplies and adds and fused by ``mx.compile``, 11 ms.
+- ``logsumexp`` over a row of 51864 logits, once per decoding step:
+  ``mx.logsumexp`` 1.3 ms; ``logsumexp`` below, with a fused Cephes ``exp``, 0.55 ms.
 
 On a GPU both use MLX's own kernels.
 """
@@ -46,6 +48,26 @@ def _gelu_rational(x: mx.array) -> mx.array:
     return 0.5 * x * (1.0 + _erf_rational(x * 0.7071067811865476))
 
 
+_LOG2E = 1.4426950408889634
+_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
+_EXP_MIN = -87.33654  # below this expf underflows to 0 here
+
+
+@mx.compile
+def _exp_cephes(x: mx.array) -> mx.array:
+    """expf as in Cephes: x = n ln2 + r, |r| <= ln2/2, a degree-5 polynomial in r,
+    then 2^n built in the exponent bits. Relative error 8e-8 (MLX's exp: 4e-6)."""
+    xc = mx.maximum(x, _EXP_MIN)
+    n = mx.floor(xc * _LOG2E + 0.5)
+    r = xc - n * _LN2_HI - n * _LN2_LO
+    p = 1.9875691500e-4
+    for c in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+        p = p * r + c
+    y = p * r * r + r + 1.0
+    scale = ((n.astype(mx.int32) + 127) << 23).view(mx.float32)
+    return mx.where(x < _EXP_MIN, 0.0, y * scale)
+
+
 def on_cpu() -> bool:
     return mx.default_device() == mx.cpu
 
@@ -53,6 +75,16 @@ def on_cpu() -> bool:
 def gelu(x: mx.array) -> mx.array:
     """Exact (erf) GELU, as Whisper was trained with."""
     return _gelu_rational(x) if on_cpu() and x.dtype == mx.float32 else nn.gelu(x)
+
+
+def logsumexp(x: mx.array, axis: int = -1) -> mx.array:
+    """log(sum(exp(x))) over ``axis``, keeping it; rows of -inf give -inf. For
+    arguments no larger than 88 above the row's maximum (logits are)."""
+    if not (on_cpu() and x.dtype == mx.float32):
+        return mx.logsumexp(x, axis=axis, keepdims=True)
+    peak = mx.max(x, axis=axis, keepdims=True)
+    peak = mx.where(mx.isinf(peak), 0.0, peak)
+    return mx.log(mx.sum(_exp_cephes(x - peak), axis=axis, keepdims=True)) + peak
 
 
 _pool: ThreadPoolExecutor | None = None
