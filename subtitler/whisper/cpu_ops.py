@@ -87,6 +87,14 @@ def logsumexp(x: mx.array, axis: int = -1) -> mx.array:
     return mx.log(mx.sum(_exp_cephes(x - peak), axis=axis, keepdims=True)) + peak
 
 
+def softmax(x: mx.array) -> mx.array:
+    """Softmax over the last axis (rows must hold a finite value)."""
+    if not (on_cpu() and x.dtype == mx.float32):
+        return mx.softmax(x, axis=-1, precise=True)
+    e = _exp_cephes(x - mx.max(x, axis=-1, keepdims=True))
+    return e / mx.sum(e, axis=-1, keepdims=True)
+
+
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -102,20 +110,21 @@ def _exp_rows_inplace(a: np.ndarray) -> np.ndarray:
     return a.sum(axis=-1, keepdims=True)
 
 
-def attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
-    """softmax(q k^T * scale) v for (B, H, T, D) inputs, the softmax by NumPy.
+def softmax_matmul(scores: mx.array, v: mx.array) -> mx.array:
+    """softmax(scores, last axis) @ v, the softmax by NumPy: for long attention on the
+    CPU (the encoder's, and the decoder's over a prompt).
 
     The scores are evaluated, exponentiated in place through a NumPy view of the
     same buffer (no copy), and the normalisation is applied to the (T, D) output
-    instead of the (T, S) weights. Heads are split over the cores (NumPy releases
+    instead of the (T, S) weights. Rows are split over the cores (NumPy releases
     the GIL in its loops).
     """
     global _pool
-    scores = (q * scale) @ k.swapaxes(-1, -2)
+    scores = mx.contiguous(scores)
     mx.eval(scores)
     view = np.array(scores, copy=False)  # shares the MLX buffer
-    flat = view.reshape(-1, *view.shape[-2:])
-    n = min(_workers(), flat.shape[0])
+    flat = view.reshape(-1, view.shape[-1])
+    n = min(_workers(), max(1, flat.shape[0] // 64))
     if n > 1:
         if _pool is None:
             _pool = ThreadPoolExecutor(_workers(), thread_name_prefix="subtitler-softmax")

@@ -203,9 +203,10 @@ class DecodingTask:
     def _prefill(self, cross_kv, n: int):
         """Run the initial tokens once, then share the cache across ``n`` sequences."""
         tokens = mx.array([self.initial_tokens])
-        logits, cache, _ = self.model.decoder(tokens, cross_kv)
-        no_speech = mx.softmax(logits[0, self.sot_index], axis=-1)[self.tokenizer.no_speech]
-        last = logits[:, -1]
+        rows = [self.sot_index, len(self.initial_tokens) - 1]
+        logits, cache, _ = self.model.decoder(tokens, cross_kv, rows=rows)
+        no_speech = mx.softmax(logits[0, 0], axis=-1)[self.tokenizer.no_speech]
+        last = logits[:, 1]
         if n > 1:
             cache = [(mx.repeat(k, n, 0), mx.repeat(v, n, 0)) for k, v in cache]
             last = mx.repeat(last, n, 0)  # the cross-attention K/V stay shared

@@ -62,8 +62,10 @@ class MultiHeadAttention(nn.Module):
     def attend(self, q: mx.array, k: mx.array, v: mx.array, mask=None) -> mx.array:
         q = self.heads(q)
         scale = q.shape[-1] ** -0.5
-        if mask is None and q.shape[2] > 64 and cpu_ops.on_cpu() and q.dtype == mx.float32:
-            o = cpu_ops.attention(q, k, v, scale)  # the encoder's long softmax
+        if q.shape[2] > 64 and cpu_ops.on_cpu() and q.dtype == mx.float32:
+            # The encoder's attention, or the decoder's over a prompt (masked).
+            scores = (q * scale) @ k.swapaxes(-1, -2)
+            o = cpu_ops.softmax_matmul(scores if mask is None else scores + mask, v)
         else:
             o = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
         return self.out(self.merge(o))
@@ -86,8 +88,12 @@ class MultiHeadAttention(nn.Module):
 
     def attend_shared(self, q: mx.array, kt: mx.array, v: mx.array) -> mx.array:
         b, t, _ = q.shape
-        w = mx.softmax(self._shared_scores(q, kt), axis=-1, precise=True)
-        o = (w @ v).reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3)
+        scores = self._shared_scores(q, kt)
+        if b * t > 64 and cpu_ops.on_cpu() and q.dtype == mx.float32:
+            o = cpu_ops.softmax_matmul(scores, v)  # a prompt: hundreds of rows
+        else:
+            o = cpu_ops.softmax(scores) @ v
+        o = o.reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3)
         return self.out(self.merge(o))
 
     def scores(self, q: mx.array, kt: mx.array) -> mx.array:
@@ -171,8 +177,12 @@ class TextDecoder(nn.Module):
         """Cross-attention keys/values of every layer, computed once per window."""
         return [b.cross_attn.shared_kv(audio_features) for b in self.blocks]
 
-    def __call__(self, tokens, cross_kv, cache=None, want_weights=False):
-        """tokens (B, T) -> logits (B, T, V) float32, new cache, cross weights per layer."""
+    def __call__(self, tokens, cross_kv, cache=None, want_weights=False, rows=None):
+        """tokens (B, T) -> logits (B, T, V) float32, new cache, cross weights per layer.
+
+        ``rows``: positions along T whose logits are wanted (default all); a prompt's
+        other rows would cost a 51k-wide product each.
+        """
         offset = cache[0][0].shape[2] if cache else 0
         t = tokens.shape[-1]
         x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + t]
@@ -186,6 +196,8 @@ class TextDecoder(nn.Module):
             x, kv, w = block(x, cross_kv[i], cache[i] if cache else None, mask, want_weights)
             new_cache.append(kv)
             all_weights.append(w)
+        if rows is not None:
+            x = x[:, mx.array(rows)]
         x = self.ln(x)
         if self._embedding_t is not None:
             logits = (x @ self._embedding_t).astype(mx.float32)
