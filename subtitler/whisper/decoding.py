@@ -227,6 +227,7 @@ class DecodingTask:
             lp = (mx.take_along_axis(logits, nxt[:, None], axis=-1) - lse)[:, 0]
             sum_logprobs = sum_logprobs + mx.where(done, 0.0, lp)
             done = done | (nxt == eot)
+            mx.async_eval(done)  # the stop test below then waits for this step only
             sampled = nxt[:, None] if sampled is None else mx.concatenate([sampled, nxt[:, None]], 1)
             if self.sample_begin + step + 1 >= self.n_ctx:
                 break

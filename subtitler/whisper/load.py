@@ -404,7 +404,7 @@ def _load_dir(d: Path, dtype) -> Whisper:
     # Evaluate everything now: a lazy array is tied to this thread's stream, and the
     # window transcribes on another thread.
     mx.eval(model.parameters(), model.encoder._positional_embedding)
-    model.decoder.prepare()
+    model.prepare()
     heads = cfg.get("alignment_heads")
     if heads is None and (d / "generation_config.json").exists():
         heads = json.loads((d / "generation_config.json").read_text()).get("alignment_heads")
