@@ -110,17 +110,18 @@ def _exp_rows_inplace(a: np.ndarray) -> np.ndarray:
     return a.sum(axis=-1, keepdims=True)
 
 
-def softmax_matmul(scores: mx.array, v: mx.array) -> mx.array:
-    """softmax(scores, last axis) @ v, the softmax by NumPy: for long attention on the
-    CPU (the encoder's, and the decoder's over a prompt).
+def attention(q: mx.array, kt: mx.array, v: mx.array, mask=None) -> mx.array:
+    """softmax(q @ kt + mask) @ v with the softmax by NumPy: for long attention on the
+    CPU (the encoder's, and the decoder's over a prompt). ``q`` comes scaled and
+    ``kt`` transposed, (..., T, D) and (..., D, S).
 
-    The scores are evaluated, exponentiated in place through a NumPy view of the
-    same buffer (no copy), and the normalisation is applied to the (T, D) output
-    instead of the (T, S) weights. Rows are split over the cores (NumPy releases
-    the GIL in its loops).
+    The scores are computed here, so their buffer is private: it is exponentiated
+    in place through a NumPy view (no copy), and the normalisation is applied to
+    the (T, D) output instead of the (T, S) weights. Rows are split over the cores
+    (NumPy releases the GIL in its loops).
     """
     global _pool
-    scores = mx.contiguous(scores)
+    scores = q @ kt if mask is None else q @ kt + mask
     mx.eval(scores)
     view = np.array(scores, copy=False)  # shares the MLX buffer
     flat = view.reshape(-1, view.shape[-1])

@@ -70,6 +70,27 @@ def detect_language(model: Whisper, cross_kv, tokenizer: Tokenizer) -> tuple[str
     return codes[int(p.argmax())], {c: float(v) for c, v in zip(codes, p)}
 
 
+def top_indices(x: mx.array, k: int, chunk: int = 64) -> mx.array:
+    """Indices of the k largest values of each row of ``x`` (n, V), in no order.
+
+    The rows are cut into chunks of ``chunk``; the k chunks with the largest maxima
+    hold the k largest values (any chunk outside them has k chunk maxima above its
+    best value), so the search runs over k * chunk candidates instead of V.
+    ``mx.argpartition`` over 5 x 51864 took 3.2 ms per beam step here.
+    """
+    n, size = x.shape
+    if size <= 4 * k * chunk:
+        return mx.argpartition(-x, kth=k - 1, axis=-1)[:, :k]
+    pad = -size % chunk
+    if pad:
+        x = mx.concatenate([x, mx.full((n, pad), NEG_INF, dtype=x.dtype)], axis=1)
+    chunks = x.reshape(n, -1, chunk)
+    best = mx.argpartition(-mx.max(chunks, axis=-1), kth=k - 1, axis=-1)[:, :k]  # (n, k)
+    cand = mx.take_along_axis(chunks, best[:, :, None], axis=1).reshape(n, k * chunk)
+    pick = mx.argpartition(-cand, kth=k - 1, axis=-1)[:, :k]
+    return mx.take_along_axis(best, pick // chunk, axis=1) * chunk + pick % chunk
+
+
 class LogitRules:
     """Whisper's logit filters as array operations over (n_sequences, vocab)."""
 
@@ -255,7 +276,7 @@ class DecodingTask:
             self._check_cancel(step)
             logits, lse = self.rules(logits, sampled)
             logprobs = logits - lse
-            top = mx.argpartition(-logprobs, kth=beam, axis=-1)[:, : beam + 1]
+            top = top_indices(logprobs, beam + 1)
             top_lp = mx.take_along_axis(logprobs, top, axis=-1)
             top, top_lp = np.array(top).tolist(), np.array(top_lp).tolist()
             scores, sources = {}, {}

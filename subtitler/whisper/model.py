@@ -88,8 +88,7 @@ class MultiHeadAttention(nn.Module):
         scale = q.shape[-1] ** -0.5
         if q.shape[2] > 64 and cpu_ops.on_cpu() and q.dtype == mx.float32:
             # The encoder's attention, or the decoder's over a prompt (masked).
-            scores = (q * scale) @ k.swapaxes(-1, -2)
-            o = cpu_ops.softmax_matmul(scores if mask is None else scores + mask, v)
+            o = cpu_ops.attention(q * scale, k.swapaxes(-1, -2), v, mask)
         else:
             o = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
         return self.out(self.merge(o))
@@ -102,28 +101,26 @@ class MultiHeadAttention(nn.Module):
         k, v = self.kv(x)
         return mx.contiguous(k.transpose(0, 1, 3, 2)), mx.contiguous(v)
 
-    def _shared_scores(self, q: mx.array, kt: mx.array) -> mx.array:
-        """Scaled logits of queries (B, T, d) against shared keys: (1, H, B*T, S).
-        Folding the rows into the query axis makes it one matrix product."""
+    def _shared_queries(self, q: mx.array) -> mx.array:
+        """Scaled queries (B, T, d) as (1, H, B*T, D): folding the rows into the query
+        axis makes their product with the shared keys one matrix product per head."""
         b, t, _ = q.shape
         qh = self.heads(q) * (q.shape[-1] // self.n_head) ** -0.5  # (B, H, T, D)
-        qh = qh.transpose(1, 0, 2, 3).reshape(1, self.n_head, b * t, -1)
-        return qh @ kt
+        return qh.transpose(1, 0, 2, 3).reshape(1, self.n_head, b * t, -1)
 
     def attend_shared(self, q: mx.array, kt: mx.array, v: mx.array) -> mx.array:
         b, t, _ = q.shape
-        scores = self._shared_scores(q, kt)
         if b * t > 64 and cpu_ops.on_cpu() and q.dtype == mx.float32:
-            o = cpu_ops.softmax_matmul(scores, v)  # a prompt: hundreds of rows
+            o = cpu_ops.attention(self._shared_queries(q), kt, v)  # a prompt: hundreds of rows
         else:
-            o = cpu_ops.softmax(scores) @ v
+            o = cpu_ops.softmax(self._shared_queries(q) @ kt) @ v
         o = o.reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3)
         return self.out(self.merge(o))
 
     def scores(self, q: mx.array, kt: mx.array) -> mx.array:
         """Scaled cross-attention logits (B, H, T, S) before softmax, for word alignment."""
         b, t, _ = q.shape
-        s = self._shared_scores(q, kt)
+        s = self._shared_queries(q) @ kt
         return s.reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3).astype(mx.float32)
 
 

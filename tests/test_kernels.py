@@ -1,0 +1,61 @@
+"""The CPU replacements for MLX's scalar kernels give MLX's answers."""
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+
+from subtitler.whisper import cpu_ops
+from subtitler.whisper.decoding import top_indices
+
+
+def test_exp_is_accurate_over_the_float_range():
+    x = np.linspace(-87, 88, 400_001, dtype=np.float32)
+    got = np.array(cpu_ops._exp_cephes(mx.array(x))).astype(np.float64)
+    assert np.abs(got / np.exp(x.astype(np.float64)) - 1).max() < 2e-7
+    assert np.array(cpu_ops._exp_cephes(mx.array([-np.inf, -1000.0]))).tolist() == [0.0, 0.0]
+
+
+def test_gelu_matches_the_erf_form():
+    x = mx.array(np.random.default_rng(0).normal(0, 4, (64, 1536)).astype(np.float32))
+    assert mx.abs(cpu_ops.gelu(x) - nn.gelu(x)).max().item() < 2e-6
+
+
+def test_logsumexp_and_softmax_match_mlx_including_masked_rows():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 6, (4, 51864)).astype(np.float32)
+    x[1, ::3] = -np.inf
+    x[3] = -np.inf  # a fully masked row stays -inf
+    a, b = cpu_ops.logsumexp(mx.array(x)), mx.logsumexp(mx.array(x), axis=-1, keepdims=True)
+    assert np.allclose(np.array(a)[:3], np.array(b)[:3], rtol=0, atol=1e-5)
+    assert np.array(a)[3, 0] == -np.inf
+    s = mx.array(x[:3])
+    assert mx.abs(cpu_ops.softmax(s) - mx.softmax(s, axis=-1, precise=True)).max().item() < 1e-7
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_long_attention_matches_mlx(masked):
+    rng = np.random.default_rng(2)
+    q = mx.array(rng.normal(0, 2, (1, 6, 300, 64)).astype(np.float32))
+    kt = mx.array(rng.normal(0, 2, (1, 6, 64, 300)).astype(np.float32))
+    v = mx.array(rng.normal(size=(1, 6, 300, 64)).astype(np.float32))
+    mask = nn.MultiHeadAttention.create_additive_causal_mask(300) if masked else None
+    scores = q @ kt if mask is None else q @ kt + mask
+    want = mx.softmax(scores, axis=-1, precise=True) @ v
+    assert mx.abs(cpu_ops.attention(q, kt, v, mask) - want).max().item() < 1e-4
+
+
+def test_top_indices_finds_the_k_largest_with_ties_and_masks():
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n, size, k = int(rng.integers(1, 6)), int(rng.integers(50, 60000)), int(rng.integers(1, 7))
+        x = rng.normal(size=(n, size)).astype(np.float32)
+        if trial % 3 == 0:
+            x[:, rng.integers(0, size, size // 2)] = -np.inf
+        if trial % 4 == 0:
+            x = np.round(x, 1)  # many ties
+        got = np.array(top_indices(mx.array(x), k))
+        assert got.shape == (n, k)
+        for row, idx in zip(x, got):
+            assert len(set(idx.tolist())) == k
+            assert np.array_equal(np.sort(row[idx]), np.sort(row)[-k:])
