@@ -254,6 +254,7 @@ class Whisper(nn.Module):
         for block in (*self.encoder.blocks, *self.decoder.blocks):
             block.attn.fuse_qkv()
         self.decoder.prepare()
+        cpu_ops.warm_up()
 
     def set_alignment_heads(self, heads) -> None:
         self.alignment_heads = [(int(a), int(b)) for a, b in heads]
