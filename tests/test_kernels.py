@@ -26,9 +26,11 @@ def test_logsumexp_and_softmax_match_mlx_including_masked_rows():
     x = rng.normal(0, 6, (4, 51864)).astype(np.float32)
     x[1, ::3] = -np.inf
     x[3] = -np.inf  # a fully masked row stays -inf
-    a, b = cpu_ops.logsumexp(mx.array(x)), mx.logsumexp(mx.array(x), axis=-1, keepdims=True)
-    assert np.allclose(np.array(a)[:3], np.array(b)[:3], rtol=0, atol=1e-5)
-    assert np.array(a)[3, 0] == -np.inf
+    a, b = np.array(cpu_ops.logsumexp(mx.array(x))), np.array(mx.logsumexp(mx.array(x), axis=-1, keepdims=True))
+    exact = np.log(np.exp(x[:3].astype(np.float64)).sum(axis=-1, keepdims=True))
+    assert np.abs(a[:3] - exact).max() < 5e-6  # MLX's own is 2e-5 off here
+    assert np.abs(a[:3] - b[:3]).max() < 1e-4
+    assert a[3, 0] == -np.inf
     s = mx.array(x[:3])
     assert mx.abs(cpu_ops.softmax(s) - mx.softmax(s, axis=-1, precise=True)).max().item() < 1e-7
 

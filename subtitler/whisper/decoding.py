@@ -123,7 +123,7 @@ class LogitRules:
 
         ``sampled``: tokens generated so far in this window, (n, step) or None at step 0.
         The exponentials over the whole vocabulary are taken once per step (1.3 ms per
-        row of 51k with MLX's scalar CPU ``exp``; ``cpu_ops.logsumexp`` halves that).
+        row of 51k with MLX's scalar CPU ``exp``; see ``cpu_ops.logsumexp``).
         """
         if sampled is None:
             logits = logits + self.first
