@@ -24,6 +24,7 @@ On a GPU, and for other dtypes, every function here uses MLX's own kernels.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import mlx.core as mx
@@ -101,8 +102,7 @@ def logsumexp(x: mx.array) -> mx.array:
     beam 5 29.5 -> 27.0 ms per step, measured in one process)."""
     if not (on_cpu() and x.dtype == mx.float32 and x.size >= 4096):
         return mx.logsumexp(x, axis=-1, keepdims=True)
-    mx.eval(x)
-    a = np.array(x, copy=False)
+    a = host_view(x)
     peak = a.max(axis=-1, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0.0)
     with np.errstate(divide="ignore"):  # log(0) = -inf for a fully masked row
@@ -118,6 +118,14 @@ def softmax(x: mx.array) -> mx.array:
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def host_view(x: mx.array) -> np.ndarray:
+    """A NumPy array over the memory of the evaluated ``x`` (CPU), without a copy.
+    Through ``memoryview``, so NumPy 1.x cannot silently copy instead."""
+    mx.eval(x)
+    return np.asarray(memoryview(x))
 
 
 def _workers() -> int:
@@ -144,13 +152,15 @@ def attention(q: mx.array, kt: mx.array, v: mx.array, mask=None) -> mx.array:
     """
     global _pool
     scores = mx.contiguous(q @ kt if mask is None else q @ kt + mask)
-    mx.eval(scores)
-    view = np.array(scores, copy=False)  # shares the MLX buffer
+    view = host_view(scores)
+    if not view.flags.c_contiguous:  # a reshape would copy, and the softmax land elsewhere
+        raise RuntimeError("attention scores are not contiguous")
     flat = view.reshape(-1, view.shape[-1])
     n = min(_workers(), max(1, flat.shape[0] // 64))
     if n > 1:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(_workers(), thread_name_prefix="subtitler-softmax")
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(_workers(), thread_name_prefix="subtitler-softmax")
         bounds = np.linspace(0, flat.shape[0], n + 1).astype(int)
         sums = np.concatenate(list(_pool.map(_exp_rows_inplace, [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])])))
     else:
