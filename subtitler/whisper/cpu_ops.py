@@ -88,9 +88,14 @@ def on_cpu() -> bool:
     return mx.default_device() == mx.cpu
 
 
+def applies(x: mx.array) -> bool:
+    """Whether the replacements here apply to ``x``: float32 on the CPU."""
+    return x.dtype == mx.float32 and on_cpu()
+
+
 def gelu(x: mx.array) -> mx.array:
     """Exact (erf) GELU, as Whisper was trained with."""
-    return _gelu_rational(x) if on_cpu() and x.dtype == mx.float32 else nn.gelu(x)
+    return _gelu_rational(x) if applies(x) else nn.gelu(x)
 
 
 def logsumexp(x: mx.array) -> mx.array:
@@ -100,7 +105,7 @@ def logsumexp(x: mx.array) -> mx.array:
     evaluated logits: this waits for them, but the step that made them is done
     by the time the rules need them anyway (greedy 19.6 -> 18.6 ms per token,
     beam 5 29.5 -> 27.0 ms per step, measured in one process)."""
-    if not (on_cpu() and x.dtype == mx.float32 and x.size >= 4096):
+    if not (applies(x) and x.size >= 4096):
         return mx.logsumexp(x, axis=-1, keepdims=True)
     a = host_view(x)
     peak = a.max(axis=-1, keepdims=True)
@@ -111,7 +116,7 @@ def logsumexp(x: mx.array) -> mx.array:
 
 def softmax(x: mx.array) -> mx.array:
     """Softmax over the last axis (rows must hold a finite value)."""
-    if not (on_cpu() and x.dtype == mx.float32):
+    if not applies(x):
         return mx.softmax(x, axis=-1, precise=True)
     e = _exp_cephes(x - mx.max(x, axis=-1, keepdims=True))
     return e / mx.sum(e, axis=-1, keepdims=True)

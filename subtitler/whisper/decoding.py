@@ -131,16 +131,13 @@ class LogitRules:
             logits = logits + self.base
             if self.timestamps:
                 logits = self._timestamp_rules(logits, sampled)
-        if not self.timestamps:
-            return logits, cpu_ops.logsumexp(logits)
-        # If timestamps together outweigh the best text token, a timestamp must follow.
-        # (Both sides are log-probabilities under one normaliser, which cancels.)
-        text = logits[:, : self.tb]
-        ts_lse = cpu_ops.logsumexp(logits[:, self.tb :])
-        force_ts = ts_lse > mx.max(text, axis=-1, keepdims=True)
-        logits = mx.where(force_ts & ~self.is_ts, NEG_INF, logits)
-        lse = mx.where(force_ts, ts_lse, mx.logaddexp(cpu_ops.logsumexp(text), ts_lse))
-        return logits, lse
+        if self.timestamps:
+            # If timestamps together outweigh the best text token, a timestamp must follow.
+            # (Both sides are log-probabilities under one normaliser, which cancels.)
+            ts_lse = cpu_ops.logsumexp(logits[:, self.tb :])
+            force_ts = ts_lse > mx.max(logits[:, : self.tb], axis=-1, keepdims=True)
+            logits = mx.where(force_ts & ~self.is_ts, NEG_INF, logits)
+        return logits, cpu_ops.logsumexp(logits)
 
     def _timestamp_rules(self, logits: mx.array, sampled: mx.array) -> mx.array:
         """Bans as (n, 1) flags for the text tokens and an (n, timestamps) mask: no

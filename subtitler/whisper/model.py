@@ -70,9 +70,8 @@ class MultiHeadAttention(nn.Module):
         n = self.query.weight.shape[0]
         w = mx.concatenate([layer.weight for layer in layers])
         b = mx.concatenate([self.query.bias, mx.zeros_like(self.query.bias), self.value.bias])
-        mx.eval(w, b)
         self.query.weight, self.key.weight, self.value.weight = w[:n], w[n : 2 * n], w[2 * n :]
-        mx.eval(self.query.weight, self.key.weight, self.value.weight)
+        mx.eval(w, b, self.query.weight, self.key.weight, self.value.weight)
         self._qkv = (w, b)
 
     def qkv(self, x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
@@ -86,7 +85,7 @@ class MultiHeadAttention(nn.Module):
     def attend(self, q: mx.array, k: mx.array, v: mx.array, mask=None) -> mx.array:
         q = self.heads(q)
         scale = q.shape[-1] ** -0.5
-        if q.shape[2] > 64 and cpu_ops.on_cpu() and q.dtype == mx.float32:
+        if q.shape[2] > 64 and cpu_ops.applies(q):
             # The encoder's attention, or the decoder's over a prompt (masked).
             o = cpu_ops.attention(q * scale, k.swapaxes(-1, -2), v, mask)
         else:
@@ -110,7 +109,7 @@ class MultiHeadAttention(nn.Module):
 
     def attend_shared(self, q: mx.array, kt: mx.array, v: mx.array) -> mx.array:
         b, t, _ = q.shape
-        if b * t > 64 and cpu_ops.on_cpu() and q.dtype == mx.float32:
+        if b * t > 64 and cpu_ops.applies(q):
             o = cpu_ops.attention(self._shared_queries(q), kt, v)  # a prompt: hundreds of rows
         else:
             o = cpu_ops.softmax(self._shared_queries(q) @ kt) @ v
@@ -232,7 +231,7 @@ class TextDecoder(nn.Module):
         w = self.token_embedding.weight
         if mx.default_device() == mx.cpu and isinstance(self.token_embedding, nn.Embedding) \
                 and not hasattr(self.token_embedding, "scales"):
-            self._embedding_t = mx.contiguous(w.T) if hasattr(mx, "contiguous") else mx.array(np.ascontiguousarray(np.array(w).T))
+            self._embedding_t = mx.contiguous(w.T)
             mx.eval(self._embedding_t)
 
 
