@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 import mlx.core as mx
 import numpy as np
@@ -91,6 +91,19 @@ def top_indices(x: mx.array, k: int, chunk: int = 64) -> mx.array:
     return mx.take_along_axis(best, pick // chunk, axis=1) * chunk + pick % chunk
 
 
+class TimestampState(NamedTuple):
+    """What Whisper's timestamp rules need from the tokens sampled so far, one (n, 1)
+    array per field: carried from step to step instead of rescanning the history."""
+
+    last: mx.array  # the last token is a timestamp
+    penult: mx.array  # so is the one before it (True while there are fewer than two)
+    max_ts: mx.array  # the largest timestamp token so far, -1 before the first
+
+    def take(self, rows: mx.array) -> "TimestampState":
+        """The state of the sequences ``rows`` (beam search reorders its beams)."""
+        return TimestampState(*(mx.take(a, rows, 0) for a in self))
+
+
 class LogitRules:
     """Whisper's logit filters as array operations over (n_sequences, vocab)."""
 
@@ -118,38 +131,40 @@ class LogitRules:
         self.is_ts = mx.arange(n_vocab) >= self.tb
         self.ts_ids = mx.arange(self.tb, n_vocab)
 
-    def __call__(self, logits: mx.array, sampled: Optional[mx.array]) -> tuple[mx.array, mx.array]:
-        """Masked logits and their log-normaliser (n, 1).
+    def start(self, n: int) -> TimestampState:
+        """The state before the first sampled token."""
+        return TimestampState(mx.ones((n, 1), dtype=mx.bool_), mx.ones((n, 1), dtype=mx.bool_),
+                              mx.full((n, 1), -1, dtype=mx.int32))
 
-        ``sampled``: tokens generated so far in this window, (n, step) or None at step 0.
-        The exponentials over the whole vocabulary are taken once per step (1.3 ms per
-        row of 51k with MLX's scalar CPU ``exp``; see ``cpu_ops.logsumexp``).
-        """
-        if sampled is None:
+    def advance(self, state: TimestampState, tokens: mx.array) -> TimestampState:
+        """The state once ``tokens`` (n,) are appended."""
+        tokens = tokens.astype(mx.int32)[:, None]
+        is_ts = tokens >= self.tb
+        return TimestampState(is_ts, state.last, mx.maximum(state.max_ts, mx.where(is_ts, tokens, -1)))
+
+    def __call__(self, logits: mx.array, state: Optional[TimestampState]) -> mx.array:
+        """The masked logits. ``state``: from ``advance``, or None for the first token."""
+        if state is None:
             logits = logits + self.first
         else:
             logits = logits + self.base
             if self.timestamps:
-                logits = self._timestamp_rules(logits, sampled)
+                logits = self._timestamp_rules(logits, state)
         if self.timestamps:
             # If timestamps together outweigh the best text token, a timestamp must follow.
             # (Both sides are log-probabilities under one normaliser, which cancels.)
             ts_lse = cpu_ops.logsumexp(logits[:, self.tb :])
             force_ts = ts_lse > mx.max(logits[:, : self.tb], axis=-1, keepdims=True)
             logits = mx.where(force_ts & ~self.is_ts, NEG_INF, logits)
-        return logits, cpu_ops.logsumexp(logits)
+        return logits
 
-    def _timestamp_rules(self, logits: mx.array, sampled: mx.array) -> mx.array:
+    def _timestamp_rules(self, logits: mx.array, state: TimestampState) -> mx.array:
         """Bans as (n, 1) flags for the text tokens and an (n, timestamps) mask: no
         array over the whole vocabulary is built."""
-        step = sampled.shape[1]
-        ts_seen = sampled >= self.tb
-        last = ts_seen[:, -1:]
-        penult = ts_seen[:, -2:-1] if step >= 2 else mx.ones_like(last)
+        last, penult, max_ts = state
         # Timestamps come in pairs: after a pair, text; after a lone one, another timestamp or EOT.
         lone = last & ~penult
         # Timestamps never decrease, and a segment has nonzero length.
-        max_ts = mx.max(mx.where(ts_seen, sampled, -1), axis=1, keepdims=True)
         floor = mx.where(lone, max_ts, max_ts + 1)
         ban_ts = (last & penult) | ((max_ts >= 0) & (self.ts_ids < floor))
         return mx.concatenate([
@@ -234,27 +249,29 @@ class DecodingTask:
         t = self.options.temperature
         eot = self.tokenizer.eot
         logits, cache, cross_kv, no_speech = self._prefill(cross_kv, n)
-        sampled = None
+        state = None
+        tokens = []
         sum_logprobs = mx.zeros((n,))
         done = mx.zeros((n,), dtype=mx.bool_)
         for step in range(self.sample_len):
             self._check_cancel(step)
-            logits, lse = self.rules(logits, sampled)
+            logits = self.rules(logits, state)
             nxt = mx.argmax(logits, axis=-1) if t == 0 else mx.random.categorical(logits / t)
             nxt = mx.where(done, eot, nxt).astype(mx.int32)
-            lp = (mx.take_along_axis(logits, nxt[:, None], axis=-1) - lse)[:, 0]
+            lp = (mx.take_along_axis(logits, nxt[:, None], axis=-1) - cpu_ops.logsumexp(logits))[:, 0]
             sum_logprobs = sum_logprobs + mx.where(done, 0.0, lp)
             done = done | (nxt == eot)
             mx.async_eval(done)  # the stop test below then waits for this step only
-            sampled = nxt[:, None] if sampled is None else mx.concatenate([sampled, nxt[:, None]], 1)
+            tokens.append(nxt)
             if self.sample_begin + step + 1 >= self.n_ctx:
                 break
+            state = self.rules.advance(self.rules.start(n) if state is None else state, nxt)
             logits, cache, _ = self.model.decoder(nxt[:, None], cross_kv, cache)
             logits = logits[:, -1]
-            mx.async_eval(logits, sampled, sum_logprobs)
+            mx.async_eval(logits, state, sum_logprobs)
             if bool(done.all()):
                 break
-        rows = np.array(sampled).tolist()
+        rows = np.array(mx.stack(tokens, axis=1)).tolist()
         scores = np.array(sum_logprobs).tolist()
         seqs = [self._strip(r) for r in rows]
         best = self._rank(seqs, scores)
@@ -268,11 +285,11 @@ class DecodingTask:
         beams: list[list[int]] = [[] for _ in range(beam)]
         sum_lp = [0.0] * beam
         finished: dict[tuple, float] = {}
-        sampled = None
+        state = None
         for step in range(self.sample_len):
             self._check_cancel(step)
-            logits, lse = self.rules(logits, sampled)
-            logprobs = logits - lse
+            masked = self.rules(logits, state)
+            logprobs = masked - cpu_ops.logsumexp(masked)
             top = top_indices(logprobs, beam + 1)
             top_lp = mx.take_along_axis(logprobs, top, axis=-1)
             top, top_lp = np.array(top).tolist(), np.array(top_lp).tolist()
@@ -299,8 +316,9 @@ class DecodingTask:
             beams, sum_lp = new_beams, new_lp
             idx = mx.array(src)
             cache = [(mx.take(k, idx, 0), mx.take(v, idx, 0)) for k, v in cache]
-            sampled = mx.array(beams, dtype=mx.int32)
-            logits, cache, _ = self.model.decoder(sampled[:, -1:], cross_kv, cache)
+            last = mx.array([b[-1] for b in beams], dtype=mx.int32)
+            state = self.rules.advance(self.rules.start(beam) if state is None else state.take(idx), last)
+            logits, cache, _ = self.model.decoder(last[:, None], cross_kv, cache)
             logits = logits[:, -1]
         if not finished:
             for seq, lp in zip(beams, sum_lp):

@@ -1,0 +1,82 @@
+"""The logit rules, as array operations with state carried from step to step, mask
+exactly what Whisper's per-sequence rules mask."""
+
+import mlx.core as mx
+import numpy as np
+
+from subtitler.whisper.decoding import LogitRules
+from subtitler.whisper.tokenizer import get_tokenizer
+
+N_VOCAB = 51864  # tiny.en
+
+
+def reference_mask(logits: np.ndarray, history: list[list[int]], tok, suppress, max_initial: int) -> np.ndarray:
+    """openai/whisper's SuppressBlank, SuppressTokens and ApplyTimestampRules, one
+    sequence at a time, written as plainly as the original."""
+    tb, eot = tok.timestamp_begin, tok.eot
+    out = logits.astype(np.float64).copy()
+    for k, seq in enumerate(history):
+        row = out[k]
+        if not seq:
+            row[tok.encode(" ") + [eot]] = -np.inf
+        row[suppress] = -np.inf
+        row[tok.no_timestamps] = -np.inf
+        last_ts = len(seq) >= 1 and seq[-1] >= tb
+        penult_ts = len(seq) < 2 or seq[-2] >= tb
+        if last_ts:
+            if penult_ts:
+                row[tb:] = -np.inf
+            else:
+                row[:eot] = -np.inf
+        stamps = [t for t in seq if t >= tb]
+        if stamps:
+            floor = stamps[-1] if (last_ts and not penult_ts) else stamps[-1] + 1
+            row[tb:floor] = -np.inf
+        if not seq:
+            row[:tb] = -np.inf
+            row[tb + max_initial + 1 :] = -np.inf
+        logprobs = row - np.logaddexp.reduce(row)
+        if np.logaddexp.reduce(logprobs[tb:]) > logprobs[:tb].max():
+            row[:tb] = -np.inf
+    return out
+
+
+def test_timestamp_rules_match_the_per_sequence_reference_along_sampled_paths():
+    tok = get_tokenizer(False)
+    tb = tok.timestamp_begin
+    suppress = sorted(set(tok.non_speech_tokens) | {tok.sot, tok.sot_prev, tok.transcribe, tok.translate})
+    rules = LogitRules(tok, N_VOCAB, sample_begin=1, suppress=suppress, suppress_blank=True,
+                       timestamps=True, max_initial_timestamp_index=50)
+    rng = np.random.default_rng(7)
+    n = 6
+    history: list[list[int]] = [[] for _ in range(n)]
+    state = None
+    kinds = set()
+    for step in range(60):
+        logits = rng.normal(0, 2, (n, N_VOCAB)).astype(np.float32)
+        # Some rows lean towards timestamps, so that pairs, lone stamps and the
+        # "timestamps outweigh text" rule all come up.
+        logits[:, tb:] += rng.choice([-4.0, 0.0, 4.0, 9.0], size=(n, 1)).astype(np.float32)
+        ours = np.array(rules(mx.array(logits), state))
+        ref = reference_mask(logits, history, tok, suppress, 50)
+        assert np.array_equal(np.isneginf(ours), np.isneginf(ref)), f"step {step}"
+        # Follow a path the rules allow: sample from the masked distribution.
+        p = np.exp(ours.astype(np.float64) - ours.max(axis=1, keepdims=True))
+        picks = [int(rng.choice(N_VOCAB, p=row / row.sum())) for row in p]
+        for h, t in zip(history, picks):
+            kinds.add(("ts" if h and h[-1] >= tb else "text") + ">" + ("ts" if t >= tb else "text"))
+            h.append(t)
+        state = rules.advance(rules.start(n) if state is None else state, mx.array(picks))
+    assert {"ts>ts", "ts>text", "text>ts", "text>text"} <= kinds
+
+
+def test_beam_state_follows_reordered_rows():
+    tok = get_tokenizer(False)
+    rules = LogitRules(tok, N_VOCAB, 1, [], False, True, None)
+    tb = tok.timestamp_begin
+    state = rules.advance(rules.start(3), mx.array([tb + 5, 400, tb + 9]))
+    state = rules.advance(state, mx.array([tb + 7, tb + 2, 500]))
+    moved = state.take(mx.array([2, 2, 0]))
+    assert np.array(moved.max_ts)[:, 0].tolist() == [tb + 9, tb + 9, tb + 7]
+    assert np.array(moved.last)[:, 0].tolist() == [False, False, True]
+    assert np.array(moved.penult)[:, 0].tolist() == [True, True, True]
