@@ -75,7 +75,9 @@ def machine() -> dict:
     return {"machine": f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores",
             "python": platform.python_version(), "mlx": mx.__version__, "subtitler": subtitler.__version__,
             "faster_whisper": faster_whisper.__version__, "ctranslate2": ctranslate2.__version__,
-            "blas": _blas.preload() or "MLX reference BLAS", "threads": os.cpu_count()}
+            "blas": _blas.preload() or "MLX reference BLAS",
+            "one-row products": "sgemv (subtitler._gemv_forward)" if _blas.forwarding() else "sgemm",
+            "threads": os.cpu_count()}
 
 
 def main() -> int:

@@ -65,10 +65,11 @@ def forwarder():
     _blas.set_forwarding(True)
 
 
-# (rows, inner, columns, a transposed, b transposed): one row, one column, a few rows
-# with a small right-hand side, and shapes that must stay with sgemm.
+# (rows, inner, columns): one row, one column, a few rows against a right-hand matrix
+# that fits one cache block or (the last two) spans several with a ragged last one,
+# and shapes that stay with sgemm.
 SHAPES = [(1, 384, 1152), (1, 64, 1500), (1, 1500, 64), (9, 33, 1), (200, 64, 1), (5, 64, 1500),
-          (5, 384, 1536), (3, 7, 5), (16, 64, 100), (5, 1536, 1024)]
+          (5, 384, 1536), (3, 7, 5), (16, 64, 100), (5, 1536, 1024), (5, 384, 4100)]
 
 
 LAYOUTS = ("rows", "columns", "view")
@@ -111,8 +112,8 @@ def test_one_row_products_go_to_gemv_and_big_ones_do_not(forwarder):
 
     w = mx.random.normal((384, 1152))
     heads_q, heads_k = mx.random.normal((1, 6, 1, 64)), mx.random.normal((1, 6, 64, 1500))
-    x1, x64 = mx.random.normal((1, 384)), mx.random.normal((64, 384))
-    mx.eval(w, heads_q, heads_k, x1, x64)
+    x1, x5, x64 = mx.random.normal((1, 384)), mx.random.normal((5, 384)), mx.random.normal((64, 384))
+    mx.eval(w, heads_q, heads_k, x1, x5, x64)
 
     def count(f):
         before = forwarder.forwarded_count()
@@ -121,6 +122,7 @@ def test_one_row_products_go_to_gemv_and_big_ones_do_not(forwarder):
 
     assert count(lambda: x1 @ w) == 1
     assert count(lambda: heads_q @ heads_k) == 6  # one per head
+    assert count(lambda: x5 @ w) == 1
     assert count(lambda: x64 @ w) == 0
     forwarder.set_forwarding(False)
     assert count(lambda: x1 @ w) == 0
