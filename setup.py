@@ -1,8 +1,9 @@
-"""Only the optional C part; everything else is in pyproject.toml.
+"""Only the optional C parts; everything else is in pyproject.toml.
 
-On Linux, ``subtitler._gemv_forward`` (see its source) makes MLX's one-row matrix
-products matrix-vector products. It is optional: without a C compiler the build
-skips it and the engine runs the products through the BLAS's sgemm, slower.
+On Linux, ``subtitler._gemv_forward`` makes MLX's one-row matrix products
+matrix-vector products, and ``subtitler.whisper._cpu_kernels`` vectorizes the
+encoder's exp and erf (see their sources). Both are optional: without a C compiler
+the build skips them and the engine runs slower.
 """
 
 import sys
@@ -13,5 +14,7 @@ ext_modules = []
 if sys.platform.startswith("linux"):
     ext_modules.append(Extension("subtitler._gemv_forward", ["subtitler/_gemv_forward.c"],
                                  extra_compile_args=["-O2"], libraries=["dl"], optional=True))
+    ext_modules.append(Extension("subtitler.whisper._cpu_kernels", ["subtitler/whisper/_cpu_kernels.c"],
+                                 extra_compile_args=["-O3", "-fopenmp-simd", "-fno-trapping-math"], optional=True))
 
 setup(ext_modules=ext_modules)

@@ -1,4 +1,9 @@
-"""The CPU replacements for MLX's scalar kernels give MLX's answers."""
+"""The CPU replacements for MLX's scalar kernels give MLX's answers, through the C
+kernels and through the NumPy/MLX fallback alike."""
+
+import shutil
+import sysconfig
+from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -9,6 +14,43 @@ from subtitler.whisper import cpu_ops
 from subtitler.whisper.decoding import top_indices
 
 
+@pytest.fixture(params=["c", "fallback"])
+def kernels(request, monkeypatch):
+    """Run a test with the C kernels, then without them."""
+    lib = cpu_ops._kernels()
+    if request.param == "c":
+        if lib is None:
+            built = list(Path(cpu_ops.__file__).parent.glob("_cpu_kernels*.so"))
+            compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+            assert not (shutil.which(compiler) and not built), "a C compiler is here but _cpu_kernels was not built"
+            pytest.skip("subtitler.whisper._cpu_kernels was not built (no C compiler at install)")
+    else:
+        monkeypatch.setattr(cpu_ops, "_lib", False)
+    return request.param
+
+
+def test_exp_rows_are_accurate_and_sum(kernels):
+    rng = np.random.default_rng(5)
+    a = np.concatenate([rng.uniform(-80, 10, (6, 3000)), np.full((1, 3000), -np.inf)]).astype(np.float32)
+    a[2, ::7] = -np.inf
+    rows = a[:, :2999]  # a view: the row stride is not the row length
+    shifted = rows - np.nan_to_num(rows.max(axis=1, keepdims=True), neginf=0.0)  # rounded to float32 as the kernels do
+    want = np.exp(shifted.astype(np.float64))
+    last_column = a[:, 2999].copy()
+    sums = cpu_ops._exp_rows_inplace(rows)  # in place, on the view
+    got = rows
+    normal = want[:6] > 1e-30  # relative error where the result is a normal float
+    assert (np.abs(got[:6] - want[:6])[normal] / want[:6][normal]).max() < 3e-7
+    assert np.allclose(sums[:, 0], want.sum(axis=1), rtol=1e-5)
+    assert (got[6] == 0).all() and sums[6, 0] == 0  # a fully masked row
+    np.testing.assert_array_equal(a[:, 2999], last_column)  # nothing written past the view
+
+
+def test_gelu_host_path_on_big_inputs(kernels):
+    x = mx.array(np.random.default_rng(6).normal(0, 4, (1500, 1536)).astype(np.float32))
+    assert mx.abs(cpu_ops.gelu(x) - nn.gelu(x)).max().item() < 2e-6
+
+
 def test_exp_is_accurate_over_the_float_range():
     x = np.linspace(-87, 88, 400_001, dtype=np.float32)
     got = np.array(cpu_ops._exp_cephes(mx.array(x))).astype(np.float64)
@@ -16,7 +58,7 @@ def test_exp_is_accurate_over_the_float_range():
     assert np.array(cpu_ops._exp_cephes(mx.array([-np.inf, -1000.0]))).tolist() == [0.0, 0.0]
 
 
-def test_gelu_matches_the_erf_form():
+def test_gelu_matches_the_erf_form(kernels):
     x = mx.array(np.random.default_rng(0).normal(0, 4, (64, 1536)).astype(np.float32))
     assert mx.abs(cpu_ops.gelu(x) - nn.gelu(x)).max().item() < 2e-6
 
@@ -36,7 +78,7 @@ def test_logsumexp_and_softmax_match_mlx_including_masked_rows():
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_long_attention_matches_mlx(masked):
+def test_long_attention_matches_mlx(masked, kernels):
     rng = np.random.default_rng(2)
     q = mx.array(rng.normal(0, 2, (1, 6, 300, 64)).astype(np.float32))
     kt = mx.array(rng.normal(0, 2, (1, 6, 64, 300)).astype(np.float32))
