@@ -43,10 +43,18 @@ def test_switch_turns_it_off():
 
 
 def test_forwarder_switch_leaves_the_blas_alone():
-    code = "from subtitler import _blas; print(_blas.preload() is not None, _blas.forwarding())"
+    import subtitler.whisper  # noqa: F401
+    from subtitler import _blas
+
+    code = ("import ctypes; from subtitler import _blas; p = _blas.preload(); "
+            "sgemm = lambda lib: ctypes.cast(ctypes.CDLL(lib).cblas_sgemm, ctypes.c_void_p).value; "
+            "print(p, _blas.forwarding(), p is not None and sgemm(None) == sgemm(p))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "SUBTITLER_GEMV_FORWARD": "0"}).stdout.split()
+    assert out[0] == str(_blas.loaded())  # the same BLAS as with the forwarder
     assert out[1] == "False"
+    if _blas.loaded():
+        assert out[2] == "True"  # and MLX's cblas_sgemm is the BLAS's own
 
 
 @pytest.fixture(scope="module")
