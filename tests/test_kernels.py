@@ -51,19 +51,12 @@ def test_gelu_host_path_on_big_inputs(kernels):
     assert mx.abs(cpu_ops.gelu(x) - nn.gelu(x)).max().item() < 2e-6
 
 
-def test_exp_is_accurate_over_the_float_range():
-    x = np.linspace(-87, 88, 400_001, dtype=np.float32)
-    got = np.array(cpu_ops._exp_cephes(mx.array(x))).astype(np.float64)
-    assert np.abs(got / np.exp(x.astype(np.float64)) - 1).max() < 2e-7
-    assert np.array(cpu_ops._exp_cephes(mx.array([-np.inf, -1000.0]))).tolist() == [0.0, 0.0]
-
-
 def test_gelu_matches_the_erf_form(kernels):
     x = mx.array(np.random.default_rng(0).normal(0, 4, (64, 1536)).astype(np.float32))
     assert mx.abs(cpu_ops.gelu(x) - nn.gelu(x)).max().item() < 2e-6
 
 
-def test_logsumexp_and_softmax_match_mlx_including_masked_rows():
+def test_logsumexp_matches_mlx_including_masked_rows():
     rng = np.random.default_rng(1)
     x = rng.normal(0, 6, (4, 51864)).astype(np.float32)
     x[1, ::3] = -np.inf
@@ -73,8 +66,6 @@ def test_logsumexp_and_softmax_match_mlx_including_masked_rows():
     assert np.abs(a[:3] - exact).max() < 5e-6  # MLX's own is 2e-5 off here
     assert np.abs(a[:3] - b[:3]).max() < 1e-4
     assert a[3, 0] == -np.inf
-    s = mx.array(x[:3])
-    assert mx.abs(cpu_ops.softmax(s) - mx.softmax(s, axis=-1, precise=True)).max().item() < 1e-7
 
 
 @pytest.mark.parametrize("masked", [False, True])

@@ -9,10 +9,11 @@ machine, per tiny.en encoder layer:
 - GELU over (1500, 1536): ``nn.gelu`` 73 ms; ``gelu`` below, a rational ``erf``
   made of multiplies and adds and fused by ``mx.compile``, 11 ms.
 - ``logsumexp`` over a row of 51864 logits, once per decoding step:
-  ``mx.logsumexp`` 1.3 ms; by a Cephes ``exp`` made of vectorized MLX ops 0.7 ms;
-  by NumPy on a view of the logits, about 0.15 ms.
-- the decoding step's cross-attention softmax over 5 beams x 6 heads x 1500:
-  ``mx.softmax`` 1.1 ms; ``softmax`` below, with the Cephes ``exp``, 0.6 ms.
+  ``mx.logsumexp`` 1.3 ms; by NumPy on a view of the logits, about 0.15 ms.
+
+The decoding step's small softmaxes stay with ``mx.softmax``: a Cephes ``exp`` made
+of MLX operations was quicker alone, but its 30 operations a layer made greedy
+decoding slower (10.5 vs 11.4 ms per token; beam 5 the same either way).
 
 ``mx.compile`` fuses element-wise chains on the CPU by generating C++ and building
 it with the system compiler on first use (cached in the temp folder; without a
@@ -60,28 +61,6 @@ def _erf_rational(x: mx.array) -> mx.array:
 @mx.compile
 def _gelu_rational(x: mx.array) -> mx.array:
     return 0.5 * x * (1.0 + _erf_rational(x * 0.7071067811865476))
-
-
-_LOG2E = 1.4426950408889634
-_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
-_EXP_MIN = -87.33654  # below this expf underflows to 0 here
-
-
-def _exp_cephes(x: mx.array) -> mx.array:
-    """expf as in Cephes: x = n ln2 + r, |r| <= ln2/2, a degree-5 polynomial in r,
-    then 2^n built in the exponent bits. Relative error 8e-8 (MLX's exp: 4e-6).
-
-    Not ``mx.compile``d: fused it was 0.4 ms instead of 0.6 ms over 5 x 9000 values,
-    but its six kernels cost 6 s of C++ compiling on a cold cache."""
-    xc = mx.maximum(x, _EXP_MIN)
-    n = mx.floor(xc * _LOG2E + 0.5)
-    r = xc - n * _LN2_HI - n * _LN2_LO
-    p = 1.9875691500e-4
-    for c in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
-        p = p * r + c
-    y = p * r * r + r + 1.0
-    scale = ((n.astype(mx.int32) + 127) << 23).view(mx.float32)
-    return mx.where(x < _EXP_MIN, 0.0, y * scale)
 
 
 def warm_up() -> None:
@@ -136,14 +115,6 @@ def logsumexp(x: mx.array) -> mx.array:
     peak = np.where(np.isfinite(peak), peak, 0.0)
     with np.errstate(divide="ignore"):  # log(0) = -inf for a fully masked row
         return mx.array(np.log(np.exp(a - peak).sum(axis=-1, keepdims=True)) + peak)
-
-
-def softmax(x: mx.array) -> mx.array:
-    """Softmax over the last axis (rows must hold a finite value)."""
-    if not applies(x):
-        return mx.softmax(x, axis=-1, precise=True)
-    e = _exp_cephes(x - mx.max(x, axis=-1, keepdims=True))
-    return e / mx.sum(e, axis=-1, keepdims=True)
 
 
 _pool: ThreadPoolExecutor | None = None

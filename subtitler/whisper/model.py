@@ -112,7 +112,7 @@ class MultiHeadAttention(nn.Module):
         if b * t > 64 and cpu_ops.applies(q):
             o = cpu_ops.attention(self._shared_queries(q), kt, v)  # a prompt: hundreds of rows
         else:
-            o = cpu_ops.softmax(self._shared_queries(q) @ kt) @ v
+            o = mx.softmax(self._shared_queries(q) @ kt, axis=-1, precise=True) @ v
         o = o.reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3)
         return self.out(self.merge(o))
 
