@@ -234,21 +234,23 @@ class DecodingTask:
         return self._sample(cross_kv, language, n)
 
     def _prefill(self, cross_kv, n: int):
-        """Run the initial tokens once, then share the cache across ``n`` sequences."""
+        """Run the initial tokens once. Returns the last logits (n, V), the cache, the
+        shared keys/values and the no-speech probability: for one sequence the initial
+        tokens' keys and values are its cache; for ``n`` the sequences share them (as
+        they share the cross-attention K/V), and each starts a cache of its own."""
         tokens = mx.array([self.initial_tokens])
         rows = [self.sot_index, len(self.initial_tokens) - 1]
         logits, cache, _ = self.model.decoder(tokens, cross_kv, rows=rows)
         no_speech = mx.softmax(logits[0, 0], axis=-1)[self.tokenizer.no_speech]
         last = logits[:, 1]
-        if n > 1:
-            cache = [(mx.repeat(k, n, 0), mx.repeat(v, n, 0)) for k, v in cache]
-            last = mx.repeat(last, n, 0)  # the cross-attention K/V stay shared
-        return last, cache, cross_kv, no_speech
+        if n == 1:
+            return last, cache, None, no_speech
+        return mx.repeat(last, n, 0), None, cache, no_speech
 
     def _sample(self, cross_kv, language: str, n: int) -> DecodingResult:
         t = self.options.temperature
         eot = self.tokenizer.eot
-        logits, cache, cross_kv, no_speech = self._prefill(cross_kv, n)
+        logits, cache, shared, no_speech = self._prefill(cross_kv, n)
         state = None
         tokens = []
         sum_logprobs = mx.zeros((n,))
@@ -266,7 +268,7 @@ class DecodingTask:
             if self.sample_begin + step + 1 >= self.n_ctx:
                 break
             state = self.rules.advance(self.rules.start(n) if state is None else state, nxt)
-            logits, cache, _ = self.model.decoder(nxt[:, None], cross_kv, cache)
+            logits, cache, _ = self.model.decoder(nxt[:, None], cross_kv, cache, shared=shared)
             logits = logits[:, -1]
             mx.async_eval(logits, state, sum_logprobs)
             if bool(done.all()):
@@ -281,7 +283,7 @@ class DecodingTask:
         eot = self.tokenizer.eot
         patience = self.options.patience or 1.0
         max_finished = round(beam * patience)
-        logits, cache, cross_kv, no_speech = self._prefill(cross_kv, beam)
+        logits, cache, shared, no_speech = self._prefill(cross_kv, beam)
         beams: list[list[int]] = [[] for _ in range(beam)]
         sum_lp = [0.0] * beam
         finished: dict[tuple, float] = {}
@@ -315,10 +317,11 @@ class DecodingTask:
                 break
             beams, sum_lp = new_beams, new_lp
             idx = mx.array(src)
-            cache = [(mx.take(k, idx, 0), mx.take(v, idx, 0)) for k, v in cache]
+            if cache is not None:  # the beams' own positions; the shared ones stay as they are
+                cache = [(mx.take(k, idx, 0), mx.take(v, idx, 0)) for k, v in cache]
             last = mx.array([b[-1] for b in beams], dtype=mx.int32)
             state = self.rules.advance(self.rules.start(beam) if state is None else state.take(idx), last)
-            logits, cache, _ = self.model.decoder(last[:, None], cross_kv, cache)
+            logits, cache, _ = self.model.decoder(last[:, None], cross_kv, cache, shared=shared)
             logits = logits[:, -1]
         if not finished:
             for seq, lp in zip(beams, sum_lp):

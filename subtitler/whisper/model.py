@@ -92,6 +92,22 @@ class MultiHeadAttention(nn.Module):
             o = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
         return self.out(self.merge(o))
 
+    def attend_after(self, q: mx.array, k: mx.array, v: mx.array, kp: mx.array, vp: mx.array) -> mx.array:
+        """Attention of one new position per row, ``q`` (B, 1, C): over earlier
+        positions that all rows share, ``kp``/``vp`` (1, H, P, D) (the prompt), and over
+        each row's own positions ``k``/``v`` (B, H, S, D), the new one last.
+
+        The shared positions are stored once, not once per row, so beam search
+        reorders and extends only the rows' own: with 5 beams after a 250-token
+        prompt, reordering and extending the whole cache had copied 30 MB a step
+        (4.9 ms)."""
+        b, p = q.shape[0], kp.shape[2]
+        qh = self.heads(q) * (q.shape[-1] // self.n_head) ** -0.5  # (B, H, 1, D)
+        past = (qh.transpose(2, 1, 0, 3) @ kp.swapaxes(-1, -2)).transpose(2, 1, 0, 3)  # rows as queries: (B, H, 1, P)
+        w = mx.softmax(mx.concatenate([past, qh @ k.swapaxes(-1, -2)], axis=-1), axis=-1, precise=True)
+        o = (w[..., :p].transpose(2, 1, 0, 3) @ vp).transpose(2, 1, 0, 3) + w[..., p:] @ v
+        return self.out(self.merge(o))
+
     def shared_kv(self, x: mx.array) -> tuple[mx.array, mx.array]:
         """Cross-attention keys, transposed to (1, H, D, S), and values (1, H, S, D):
         computed once per window and shared by every beam or sample. Both are made
@@ -148,12 +164,17 @@ class DecoderBlock(nn.Module):
         self.mlp2 = nn.Linear(4 * n_state, n_state)
         self.mlp_ln = nn.LayerNorm(n_state)
 
-    def __call__(self, x, cross_kv, self_kv=None, mask=None, want_weights=False):
+    def __call__(self, x, cross_kv, self_kv=None, mask=None, want_weights=False, shared=None):
+        """``self_kv``: the rows' own earlier keys and values; ``shared``: earlier keys
+        and values that all rows share (one new position per row then)."""
         q, k, v = self.attn.qkv(self.attn_ln(x))
         if self_kv is not None:
             k = mx.concatenate([self_kv[0], k], axis=2)
             v = mx.concatenate([self_kv[1], v], axis=2)
-        x = x + self.attn.attend(q, k, v, mask=mask)
+        if shared is None:
+            x = x + self.attn.attend(q, k, v, mask=mask)
+        else:
+            x = x + self.attn.attend_after(q, k, v, *shared)
         q = self.cross_attn.query(self.cross_attn_ln(x))
         x = x + self.cross_attn.attend_shared(q, *cross_kv)
         weights = self.cross_attn.scores(q, cross_kv[0]) if want_weights else None
@@ -195,13 +216,14 @@ class TextDecoder(nn.Module):
         """Cross-attention keys/values of every layer, computed once per window."""
         return [b.cross_attn.shared_kv(audio_features) for b in self.blocks]
 
-    def __call__(self, tokens, cross_kv, cache=None, want_weights=False, rows=None):
+    def __call__(self, tokens, cross_kv, cache=None, want_weights=False, rows=None, shared=None):
         """tokens (B, T) -> logits (B, T, V) float32, new cache, cross weights per layer.
 
         ``rows``: positions along T whose logits are wanted (default all); a prompt's
-        other rows would cost a 51k-wide product each.
+        other rows would cost a 51k-wide product each. ``shared``: per layer, keys and
+        values (1, H, P, D) before ``cache`` that all rows share (T must be 1 then).
         """
-        offset = cache[0][0].shape[2] if cache else 0
+        offset = (shared[0][0].shape[2] if shared else 0) + (cache[0][0].shape[2] if cache else 0)
         t = tokens.shape[-1]
         x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + t]
         mask = None
@@ -211,7 +233,8 @@ class TextDecoder(nn.Module):
                 mask = mx.concatenate([mx.zeros((t, offset), dtype=x.dtype), mask], axis=1)
         new_cache, all_weights = [], []
         for i, block in enumerate(self.blocks):
-            x, kv, w = block(x, cross_kv[i], cache[i] if cache else None, mask, want_weights)
+            x, kv, w = block(x, cross_kv[i], cache[i] if cache else None, mask, want_weights,
+                             shared[i] if shared else None)
             new_cache.append(kv)
             all_weights.append(w)
         if rows is not None:
