@@ -66,7 +66,7 @@ def test_timestamp_rules_match_the_per_sequence_reference_along_sampled_paths():
         for h, t in zip(history, picks):
             kinds.add(("ts" if h and h[-1] >= tb else "text") + ">" + ("ts" if t >= tb else "text"))
             h.append(t)
-        state = rules.advance(rules.start(n) if state is None else state, mx.array(picks))
+        state = rules.advance(state, mx.array(picks))
     assert {"ts>ts", "ts>text", "text>ts", "text>text"} <= kinds
 
 
@@ -74,7 +74,7 @@ def test_beam_state_follows_reordered_rows():
     tok = get_tokenizer(False)
     rules = LogitRules(tok, N_VOCAB, 1, [], False, True, None)
     tb = tok.timestamp_begin
-    state = rules.advance(rules.start(3), mx.array([tb + 5, 400, tb + 9]))
+    state = rules.advance(None, mx.array([tb + 5, 400, tb + 9]))
     state = rules.advance(state, mx.array([tb + 7, tb + 2, 500]))
     moved = state.take(mx.array([2, 2, 0]))
     assert np.array(moved.max_ts)[:, 0].tolist() == [tb + 9, tb + 9, tb + 7]

@@ -136,8 +136,10 @@ class LogitRules:
         return TimestampState(mx.ones((n, 1), dtype=mx.bool_), mx.ones((n, 1), dtype=mx.bool_),
                               mx.full((n, 1), -1, dtype=mx.int32))
 
-    def advance(self, state: TimestampState, tokens: mx.array) -> TimestampState:
-        """The state once ``tokens`` (n,) are appended."""
+    def advance(self, state: Optional[TimestampState], tokens: mx.array) -> TimestampState:
+        """The state once ``tokens`` (n,) are appended (``state`` None: the first ones)."""
+        if state is None:
+            state = self.start(tokens.shape[0])
         tokens = tokens.astype(mx.int32)[:, None]
         is_ts = tokens >= self.tb
         return TimestampState(is_ts, state.last, mx.maximum(state.max_ts, mx.where(is_ts, tokens, -1)))
@@ -267,7 +269,7 @@ class DecodingTask:
             tokens.append(nxt)
             if self.sample_begin + step + 1 >= self.n_ctx:
                 break
-            state = self.rules.advance(self.rules.start(n) if state is None else state, nxt)
+            state = self.rules.advance(state, nxt)
             logits, cache, _ = self.model.decoder(nxt[:, None], cross_kv, cache, shared=shared)
             logits = logits[:, -1]
             mx.async_eval(logits, state, sum_logprobs)
@@ -320,7 +322,7 @@ class DecodingTask:
             if cache is not None:  # the beams' own positions; the shared ones stay as they are
                 cache = [(mx.take(k, idx, 0), mx.take(v, idx, 0)) for k, v in cache]
             last = mx.array([b[-1] for b in beams], dtype=mx.int32)
-            state = self.rules.advance(self.rules.start(beam) if state is None else state.take(idx), last)
+            state = self.rules.advance(None if state is None else state.take(idx), last)
             logits, cache, _ = self.model.decoder(last[:, None], cross_kv, cache, shared=shared)
             logits = logits[:, -1]
         if not finished:
