@@ -15,6 +15,7 @@ if sys.platform.startswith("linux"):
     ext_modules.append(Extension("subtitler._gemv_forward", ["subtitler/_gemv_forward.c"],
                                  extra_compile_args=["-O2"], libraries=["dl"], optional=True))
     ext_modules.append(Extension("subtitler.whisper._cpu_kernels", ["subtitler/whisper/_cpu_kernels.c"],
-                                 extra_compile_args=["-O3", "-fopenmp-simd", "-fno-trapping-math"], optional=True))
+                                 extra_compile_args=["-O3", "-fopenmp-simd", "-fno-trapping-math", "-pthread"],
+                                 extra_link_args=["-pthread"], optional=True))
 
 setup(ext_modules=ext_modules)

@@ -78,10 +78,10 @@ def step_products(model, cross_kv, mx, context: int = 100):
 
     def run():
         outs = []
-        for blk, (ckt, cv) in zip(dec.blocks, cross_kv):
+        for blk, (ckt, cvt) in zip(dec.blocks, cross_kv):
             w = blk.attn._qkv[0] if hasattr(blk.attn, "_qkv") else blk.attn.query.weight
             outs += [x @ w.T, q @ k.swapaxes(-1, -2), w_self @ v, x @ blk.attn.out.weight.T,
-                     x @ blk.cross_attn.query.weight.T, q @ ckt, w_cross @ cv, x @ blk.cross_attn.out.weight.T,
+                     x @ blk.cross_attn.query.weight.T, q @ ckt, w_cross @ cvt.swapaxes(-1, -2), x @ blk.cross_attn.out.weight.T,
                      x @ blk.mlp1.weight.T, wide @ blk.mlp2.weight.T]
         outs.append(x[:, 0] @ emb_t)
         mx.eval(outs)

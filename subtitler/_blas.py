@@ -25,6 +25,7 @@ import sysconfig
 
 _loaded: str | None = None
 _forwarder: ctypes.CDLL | None = None
+_sgemm: int | None = None
 _tried = False
 _OFF = ("0", "off", "no", "false", "none")
 
@@ -151,6 +152,15 @@ def set_forwarding(on: bool) -> None:
     """Turn the forwarding on or off at run time (for measurements and tests)."""
     if _forwarder is not None:
         _forwarder.subtitler_gemv_forward_enable(int(bool(on)))
+
+
+def sgemm_address() -> int | None:
+    """The address of the preloaded BLAS's own ``cblas_sgemm`` (not the forwarder's),
+    for C code that calls it directly; None when no BLAS was preloaded."""
+    global _sgemm
+    if _sgemm is None and _loaded is not None:
+        _sgemm = ctypes.cast(ctypes.CDLL(_loaded).cblas_sgemm, ctypes.c_void_p).value
+    return _sgemm
 
 
 def loaded() -> str | None:

@@ -10,6 +10,7 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
+from subtitler import _blas
 from subtitler.whisper import cpu_ops
 from subtitler.whisper.decoding import top_indices
 
@@ -69,15 +70,41 @@ def test_logsumexp_matches_mlx_including_masked_rows():
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_long_attention_matches_mlx(masked, kernels):
+def test_long_attention_matches_mlx(masked, kernels, monkeypatch):
+    """Heads as the model hands them over: strided views of one fused projection,
+    keys and values transposed or not, with and without a causal mask."""
+    used = []
+    monkeypatch.setattr(cpu_ops, "_attention_heads", _spy(cpu_ops._attention_heads, used))
     rng = np.random.default_rng(2)
-    q = mx.array(rng.normal(0, 2, (1, 6, 300, 64)).astype(np.float32))
-    kt = mx.array(rng.normal(0, 2, (1, 6, 64, 300)).astype(np.float32))
-    v = mx.array(rng.normal(size=(1, 6, 300, 64)).astype(np.float32))
-    mask = nn.MultiHeadAttention.create_additive_causal_mask(300) if masked else None
-    scores = q @ kt if mask is None else q @ kt + mask
-    want = mx.softmax(scores, axis=-1, precise=True) @ v
-    assert mx.abs(cpu_ops.attention(q, kt, v, mask) - want).max().item() < 1e-4
+    t, s, h, d = 300, 300, 6, 64
+    fused = mx.array(rng.normal(0, 2, (1, t, 3 * h * d)).astype(np.float32))
+    q, k, v = (part.reshape(1, t, h, d).transpose(0, 2, 1, 3) for part in mx.split(fused, 3, axis=-1))
+    mask = nn.MultiHeadAttention.create_additive_causal_mask(t) if masked else None
+    scores = (q * 0.125) @ k.swapaxes(-1, -2)
+    want = mx.softmax(scores if mask is None else scores + mask, axis=-1, precise=True) @ v
+    want = want.transpose(0, 2, 1, 3).reshape(1, t, -1)
+    for kt, vv in ((k.swapaxes(-1, -2), v), (mx.contiguous(k.swapaxes(-1, -2)), mx.contiguous(v.swapaxes(-1, -2)).swapaxes(-1, -2))):
+        got = cpu_ops.attention(q, kt, vv, 0.125, mask)
+        assert got.shape == (1, t, h * d)
+        assert mx.abs(got - want).max().item() < 1e-4
+    assert bool(used) == (kernels == "c" and _blas.sgemm_address() is not None)
+
+
+def _spy(fn, calls: list):
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+def test_layer_norm_matches_mlx(kernels):
+    rng = np.random.default_rng(7)
+    norm = nn.LayerNorm(384)
+    norm.weight, norm.bias = mx.array(rng.normal(1, 0.3, 384).astype(np.float32)), mx.array(rng.normal(0, 0.3, 384).astype(np.float32))
+    x = mx.array((rng.normal(0, 3, (1, 1500, 384)) + rng.normal(0, 5, (1, 1500, 1))).astype(np.float32))
+    got, want = cpu_ops.layer_norm(x, norm), norm(x)
+    assert got.shape == want.shape
+    assert mx.abs(got - want).max().item() < 2e-5
 
 
 def test_top_indices_finds_the_k_largest_with_ties_and_masks():

@@ -1,17 +1,22 @@
 /*
- * The two element-wise kernels of the encoder that neither MLX's CPU backend nor
- * NumPy vectorizes here: exp (the attention softmax) and erf (GELU).
+ * CPU kernels for the work that MLX's Linux CPU backend does slowly, called through
+ * ctypes by cpu_ops.py (which says what each one replaced and what it measured):
  *
- * Measured on a 2-core AVX2 machine: NumPy's float32 exp runs at 0.4-0.5 G/s (a
- * scalar loop), MLX's at 0.05 G/s; MLX's fused rational GELU at 0.2 G/s on one
- * thread. The loops below are plain C that the compiler vectorizes, built twice
- * (AVX2 + FMA, and the baseline) with the faster one picked at load time. Callers
- * split rows over threads (ctypes releases the GIL). Same formulas as cpu_ops.py:
- * the Cephes expf (relative error below 2e-7) and the rational erf that Eigen and
- * XLA use (absolute error below 5e-7).
+ * - exp (the attention softmax) and erf (GELU), which neither MLX's CPU backend
+ *   nor NumPy vectorizes here. NumPy's float32 exp runs at 0.4-0.5 G/s (a scalar
+ *   loop), MLX's at 0.05 G/s; MLX's fused rational GELU at 0.2 G/s on one thread.
+ *   Same formulas as cpu_ops.py: the Cephes expf (relative error below 2e-7) and
+ *   the rational erf that Eigen and XLA use (absolute error below 5e-7);
+ * - layer norm over many rows;
+ * - long attention head by head through the BLAS's sgemm.
+ *
+ * The loops are plain C that the compiler vectorizes, built twice (AVX2 + FMA, and
+ * the baseline) with the faster one picked at load time. Callers split rows over
+ * threads (ctypes releases the GIL), or pass a thread count.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -81,6 +86,109 @@ CLONES void gelu(const float *x, float *out, long n) {
         q = q * z2 + -7.37332916720468e-03f;
         q = q * z2 + -1.42647390514189e-02f;
         out[i] = 0.5f * v * (1.0f + z * p / q);
+    }
+}
+
+/* Layer norm of each row of x (rows x cols, contiguous) into out: (x - mean) /
+ * sqrt(var + eps) * weight + bias, with the variance taken around the mean. */
+CLONES void layer_norm(const float *x, float *out, long rows, long cols, const float *weight, const float *bias,
+                       float eps) {
+    for (long i = 0; i < rows; i++) {
+        const float *row = x + i * cols;
+        float *dst = out + i * cols;
+        float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+        for (long j = 0; j < cols; j++) total += row[j];
+        float mean = total / (float)cols;
+        float squares = 0.0f;
+#pragma omp simd reduction(+ : squares)
+        for (long j = 0; j < cols; j++) squares += (row[j] - mean) * (row[j] - mean);
+        float scale = 1.0f / __builtin_sqrtf(squares / (float)cols + eps);
+#pragma omp simd
+        for (long j = 0; j < cols; j++) dst[j] = (row[j] - mean) * scale * weight[j] + bias[j];
+    }
+}
+
+/* ---------------------------------------------------------------- attention
+
+ * softmax(scale * q k^T + mask) v for each head, one head at a time, through the
+ * process's cblas_sgemm (passed in: the BLAS that subtitler._blas loaded).
+ *
+ * MLX's CPU backend did this for all heads at once: each head's strided q, k and v
+ * copied to dense arrays, the (H, T, S) scores (54 MB for the encoder) written
+ * out to memory and read back by every pass, and the output merged by another
+ * copy. Here the products read the heads where they lie (any row and head
+ * strides), one head's scores (9 MB) stay in the cache between the products and
+ * the exp pass, and each head's output lands in its columns of the (T, H*D) result.
+ *
+ * Operands are described per head: base pointer, head stride and row stride, in
+ * floats. q_h is (T, D); k_h and v_h are (S, D) rows, or (D, S) rows when
+ * k_rows_are_d / v_rows_are_d (stored transposed); out_h is (T, D) at out + h*D, row stride
+ * ldo. mask: NULL, or (T, S) added to the scores (row stride S). scores: T*S
+ * floats, sums: T floats, both scratch. The exp pass is split over `threads`.
+ */
+
+typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc);
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
+struct exp_part {
+    float *scores;
+    long rows, cols;
+    float *sums;
+};
+
+static void *exp_part_run(void *arg) {
+    struct exp_part *p = arg;
+    softmax_rows_exp(p->scores, p->rows, p->cols, p->cols, p->sums);
+    return NULL;
+}
+
+static void exp_rows_parallel(float *scores, long rows, long cols, float *sums, int threads) {
+    enum { MAX_THREADS = 16 };
+    struct exp_part parts[MAX_THREADS];
+    pthread_t tids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    if (threads < 1) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (rows < 64 * threads) threads = 1;
+    for (int i = 0; i < threads; i++) {
+        long a = rows * i / threads, b = rows * (i + 1) / threads;
+        parts[i] = (struct exp_part){scores + a * cols, b - a, cols, sums + a};
+    }
+    for (int i = 1; i < threads; i++) started[i] = pthread_create(&tids[i], NULL, exp_part_run, &parts[i]) == 0;
+    exp_part_run(&parts[0]);
+    for (int i = 1; i < threads; i++) {
+        if (started[i])
+            pthread_join(tids[i], NULL);
+        else
+            exp_part_run(&parts[i]); /* no thread: do it here */
+    }
+}
+
+void attention_heads(void *sgemm_address, long heads, long t, long s, long d, float scale,
+                     const float *q, long q_head, long ldq,
+                     const float *k, long k_head, long ldk, int k_rows_are_d,
+                     const float *v, long v_head, long ldv, int v_rows_are_d,
+                     float *out, long ldo, const float *mask,
+                     float *scores, float *sums, int threads) {
+    sgemm_fn sgemm = (sgemm_fn)sgemm_address;
+    for (long h = 0; h < heads; h++) {
+        float beta = 0.0f;
+        if (mask) {
+            memcpy(scores, mask, sizeof(float) * t * s);
+            beta = 1.0f;
+        }
+        sgemm(ROW_MAJOR, NO_TRANS, k_rows_are_d ? NO_TRANS : TRANS, (int)t, (int)s, (int)d, scale,
+              q + h * q_head, (int)ldq, k + h * k_head, (int)ldk, beta, scores, (int)s);
+        exp_rows_parallel(scores, t, s, sums, threads);
+        float *o = out + h * d;
+        sgemm(ROW_MAJOR, NO_TRANS, v_rows_are_d ? TRANS : NO_TRANS, (int)t, (int)d, (int)s, 1.0f, scores, (int)s,
+              v + h * v_head, (int)ldv, 0.0f, o, (int)ldo);
+        for (long i = 0; i < t; i++) {
+            float inv = sums[i] > 0.0f ? 1.0f / sums[i] : 0.0f; /* a fully masked row gives zeros */
+            for (long j = 0; j < d; j++) o[i * ldo + j] *= inv;
+        }
     }
 }
 

@@ -87,9 +87,8 @@ class MultiHeadAttention(nn.Module):
         scale = q.shape[-1] ** -0.5
         if q.shape[2] > 64 and cpu_ops.applies(q):
             # The encoder's attention, or the decoder's over a prompt (masked).
-            o = cpu_ops.attention(q * scale, k.swapaxes(-1, -2), v, mask)
-        else:
-            o = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+            return self.out(cpu_ops.attention(q, k.swapaxes(-1, -2), v, scale, mask))
+        o = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
         return self.out(self.merge(o))
 
     def attend_after(self, q: mx.array, k: mx.array, v: mx.array, kp: mx.array, vp: mx.array) -> mx.array:
@@ -110,12 +109,19 @@ class MultiHeadAttention(nn.Module):
         return self.out(self.merge(o))
 
     def shared_kv(self, x: mx.array) -> tuple[mx.array, mx.array]:
-        """Cross-attention keys, transposed to (1, H, D, S), and values (1, H, S, D):
-        computed once per window and shared by every beam or sample. Both are made
-        contiguous: a strided V was copied again by every step's product (1.2 ms per
-        layer per token here)."""
-        k, v = self.kv(x)
-        return mx.contiguous(k.transpose(0, 1, 3, 2)), mx.contiguous(v)
+        """Cross-attention keys and values, computed once per window and shared by
+        every beam or sample, both transposed and contiguous: (B, H, D, S).
+
+        Transposed, the products of a decoding step read them along their rows (one
+        step's attention output over 1500 positions, per layer: 0.12 -> 0.06 ms, five
+        beams 0.43 -> 0.16 ms); and ``W @ x^T`` makes them so with no copy."""
+        b, s, _ = x.shape
+        if type(self.key) is nn.Linear and type(self.value) is nn.Linear:
+            xt = x.swapaxes(-1, -2)
+            kt, vt = self.key.weight @ xt, self.value.weight @ xt + self.value.bias[:, None]
+        else:  # quantized layers keep their own kernels
+            kt, vt = (mx.contiguous(layer(x).swapaxes(-1, -2)) for layer in (self.key, self.value))
+        return kt.reshape(b, self.n_head, -1, s), vt.reshape(b, self.n_head, -1, s)
 
     def _shared_queries(self, q: mx.array) -> mx.array:
         """Scaled queries (B, T, d) as (1, H, B*T, D): folding the rows into the query
@@ -124,12 +130,13 @@ class MultiHeadAttention(nn.Module):
         qh = self.heads(q) * (q.shape[-1] // self.n_head) ** -0.5  # (B, H, T, D)
         return qh.transpose(1, 0, 2, 3).reshape(1, self.n_head, b * t, -1)
 
-    def attend_shared(self, q: mx.array, kt: mx.array, v: mx.array) -> mx.array:
+    def attend_shared(self, q: mx.array, kt: mx.array, vt: mx.array) -> mx.array:
+        """Attention of ``q`` (B, T, C) over the keys and values of ``shared_kv``."""
         b, t, _ = q.shape
-        if b * t > 64 and cpu_ops.applies(q):
-            o = cpu_ops.attention(self._shared_queries(q), kt, v)  # a prompt: hundreds of rows
-        else:
-            o = mx.softmax(self._shared_queries(q) @ kt, axis=-1, precise=True) @ v
+        v = vt.swapaxes(-1, -2)
+        if b == 1 and t > 64 and cpu_ops.applies(q):  # a prompt: hundreds of rows
+            return self.out(cpu_ops.attention(self.heads(q), kt, v, (q.shape[-1] // self.n_head) ** -0.5))
+        o = mx.softmax(self._shared_queries(q) @ kt, axis=-1, precise=True) @ v
         o = o.reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3)
         return self.out(self.merge(o))
 
@@ -150,8 +157,8 @@ class EncoderBlock(nn.Module):
         self.mlp_ln = nn.LayerNorm(n_state)
 
     def __call__(self, x: mx.array) -> mx.array:
-        x = x + self.attn.attend(*self.attn.qkv(self.attn_ln(x)))
-        return x + self.mlp2(cpu_ops.gelu(self.mlp1(self.mlp_ln(x))))
+        x = x + self.attn.attend(*self.attn.qkv(cpu_ops.layer_norm(x, self.attn_ln)))
+        return x + self.mlp2(cpu_ops.gelu(self.mlp1(cpu_ops.layer_norm(x, self.mlp_ln))))
 
 
 class DecoderBlock(nn.Module):
@@ -200,7 +207,7 @@ class AudioEncoder(nn.Module):
         x = x + self._positional_embedding[: x.shape[1]]
         for block in self.blocks:
             x = block(x)
-        return self.ln_post(x)
+        return cpu_ops.layer_norm(x, self.ln_post)
 
 
 class TextDecoder(nn.Module):
