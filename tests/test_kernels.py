@@ -107,6 +107,24 @@ def test_layer_norm_matches_mlx(kernels):
     assert mx.abs(got - want).max().item() < 2e-5
 
 
+def test_half_logits_are_the_float32_product(kernels):
+    rng = np.random.default_rng(8)
+    table = mx.array(rng.normal(0, 0.05, (5003, 384)).astype(np.float16).astype(np.float32))  # exact in float16
+    half = cpu_ops.half_table(table)
+    if kernels == "fallback":
+        assert half is None
+        return
+    assert half is not None and half.dtype == np.float16
+    assert cpu_ops.half_table(table + 1e-4) is None  # not exact in float16: keep float32
+    for n in range(1, cpu_ops.LOGITS_MAX_ROWS + 1):
+        x = mx.array(rng.normal(0, 1, (n, 1, 384)).astype(np.float32))
+        got, want = cpu_ops.logits(x, half), x @ table.T
+        assert got.shape == (n, 1, 5003)
+        assert mx.abs(got - want).max().item() < 1e-4 * mx.abs(want).max().item()
+    with pytest.raises(ValueError):
+        cpu_ops.logits(mx.zeros((cpu_ops.LOGITS_MAX_ROWS + 1, 384)), half)
+
+
 def test_top_indices_finds_the_k_largest_with_ties_and_masks():
     rng = np.random.default_rng(3)
     for trial in range(60):

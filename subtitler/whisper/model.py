@@ -218,7 +218,7 @@ class TextDecoder(nn.Module):
         self.positional_embedding = mx.zeros((dims.n_text_ctx, n), dtype=dtype)
         self.blocks = [DecoderBlock(n, dims.n_text_head) for _ in range(dims.n_text_layer)]
         self.ln = nn.LayerNorm(n)
-        self._embedding_t = None
+        self._embedding_t = self._embedding_half = None
 
     def cross_kv(self, audio_features: mx.array) -> list[tuple[mx.array, mx.array]]:
         """Cross-attention keys/values of every layer, computed once per window."""
@@ -248,20 +248,24 @@ class TextDecoder(nn.Module):
         if rows is not None:
             x = x[:, mx.array(rows)]
         x = self.ln(x)
-        if self._embedding_t is not None:
+        if self._embedding_half is not None and x.size // x.shape[-1] <= cpu_ops.LOGITS_MAX_ROWS:
+            logits = cpu_ops.logits(x, self._embedding_half)
+        elif self._embedding_t is not None:
             logits = (x @ self._embedding_t).astype(mx.float32)
         else:
             logits = self.token_embedding.as_linear(x).astype(mx.float32)
         return logits, new_cache, all_weights
 
     def prepare(self) -> None:
-        """On the CPU, keep a transposed copy of the embedding for the output
-        projection: ``x @ E.T`` reads the 51k x d matrix against its layout and
-        took twice as long per token here."""
-        self._embedding_t = None
+        """On the CPU, keep the embedding in float16 for the output projection of
+        decoding steps (``cpu_ops.logits``), when that holds it exactly; and a
+        transposed copy for larger products: ``x @ E.T`` reads the 51k x d matrix
+        against its layout and took twice as long per token here."""
+        self._embedding_t = self._embedding_half = None
         w = self.token_embedding.weight
         if mx.default_device() == mx.cpu and isinstance(self.token_embedding, nn.Embedding) \
                 and not hasattr(self.token_embedding, "scales"):
+            self._embedding_half = cpu_ops.half_table(w)
             self._embedding_t = mx.contiguous(w.T)
             mx.eval(self._embedding_t)
 
