@@ -69,14 +69,18 @@ def test_logsumexp_matches_mlx_including_masked_rows():
     assert a[3, 0] == -np.inf
 
 
+@pytest.mark.parametrize("d64", [True, False])
 @pytest.mark.parametrize("masked", [False, True])
-def test_long_attention_matches_mlx(masked, kernels, monkeypatch):
+def test_long_attention_matches_mlx(masked, d64, kernels, monkeypatch):
     """Heads as the model hands them over: strided views of one fused projection,
-    keys and values transposed or not, with and without a causal mask."""
+    keys and values transposed or not, with and without a causal mask; by the
+    kernel for heads of 64 and by the one through sgemm. 301 rows and keys: not
+    whole blocks of 6 rows or panels of 16 keys."""
     used = []
     monkeypatch.setattr(cpu_ops, "_attention_heads", _spy(cpu_ops._attention_heads, used))
+    monkeypatch.setattr(cpu_ops, "D64_KERNEL", d64)
     rng = np.random.default_rng(2)
-    t, s, h, d = 300, 300, 6, 64
+    t, s, h, d = 301, 301, 6, 64
     fused = mx.array(rng.normal(0, 2, (1, t, 3 * h * d)).astype(np.float32))
     q, k, v = (part.reshape(1, t, h, d).transpose(0, 2, 1, 3) for part in mx.split(fused, 3, axis=-1))
     mask = nn.MultiHeadAttention.create_additive_causal_mask(t) if masked else None

@@ -193,6 +193,8 @@ def _kernels():
                                                 P, L, L, ctypes.c_int, P, L, P, P, P, ctypes.c_int]
                 lib.attention_heads.restype = None
                 lib.logits_f16.argtypes = [P, L, L, P, L, P, ctypes.c_int]
+                lib.attention_d64.argtypes = [L, L, L, ctypes.c_float, P, L, L, P, L, L, ctypes.c_int,
+                                              P, L, L, ctypes.c_int, P, L, P, ctypes.c_int]
                 lib.layer_norm.argtypes = [P, P, L, L, P, P, ctypes.c_float]
                 lib.layer_norm.restype = None
                 _lib = lib
@@ -217,12 +219,19 @@ def attention(q: mx.array, kt: mx.array, v: mx.array, scale: float, mask=None) -
     and the decoder's over a prompt), with the heads merged: ``q`` (B, H, T, D), ``kt``
     (B, H, D, S) and ``v`` (B, H, S, D), views of any strides, give (B, T, H*D).
 
-    With the C kernels and a preloaded BLAS, ``attention_heads`` in ``_cpu_kernels``
-    does it head by head, reading the operands where they lie, with no copies of
-    strided heads and the output written merged. Measured here (best of 20, same
-    process, switched): a 181-token prompt's cross-attention per layer 8.2-8.9 ->
-    7.3-8.0 ms, its self-attention 2.9-3.1 -> 2.3-2.6 ms; an encoder layer's
-    43-54 -> 43-52 ms (its products are most of it). Otherwise MLX computes the scores and they are
+    With the C kernels and a preloaded BLAS, ``_cpu_kernels`` does it head by head,
+    reading the operands where they lie, with no copies of strided heads and the
+    output written merged: for heads of 64 (every Whisper model) with its own
+    kernel, ``attention_d64``, otherwise through the BLAS's ``sgemm``
+    (``attention_heads``). Measured here, one layer, best of 10-20:
+
+    - encoder (1500 x 1500, 6 heads): MLX + NumPy 43-54 ms; ``attention_heads``
+      43-52; ``attention_d64`` 31-41 (its score and value products run at about
+      80 GF/s a core; OpenBLAS's K = 64 score product at 50-100 GF/s for two);
+    - a 181-token prompt's cross-attention: 8.2-8.9 -> 7.3-8.0 -> 5.8-6.1 ms; its
+      masked self-attention 2.4-3.1 -> 2.3-2.6 -> 1.5 ms.
+
+    Otherwise MLX computes the scores and they are
     exponentiated in place through a NumPy view (their buffer is private to this
     call), rows split over the cores, with the normalisation applied to the (T, D)
     output instead of the (T, S) weights.
@@ -257,6 +266,9 @@ def _head_layout(a: np.ndarray, transposable: bool = False) -> tuple[np.ndarray,
     return a, a.strides[0] // f, a.strides[1] // f, False
 
 
+D64_KERNEL = True  # heads of 64 by attention_d64 (tests and measurements switch it off)
+
+
 def _attention_heads(q, kt, v, scale, mask, sgemm) -> mx.array:
     mx.eval(q, kt, v, *(() if mask is None else (mask,)))
     _, h, t, d = q.shape
@@ -268,8 +280,16 @@ def _attention_heads(q, kt, v, scale, mask, sgemm) -> mx.array:
     if mask is not None:
         m = np.ascontiguousarray(np.broadcast_to(host_view(mask), (t, s)), np.float32)
     out = np.empty((t, h * d), np.float32)
+    lib = _kernels()
+    if d == 64 and D64_KERNEL:
+        _blas.rest_workers()  # its threads would share the cores with the BLAS's idle ones
+    if d == 64 and D64_KERNEL and lib.attention_d64(
+            h, t, s, float(scale), qa.ctypes.data, q_head, ldq,
+            ka.ctypes.data, k_head, ldk, int(not k_transposed), va.ctypes.data, v_head, ldv, int(v_transposed),
+            out.ctypes.data, h * d, None if m is None else m.ctypes.data, _workers()) == 0:
+        return mx.array(out)[None]
     scores, sums = np.empty(t * s, np.float32), np.empty(t, np.float32)
-    _kernels().attention_heads(
+    lib.attention_heads(
         sgemm, h, t, s, d, float(scale),
         qa.ctypes.data, q_head, ldq,
         ka.ctypes.data, k_head, ldk, int(not k_transposed),
