@@ -134,6 +134,28 @@ typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float a
                          const float *b, int ldb, float beta, float *c, int ldc);
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
+/* Run fn on jobs[0 .. count) (each job_size bytes): jobs 1.. on threads of their own,
+ * job 0 on this one; a job whose thread cannot start runs here too. Returns 1 when a
+ * job returned non-NULL (failed), else 0. At most MAX_THREADS jobs. */
+enum { MAX_THREADS = 16 };
+
+static int run_jobs(void *(*fn)(void *), void *jobs, size_t job_size, int count) {
+    pthread_t tids[MAX_THREADS];
+    int started[MAX_THREADS] = {0}, failed = 0;
+    char *base = jobs;
+    for (int i = 1; i < count; i++) started[i] = pthread_create(&tids[i], NULL, fn, base + i * job_size) == 0;
+    failed |= fn(base) != NULL;
+    for (int i = 1; i < count; i++) {
+        void *ret = NULL;
+        if (started[i])
+            pthread_join(tids[i], &ret);
+        else
+            ret = fn(base + i * job_size);
+        failed |= ret != NULL;
+    }
+    return failed;
+}
+
 struct exp_part {
     float *scores;
     long rows, cols;
@@ -147,10 +169,7 @@ static void *exp_part_run(void *arg) {
 }
 
 static void exp_rows_parallel(float *scores, long rows, long cols, float *sums, int threads) {
-    enum { MAX_THREADS = 16 };
     struct exp_part parts[MAX_THREADS];
-    pthread_t tids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (rows < 64 * threads) threads = 1;
@@ -158,14 +177,7 @@ static void exp_rows_parallel(float *scores, long rows, long cols, float *sums, 
         long a = rows * i / threads, b = rows * (i + 1) / threads;
         parts[i] = (struct exp_part){scores + a * cols, b - a, cols, sums + a};
     }
-    for (int i = 1; i < threads; i++) started[i] = pthread_create(&tids[i], NULL, exp_part_run, &parts[i]) == 0;
-    exp_part_run(&parts[0]);
-    for (int i = 1; i < threads; i++) {
-        if (started[i])
-            pthread_join(tids[i], NULL);
-        else
-            exp_part_run(&parts[i]); /* no thread: do it here */
-    }
+    run_jobs(exp_part_run, parts, sizeof parts[0], threads);
 }
 
 void attention_heads(void *sgemm_address, long heads, long t, long s, long d, float scale,
@@ -313,23 +325,13 @@ static void *logits_part_run(void *arg) {
 
 /* 0 on success; -1 when the kernel cannot run here or n is out of range. */
 int logits_f16(const uint16_t *table, long rows, long k, const float *x, long n, float *out, int threads) {
-    enum { MAX_THREADS = 16 };
     if (!have_f16c() || n < 1 || n > LOGITS_MAX_N) return -1;
     struct logits_part parts[MAX_THREADS];
-    pthread_t tids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     for (int i = 0; i < threads; i++)
         parts[i] = (struct logits_part){table, k, x, n, out, rows, rows * i / threads, rows * (i + 1) / threads};
-    for (int i = 1; i < threads; i++) started[i] = pthread_create(&tids[i], NULL, logits_part_run, &parts[i]) == 0;
-    logits_part_run(&parts[0]);
-    for (int i = 1; i < threads; i++) {
-        if (started[i])
-            pthread_join(tids[i], NULL);
-        else
-            logits_part_run(&parts[i]);
-    }
+    run_jobs(logits_part_run, parts, sizeof parts[0], threads);
     return 0;
 }
 
@@ -357,59 +359,43 @@ struct att_job {
     long t, s, s_pad, ldo, col, b0, b1; /* row blocks [b0, b1) */
 };
 
-static AVX2_FMA void att_block_scores(const float *qp, const float *kp, long panels, float *sc, long s_pad) {
-    for (long p = 0; p < panels; p++) {
-        const float *kb = kp + p * ATT_D * ATT_PANEL;
-        __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
-               c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
-               c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
-               c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-        for (long d = 0; d < ATT_D; d++) {
-            __m256 b0 = _mm256_loadu_ps(kb + d * ATT_PANEL), b1 = _mm256_loadu_ps(kb + d * ATT_PANEL + 8);
-            __m256 a;
-            a = _mm256_broadcast_ss(qp + 0 * ATT_D + d); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
-            a = _mm256_broadcast_ss(qp + 1 * ATT_D + d); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
-            a = _mm256_broadcast_ss(qp + 2 * ATT_D + d); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
-            a = _mm256_broadcast_ss(qp + 3 * ATT_D + d); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
-            a = _mm256_broadcast_ss(qp + 4 * ATT_D + d); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
-            a = _mm256_broadcast_ss(qp + 5 * ATT_D + d); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
-        }
-        float *o = sc + p * ATT_PANEL;
-        _mm256_storeu_ps(o + 0 * s_pad, c00); _mm256_storeu_ps(o + 0 * s_pad + 8, c01);
-        _mm256_storeu_ps(o + 1 * s_pad, c10); _mm256_storeu_ps(o + 1 * s_pad + 8, c11);
-        _mm256_storeu_ps(o + 2 * s_pad, c20); _mm256_storeu_ps(o + 2 * s_pad + 8, c21);
-        _mm256_storeu_ps(o + 3 * s_pad, c30); _mm256_storeu_ps(o + 3 * s_pad + 8, c31);
-        _mm256_storeu_ps(o + 4 * s_pad, c40); _mm256_storeu_ps(o + 4 * s_pad + 8, c41);
-        _mm256_storeu_ps(o + 5 * s_pad, c50); _mm256_storeu_ps(o + 5 * s_pad + 8, c51);
+/* c (rows x 16, row stride ldc) = a (6 x n, row stride lda) times b (n x 16, row stride
+ * ldb), each row times scale[r] when scale is given: 12 accumulators in registers. */
+static inline AVX2_FMA __attribute__((always_inline)) void mul_6x16(const float *a, long lda, const float *b,
+                                                                   long ldb, long n, float *c, long ldc,
+                                                                   const float *scale, long rows) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
+           c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
+           c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
+           c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (long i = 0; i < n; i++) {
+        __m256 b0 = _mm256_loadu_ps(b + i * ldb), b1 = _mm256_loadu_ps(b + i * ldb + 8), x;
+        x = _mm256_broadcast_ss(a + 0 * lda + i); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a + 1 * lda + i); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a + 2 * lda + i); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a + 3 * lda + i); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a + 4 * lda + i); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a + 5 * lda + i); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    __m256 acc[ATT_ROWS][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    for (long r = 0; r < rows; r++) {
+        __m256 f = _mm256_set1_ps(scale ? scale[r] : 1.0f);
+        _mm256_storeu_ps(c + r * ldc, _mm256_mul_ps(acc[r][0], f));
+        _mm256_storeu_ps(c + r * ldc + 8, _mm256_mul_ps(acc[r][1], f));
     }
 }
 
-/* out rows (6 x 16 columns at a time) = scores (6 x s) times values (s x 64), scaled by inv. */
+/* Scores (6 x s_pad, row stride s_pad) of six packed query rows against every panel of 16 keys. */
+static AVX2_FMA void att_block_scores(const float *qp, const float *kp, long panels, float *sc, long s_pad) {
+    for (long p = 0; p < panels; p++)
+        mul_6x16(qp, ATT_D, kp + p * ATT_D * ATT_PANEL, ATT_PANEL, ATT_D, sc + p * ATT_PANEL, s_pad, NULL, ATT_ROWS);
+}
+
+/* out rows (16 columns at a time) = scores (6 x s) times values (s x 64), row r times inv[r]. */
 static AVX2_FMA void att_block_values(const float *sc, long s_pad, const float *vp, long s, const float *inv,
                                       float *out, long ldo, long rows) {
-    for (long c = 0; c < ATT_D; c += 16) {
-        __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
-               c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
-               c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
-               c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-        const float *vc = vp + c * s; /* this chunk's 16 columns, row after row */
-        for (long j = 0; j < s; j++) {
-            __m256 b0 = _mm256_loadu_ps(vc + j * 16), b1 = _mm256_loadu_ps(vc + j * 16 + 8);
-            __m256 a;
-            a = _mm256_broadcast_ss(sc + 0 * s_pad + j); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
-            a = _mm256_broadcast_ss(sc + 1 * s_pad + j); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
-            a = _mm256_broadcast_ss(sc + 2 * s_pad + j); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
-            a = _mm256_broadcast_ss(sc + 3 * s_pad + j); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
-            a = _mm256_broadcast_ss(sc + 4 * s_pad + j); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
-            a = _mm256_broadcast_ss(sc + 5 * s_pad + j); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
-        }
-        __m256 acc[ATT_ROWS][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-        for (long r = 0; r < rows; r++) {
-            __m256 f = _mm256_set1_ps(inv[r]);
-            _mm256_storeu_ps(out + r * ldo + c, _mm256_mul_ps(acc[r][0], f));
-            _mm256_storeu_ps(out + r * ldo + c + 8, _mm256_mul_ps(acc[r][1], f));
-        }
-    }
+    for (long c = 0; c < ATT_D; c += 16)  /* the values' chunk of 16 columns lies row after row */
+        mul_6x16(sc, s_pad, vp + c * s, 16, s, out + c, ldo, inv, rows);
 }
 
 /* exp over 8 floats: the Cephes expf of exp_cephes, in intrinsics (the compiler's
@@ -490,7 +476,6 @@ int attention_d64(long heads, long t, long s, float scale,
                   const float *v, long v_head, long ldv, int v_rows_are_d,
                   float *out, long ldo, const float *mask, int threads) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    enum { MAX_THREADS = 16 };
     if (!have_avx2_fma() || t < 1 || s < 1) return -1;
     long blocks = (t + ATT_ROWS - 1) / ATT_ROWS, t_pad = blocks * ATT_ROWS;
     long s_pad = (s + ATT_PANEL - 1) / ATT_PANEL * ATT_PANEL;
@@ -516,21 +501,10 @@ int attention_d64(long heads, long t, long s, float scale,
                 vp[(d / 16) * 16 * s + j * 16 + d % 16] = v_rows_are_d ? vh[d * ldv + j] : vh[j * ldv + d];
             }
         struct att_job jobs[MAX_THREADS];
-        pthread_t tids[MAX_THREADS];
-        int started[MAX_THREADS] = {0};
         for (int i = 0; i < threads; i++)
             jobs[i] = (struct att_job){qp, kp, vp, mask, out, t, s, s_pad, ldo, h * ATT_D,
                                        blocks * i / threads, blocks * (i + 1) / threads};
-        for (int i = 1; i < threads; i++) started[i] = pthread_create(&tids[i], NULL, att_job_run, &jobs[i]) == 0;
-        if (att_job_run(&jobs[0])) status = -2;
-        for (int i = 1; i < threads; i++) {
-            void *ret = NULL;
-            if (started[i])
-                pthread_join(tids[i], &ret);
-            else
-                ret = att_job_run(&jobs[i]);
-            if (ret) status = -2;
-        }
+        if (run_jobs(att_job_run, jobs, sizeof jobs[0], threads)) status = -2;
         if (status) break;
     }
 done:
