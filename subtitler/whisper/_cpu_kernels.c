@@ -398,50 +398,6 @@ static AVX2_FMA void att_block_values(const float *sc, long s_pad, const float *
         mul_6x16(sc, s_pad, vp + c * s, 16, s, out + c, ldo, inv, rows);
 }
 
-/* exp over 8 floats: the Cephes expf of exp_cephes, in intrinsics (the compiler's
- * vectorization of exp_cephes ran at 1.2-1.8 ns a value here; this at about 0.3). */
-static inline AVX2_FMA __attribute__((always_inline)) __m256 exp8(__m256 x) {
-    const __m256 lo = _mm256_set1_ps(EXP_MIN);
-    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    __m256 xc = _mm256_max_ps(x, lo);
-    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_andnot_ps(under, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
-}
-
-/* Each row (cols a multiple of 8) becomes exp(row - max(row)) in place; sums[i] its sum. */
-static AVX2_FMA void att_softmax_rows(float *x, long rows, long cols, long ld, float *sums) {
-    for (long i = 0; i < rows; i++) {
-        float *row = x + i * ld;
-        __m256 m = _mm256_set1_ps(-__builtin_inff());
-        for (long j = 0; j < cols; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(row + j));
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        float peak = _mm_cvtss_f32(h);
-        if (!(peak > -__builtin_inff())) peak = 0.0f;
-        __m256 pk = _mm256_set1_ps(peak), total = _mm256_setzero_ps();
-        for (long j = 0; j < cols; j += 8) {
-            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), pk));
-            _mm256_storeu_ps(row + j, e);
-            total = _mm256_add_ps(total, e);
-        }
-        __m128 t = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps(total, 1));
-        t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-        t = _mm_add_ss(t, _mm_movehdup_ps(t));
-        sums[i] = _mm_cvtss_f32(t);
-    }
-}
-
 static void *att_job_run(void *arg) {
     struct att_job *j = arg;
     float *sc = malloc(sizeof(float) * ATT_ROWS * j->s_pad);
@@ -456,7 +412,7 @@ static void *att_job_run(void *arg) {
                 for (long c = 0; c < j->s; c++) row[c] += j->mask[(i0 + r) * j->s + c];
             for (long c = j->s; c < j->s_pad; c++) row[c] = -__builtin_inff();
         }
-        att_softmax_rows(sc, ATT_ROWS, j->s_pad, j->s_pad, sums);
+        softmax_rows_exp(sc, ATT_ROWS, j->s_pad, j->s_pad, sums);
         for (long r = 0; r < ATT_ROWS; r++) inv[r] = sums[r] > 0.0f ? 1.0f / sums[r] : 0.0f;
         att_block_values(sc, j->s_pad, j->vp, j->s, inv, j->out + i0 * j->ldo + j->col, j->ldo, rows);
     }
