@@ -24,9 +24,9 @@ The encoder's big exp and GELU passes go further, to ``_cpu_kernels`` (a small C
 extension built at install, vectorized for AVX2 where the CPU has it) when it was
 built: per (1500, 1500) head, the softmax's exp pass 9.3 -> 2.7 ms on one thread;
 GELU over (1500, 1536) 11.8 -> 1.5 ms. Without it, NumPy and MLX do them as above.
-It also has the long attention (head by head through the BLAS's ``sgemm``, see
-``attention``), the encoder's layer norms, and the decoding step's output
-embedding read in float16 (``logits``).
+It also has the long attention (a kernel of its own for heads of 64, or head by
+head through the BLAS's ``sgemm``: see ``attention``), the encoder's layer norms,
+and the decoding step's output embedding read in float16 (``logits``).
 
 On a GPU, and for other dtypes, every function here uses MLX's own kernels.
 """
@@ -88,12 +88,12 @@ def gelu(x: mx.array) -> mx.array:
     """Exact (erf) GELU, as Whisper was trained with."""
     if not applies(x):
         return nn.gelu(x)
-    if x.size >= _HOST_GELU_MIN and _kernels() is not None:
+    if x.size >= _HOST_MIN and _kernels() is not None:
         return _gelu_host(x)
     return _gelu_rational(x)
 
 
-_HOST_GELU_MIN = 1 << 16  # below this (a decoding step's 1536 values) MLX's fused kernel, no sync
+_HOST_MIN = 1 << 16  # below this many values (a decoding step's) MLX's own kernels: no host round trip
 
 
 def _gelu_host(x: mx.array) -> mx.array:
@@ -111,7 +111,7 @@ def layer_norm(x: mx.array, norm: nn.LayerNorm) -> mx.array:
     """``norm(x)``; over the encoder's (1500, 384) rows by the C kernel, split over the
     cores: 1.8 -> 0.6 ms each here (best of 20), nine a window."""
     lib = _kernels()
-    if not (applies(x) and x.size >= _HOST_GELU_MIN and lib is not None and "weight" in norm and "bias" in norm):
+    if not (applies(x) and x.size >= _HOST_MIN and lib is not None and "weight" in norm and "bias" in norm):
         return norm(x)
     src = host_view(x).reshape(-1, x.shape[-1])
     if not src.flags.c_contiguous:
@@ -231,10 +231,9 @@ def attention(q: mx.array, kt: mx.array, v: mx.array, scale: float, mask=None) -
     - a 181-token prompt's cross-attention: 8.2-8.9 -> 7.3-8.0 -> 5.8-6.1 ms; its
       masked self-attention 2.4-3.1 -> 2.3-2.6 -> 1.5 ms.
 
-    Otherwise MLX computes the scores and they are
-    exponentiated in place through a NumPy view (their buffer is private to this
-    call), rows split over the cores, with the normalisation applied to the (T, D)
-    output instead of the (T, S) weights.
+    Otherwise MLX computes the scores and they are exponentiated in place through a
+    NumPy view (their buffer is private to this call), rows split over the cores,
+    with the normalisation applied to the (T, D) output instead of the (T, S) weights.
     """
     sgemm = _blas.sgemm_address()
     if q.shape[0] == 1 and sgemm and _kernels() is not None:
@@ -270,6 +269,7 @@ D64_KERNEL = True  # heads of 64 by attention_d64 (tests and measurements switch
 
 
 def _attention_heads(q, kt, v, scale, mask, sgemm) -> mx.array:
+    """``attention`` for one batch row by the C kernels, on host views of the operands."""
     mx.eval(q, kt, v, *(() if mask is None else (mask,)))
     _, h, t, d = q.shape
     s = kt.shape[-1]
@@ -283,11 +283,12 @@ def _attention_heads(q, kt, v, scale, mask, sgemm) -> mx.array:
     lib = _kernels()
     if d == 64 and D64_KERNEL:
         _blas.rest_workers()  # its threads would share the cores with the BLAS's idle ones
-    if d == 64 and D64_KERNEL and lib.attention_d64(
-            h, t, s, float(scale), qa.ctypes.data, q_head, ldq,
-            ka.ctypes.data, k_head, ldk, int(not k_transposed), va.ctypes.data, v_head, ldv, int(v_transposed),
-            out.ctypes.data, h * d, None if m is None else m.ctypes.data, _workers()) == 0:
-        return mx.array(out)[None]
+        if lib.attention_d64(h, t, s, float(scale), qa.ctypes.data, q_head, ldq,
+                             ka.ctypes.data, k_head, ldk, int(not k_transposed),
+                             va.ctypes.data, v_head, ldv, int(v_transposed),
+                             out.ctypes.data, h * d, None if m is None else m.ctypes.data, _workers()) == 0:
+            return mx.array(out)[None]
+        # -1: no AVX2 here, -2: out of memory; either way the sgemm path below
     scores, sums = np.empty(t * s, np.float32), np.empty(t, np.float32)
     lib.attention_heads(
         sgemm, h, t, s, d, float(scale),
