@@ -1,9 +1,10 @@
 """Only the optional C parts; everything else is in pyproject.toml.
 
 On Linux, ``subtitler._gemv_forward`` makes MLX's one-row matrix products
-matrix-vector products, and ``subtitler.whisper._cpu_kernels`` vectorizes the
-encoder's exp and erf (see their sources). Both are optional: without a C compiler
-the build skips them and the engine runs slower.
+matrix-vector products, and ``subtitler.whisper._cpu_kernels`` holds the CPU kernels
+``subtitler.whisper.cpu_ops`` calls: exp, GELU, layer norm, long attention and the
+float16 output embedding (see their sources). Both are optional: without a C
+compiler the build skips them and the engine runs slower.
 """
 
 import sys

@@ -24,9 +24,8 @@ import sys
 import sysconfig
 
 _loaded: str | None = None
+_library: ctypes.CDLL | None = None  # the preloaded BLAS
 _forwarder: ctypes.CDLL | None = None
-_sgemm: int | None = None
-_shutdown = None
 _tried = False
 _OFF = ("0", "off", "no", "false", "none")
 
@@ -91,7 +90,7 @@ def _usable(path: str) -> bool:
 
 def preload() -> str | None:
     """Load the first usable CBLAS globally; returns its path, or None. Idempotent."""
-    global _loaded, _forwarder, _tried
+    global _loaded, _library, _forwarder, _tried
     if _tried:
         return _loaded
     _tried = True
@@ -109,7 +108,7 @@ def preload() -> str | None:
         if _usable(path):
             forwarder = _forwarder_for(path)  # global before the BLAS, so its cblas_sgemm comes first
             try:
-                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+                _library = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
             except OSError:
                 continue
             _loaded = path
@@ -158,10 +157,7 @@ def set_forwarding(on: bool) -> None:
 def sgemm_address() -> int | None:
     """The address of the preloaded BLAS's own ``cblas_sgemm`` (not the forwarder's),
     for C code that calls it directly; None when no BLAS was preloaded."""
-    global _sgemm
-    if _sgemm is None and _loaded is not None:
-        _sgemm = ctypes.cast(ctypes.CDLL(_loaded).cblas_sgemm, ctypes.c_void_p).value
-    return _sgemm
+    return None if _library is None else ctypes.cast(_library.cblas_sgemm, ctypes.c_void_p).value
 
 
 def rest_workers() -> None:
@@ -174,16 +170,9 @@ def rest_workers() -> None:
     345-377 / 377-443 ms with it. The next product starts the workers again (the
     path OpenBLAS takes after a fork). Call it only when no product can be running:
     after the inputs of the host work were evaluated. No-op for other BLAS."""
-    global _shutdown
-    if _shutdown is None:
-        _shutdown = False
-        if _loaded is not None:
-            fn = getattr(ctypes.CDLL(_loaded), "blas_thread_shutdown_", None)
-            if fn is not None:
-                fn.restype = ctypes.c_int
-                _shutdown = fn
-    if _shutdown:
-        _shutdown()
+    shutdown = getattr(_library, "blas_thread_shutdown_", None) if _library is not None else None
+    if shutdown is not None:
+        shutdown()
 
 
 def loaded() -> str | None:

@@ -8,7 +8,8 @@
  *   Same formulas as cpu_ops.py: the Cephes expf (relative error below 2e-7) and
  *   the rational erf that Eigen and XLA use (absolute error below 5e-7);
  * - layer norm over many rows;
- * - long attention head by head through the BLAS's sgemm;
+ * - long attention: a kernel of its own for heads of 64, otherwise head by head
+ *   through the BLAS's sgemm;
  * - the output embedding of a decoding step from a float16 table.
  *
  * The loops are plain C that the compiler vectorizes, built twice (AVX2 + FMA, and
@@ -111,6 +112,31 @@ CLONES void layer_norm(const float *x, float *out, long rows, long cols, const f
     }
 }
 
+enum { MAX_THREADS = 16 };
+
+/* threads, held to 1 .. MAX_THREADS */
+static int thread_count(int threads) { return threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads; }
+
+/* Run fn on jobs[0 .. count) (each job_size bytes): jobs 1.. on threads of their own,
+ * job 0 on this one; a job whose thread cannot start runs here too. Returns 1 when a
+ * job returned non-NULL (failed), else 0. At most MAX_THREADS jobs. */
+static int run_jobs(void *(*fn)(void *), void *jobs, size_t job_size, int count) {
+    pthread_t tids[MAX_THREADS];
+    int started[MAX_THREADS] = {0}, failed = 0;
+    char *base = jobs;
+    for (int i = 1; i < count; i++) started[i] = pthread_create(&tids[i], NULL, fn, base + i * job_size) == 0;
+    failed |= fn(base) != NULL;
+    for (int i = 1; i < count; i++) {
+        void *ret = NULL;
+        if (started[i])
+            pthread_join(tids[i], &ret);
+        else
+            ret = fn(base + i * job_size);
+        failed |= ret != NULL;
+    }
+    return failed;
+}
+
 /* ---------------------------------------------------------------- attention
 
  * softmax(scale * q k^T + mask) v for each head, one head at a time, through the
@@ -134,28 +160,6 @@ typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float a
                          const float *b, int ldb, float beta, float *c, int ldc);
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
-/* Run fn on jobs[0 .. count) (each job_size bytes): jobs 1.. on threads of their own,
- * job 0 on this one; a job whose thread cannot start runs here too. Returns 1 when a
- * job returned non-NULL (failed), else 0. At most MAX_THREADS jobs. */
-enum { MAX_THREADS = 16 };
-
-static int run_jobs(void *(*fn)(void *), void *jobs, size_t job_size, int count) {
-    pthread_t tids[MAX_THREADS];
-    int started[MAX_THREADS] = {0}, failed = 0;
-    char *base = jobs;
-    for (int i = 1; i < count; i++) started[i] = pthread_create(&tids[i], NULL, fn, base + i * job_size) == 0;
-    failed |= fn(base) != NULL;
-    for (int i = 1; i < count; i++) {
-        void *ret = NULL;
-        if (started[i])
-            pthread_join(tids[i], &ret);
-        else
-            ret = fn(base + i * job_size);
-        failed |= ret != NULL;
-    }
-    return failed;
-}
-
 struct exp_part {
     float *scores;
     long rows, cols;
@@ -170,8 +174,7 @@ static void *exp_part_run(void *arg) {
 
 static void exp_rows_parallel(float *scores, long rows, long cols, float *sums, int threads) {
     struct exp_part parts[MAX_THREADS];
-    if (threads < 1) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    threads = thread_count(threads);
     if (rows < 64 * threads) threads = 1;
     for (int i = 0; i < threads; i++) {
         long a = rows * i / threads, b = rows * (i + 1) / threads;
@@ -288,11 +291,6 @@ static const logits_rows_fn logits_rows_for[LOGITS_MAX_N + 1] = {
     logits_rows_2_5, logits_rows_2_6, logits_rows_1_7, logits_rows_1_8,
 };
 
-static void logits_rows_avx2(const uint16_t *table, long k, const float *x, long n, float *out, long ldo, long r0,
-                             long r1) {
-    logits_rows_for[n](table, k, x, out, ldo, r0, r1);
-}
-
 static int have_f16c(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
@@ -316,7 +314,7 @@ struct logits_part {
 static void *logits_part_run(void *arg) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     struct logits_part *p = arg;
-    logits_rows_avx2(p->table, p->k, p->x, p->n, p->out, p->ldo, p->r0, p->r1);
+    logits_rows_for[p->n](p->table, p->k, p->x, p->out, p->ldo, p->r0, p->r1);
 #else
     (void)arg;
 #endif
@@ -327,8 +325,7 @@ static void *logits_part_run(void *arg) {
 int logits_f16(const uint16_t *table, long rows, long k, const float *x, long n, float *out, int threads) {
     if (!have_f16c() || n < 1 || n > LOGITS_MAX_N) return -1;
     struct logits_part parts[MAX_THREADS];
-    if (threads < 1) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    threads = thread_count(threads);
     for (int i = 0; i < threads; i++)
         parts[i] = (struct logits_part){table, k, x, n, out, rows, rows * i / threads, rows * (i + 1) / threads};
     run_jobs(logits_part_run, parts, sizeof parts[0], threads);
@@ -443,8 +440,7 @@ int attention_d64(long heads, long t, long s, float scale,
         status = -2;
         goto done;
     }
-    if (threads < 1) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    threads = thread_count(threads);
     if (threads > blocks) threads = (int)blocks;
     for (long h = 0; h < heads; h++) {
         const float *qh = q + h * q_head, *kh = k + h * k_head, *vh = v + h * v_head;

@@ -1,4 +1,4 @@
-"""Element-wise work the MLX CPU backend does slowly, done another way on the CPU.
+"""Work the MLX CPU backend does slowly, done another way on the CPU.
 
 MLX's Linux CPU kernels compute ``exp`` and ``erf`` one float at a time (about
 45 M/s here), while its arithmetic ops are vectorized. Measured on a 2-core AVX2
@@ -101,9 +101,7 @@ def _gelu_host(x: mx.array) -> mx.array:
     src = host_view(x).reshape(-1)
     out = np.empty_like(src)
     lib = _kernels()
-    bounds = np.linspace(0, src.size, _workers() + 1).astype(int)
-    _map(lambda ab: lib.gelu(src[ab[0]:].ctypes.data, out[ab[0]:].ctypes.data, int(ab[1] - ab[0])),
-         list(zip(bounds[:-1], bounds[1:])))
+    _map(lambda ab: lib.gelu(src[ab[0]:].ctypes.data, out[ab[0]:].ctypes.data, ab[1] - ab[0]), _spans(src.size))
     return mx.array(out.reshape(x.shape))
 
 
@@ -118,10 +116,9 @@ def layer_norm(x: mx.array, norm: nn.LayerNorm) -> mx.array:
         src = np.ascontiguousarray(src)
     out = np.empty_like(src)
     weight, bias = host_view(norm.weight), host_view(norm.bias)
-    bounds = np.linspace(0, src.shape[0], _workers() + 1).astype(int)
-    _map(lambda ab: lib.layer_norm(src[ab[0]:].ctypes.data, out[ab[0]:].ctypes.data, int(ab[1] - ab[0]),
+    _map(lambda ab: lib.layer_norm(src[ab[0]:].ctypes.data, out[ab[0]:].ctypes.data, ab[1] - ab[0],
                                    src.shape[1], weight.ctypes.data, bias.ctypes.data, norm.eps),
-         list(zip(bounds[:-1], bounds[1:])))
+         _spans(src.shape[0]))
     return mx.array(out.reshape(x.shape))
 
 
@@ -203,6 +200,13 @@ def _kernels():
     return _lib or None
 
 
+def _spans(n: int, min_size: int = 1) -> list[tuple[int, int]]:
+    """[0, n) cut into one span per worker thread (fewer, so each has ``min_size``)."""
+    parts = min(_workers(), max(1, n // min_size))
+    bounds = np.linspace(0, n, parts + 1).astype(int).tolist()
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def _map(fn, parts: list) -> list:
     """``fn`` over ``parts`` on the worker threads (NumPy and ctypes release the GIL)."""
     global _pool
@@ -243,9 +247,7 @@ def attention(q: mx.array, kt: mx.array, v: mx.array, scale: float, mask=None) -
     if not view.flags.c_contiguous:  # a reshape would copy, and the softmax land elsewhere
         raise RuntimeError("attention scores are not contiguous")
     flat = view.reshape(-1, view.shape[-1])
-    n = min(_workers(), max(1, flat.shape[0] // 64))
-    bounds = np.linspace(0, flat.shape[0], n + 1).astype(int)
-    sums = np.concatenate(_map(_exp_rows_inplace, [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]))
+    sums = np.concatenate(_map(_exp_rows_inplace, [flat[a:b] for a, b in _spans(flat.shape[0], min_size=64)]))
     sums = mx.array(sums.reshape(*view.shape[:-1], 1))
     o = (scores @ v) / sums
     return o.transpose(0, 2, 1, 3).reshape(o.shape[0], o.shape[2], -1)
