@@ -13,6 +13,7 @@ import pytest
 from subtitler import _blas
 from subtitler.whisper import cpu_ops
 from subtitler.whisper.decoding import top_indices
+from subtitler.whisper.tokenizer import get_tokenizer
 
 
 @pytest.fixture(params=["c", "fallback"])
@@ -143,3 +144,36 @@ def test_top_indices_finds_the_k_largest_with_ties_and_masks():
         for row, idx in zip(x, got):
             assert len(set(idx.tolist())) == k
             assert np.array_equal(np.sort(row[idx]), np.sort(row)[-k:])
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_decoding_steps_by_the_c_kernel_match_mlx(model, rows):
+    """``cpu_decoder``'s whole-step kernel against the MLX decoder, step by step: the
+    same logits from the same prompt, with beam-search reorders in between."""
+    from conftest import JFK
+    from subtitler import audio
+    from subtitler.whisper.decoding import MlxSteps
+
+    kernel = model.decoder.step_kernel
+    if kernel is None:
+        pytest.skip("the C decoding step does not run here")
+    mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
+    cross = model.encode_window(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
+    tok = get_tokenizer(False)
+    prompt = mx.array([[*tok.sot_sequence, *tok.encode(" And so my fellow Americans")]])
+    _, cache, _ = model.decoder(prompt, cross)
+    ours, theirs = kernel.session(cross, cache, rows, capacity=16), MlxSteps(model.decoder, cross, cache, rows)
+    rng = np.random.default_rng(3)
+    for step in range(12):
+        tokens = rng.integers(0, 50000, rows).astype(np.int32)
+        a, b = ours(tokens), np.array(theirs(mx.array(tokens)))
+        assert a.shape == b.shape == (rows, model.dims.n_vocab)
+        assert np.abs(a - b).max() < 2e-4, f"step {step}"
+        assert (a.argmax(-1) == b.argmax(-1)).all()
+        if rows > 1 and step % 3 == 1:
+            order = rng.integers(0, rows, rows).tolist()
+            ours.reorder(order)
+            theirs.reorder(order)
+    with pytest.raises(ValueError):  # past its capacity
+        for _ in range(8):
+            ours(tokens)

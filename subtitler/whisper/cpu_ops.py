@@ -122,20 +122,26 @@ def layer_norm(x: mx.array, norm: nn.LayerNorm) -> mx.array:
     return mx.array(out.reshape(x.shape))
 
 
-def logsumexp(x: mx.array) -> mx.array:
-    """log(sum(exp(x))) over the last axis, kept; rows of -inf give -inf.
+def logsumexp(x):
+    """log(sum(exp(x))) over the last axis, kept; rows of -inf give -inf. ``x``: an
+    MLX or a NumPy array; the result is of the same kind.
 
     Over a whole vocabulary on the CPU, NumPy computes it from a view of the
     evaluated logits: this waits for them, but the step that made them is done
     by the time the rules need them anyway (greedy 19.6 -> 18.6 ms per token,
     beam 5 29.5 -> 27.0 ms per step, measured in one process)."""
+    if isinstance(x, np.ndarray):
+        return _logsumexp_host(x)
     if not (applies(x) and x.size >= 4096):
         return mx.logsumexp(x, axis=-1, keepdims=True)
-    a = host_view(x)
+    return mx.array(_logsumexp_host(host_view(x)))
+
+
+def _logsumexp_host(a: np.ndarray) -> np.ndarray:
     peak = a.max(axis=-1, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0.0)
     with np.errstate(divide="ignore"):  # log(0) = -inf for a fully masked row
-        return mx.array(np.log(np.exp(a - peak).sum(axis=-1, keepdims=True)) + peak)
+        return np.log(np.exp(a - peak).sum(axis=-1, keepdims=True)) + peak
 
 
 _pool: ThreadPoolExecutor | None = None

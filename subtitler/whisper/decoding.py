@@ -5,6 +5,12 @@ masks over the vocabulary axis computed for all sequences at once; nothing loops
 over tokens in Python. The only host transfers per step are the chosen tokens'
 completion flag (greedy/sampling) or the top beam+1 candidates per beam (beam
 search).
+
+The steps run through the MLX model (``MlxSteps``), or on the CPU through the C
+kernel of ``cpu_decoder`` (``CpuSteps``), whose logits are host (NumPy) arrays: the
+rules and the choice of tokens then run on them with NumPy, the same code over the
+other array module (``xp``), instead of copying the logits into MLX for a dozen
+small operations each step.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import mlx.core as mx
 import numpy as np
 
 from ..errors import Cancelled
-from . import cpu_ops
+from . import cpu_decoder, cpu_ops
 from .model import Whisper
 from .tokenizer import Tokenizer
 
@@ -70,6 +76,11 @@ def detect_language(model: Whisper, cross_kv, tokenizer: Tokenizer) -> tuple[str
     return codes[int(p.argmax())], {c: float(v) for c, v in zip(codes, p)}
 
 
+def _xp(a):
+    """The array module of ``a``: NumPy for host arrays, else MLX."""
+    return np if isinstance(a, np.ndarray) else mx
+
+
 def top_indices(x: mx.array, k: int, chunk: int = 64) -> mx.array:
     """Indices of the k largest values of each row of ``x`` (n, V), in no order.
 
@@ -78,17 +89,18 @@ def top_indices(x: mx.array, k: int, chunk: int = 64) -> mx.array:
     best value), so the search runs over k * chunk candidates instead of V.
     ``mx.argpartition`` over 5 x 51864 took 3.2 ms per beam step here.
     """
+    xp = _xp(x)
     n, size = x.shape
     if size <= 4 * k * chunk:
-        return mx.argpartition(-x, kth=k - 1, axis=-1)[:, :k]
+        return xp.argpartition(-x, k - 1, axis=-1)[:, :k]
     pad = -size % chunk
     if pad:
-        x = mx.concatenate([x, mx.full((n, pad), NEG_INF, dtype=x.dtype)], axis=1)
+        x = xp.concatenate([x, xp.full((n, pad), NEG_INF, dtype=x.dtype)], axis=1)
     chunks = x.reshape(n, -1, chunk)
-    best = mx.argpartition(-mx.max(chunks, axis=-1), kth=k - 1, axis=-1)[:, :k]  # (n, k)
-    cand = mx.take_along_axis(chunks, best[:, :, None], axis=1).reshape(n, k * chunk)
-    pick = mx.argpartition(-cand, kth=k - 1, axis=-1)[:, :k]
-    return mx.take_along_axis(best, pick // chunk, axis=1) * chunk + pick % chunk
+    best = xp.argpartition(-xp.max(chunks, axis=-1), k - 1, axis=-1)[:, :k]  # (n, k)
+    cand = xp.take_along_axis(chunks, best[:, :, None], axis=1).reshape(n, k * chunk)
+    pick = xp.argpartition(-cand, k - 1, axis=-1)[:, :k]
+    return xp.take_along_axis(best, pick // chunk, axis=1) * chunk + pick % chunk
 
 
 class TimestampState(NamedTuple):
@@ -101,15 +113,17 @@ class TimestampState(NamedTuple):
 
     def take(self, rows: mx.array) -> "TimestampState":
         """The state of the sequences ``rows`` (beam search reorders its beams)."""
-        return TimestampState(*(mx.take(a, rows, 0) for a in self))
+        return TimestampState(*(_xp(a).take(a, rows, 0) for a in self))
 
 
 class LogitRules:
-    """Whisper's logit filters as array operations over (n_sequences, vocab)."""
+    """Whisper's logit filters as array operations over (n_sequences, vocab), in the
+    array module ``xp`` (MLX, or NumPy for host logits)."""
 
     def __init__(self, tokenizer: Tokenizer, n_vocab: int, sample_begin: int,
                  suppress: Sequence[int], suppress_blank: bool, timestamps: bool,
-                 max_initial_timestamp_index: Optional[int]):
+                 max_initial_timestamp_index: Optional[int], xp=mx):
+        self.xp = xp
         self.tb = tokenizer.timestamp_begin
         self.eot = tokenizer.eot
         self.sample_begin = sample_begin
@@ -119,7 +133,7 @@ class LogitRules:
         base[list(suppress)] = NEG_INF
         if timestamps:
             base[tokenizer.no_timestamps] = NEG_INF
-        self.base = mx.array(base)
+        self.base = xp.array(base)
         first = base.copy()
         if suppress_blank:
             first[tokenizer.encode(" ") + [tokenizer.eot]] = NEG_INF
@@ -127,22 +141,24 @@ class LogitRules:
             first[: self.tb] = NEG_INF  # the first token must be a timestamp
             if max_initial_timestamp_index is not None:
                 first[self.tb + max_initial_timestamp_index + 1 :] = NEG_INF
-        self.first = mx.array(first)
-        self.is_ts = mx.arange(n_vocab) >= self.tb
-        self.ts_ids = mx.arange(self.tb, n_vocab)
+        self.first = xp.array(first)
+        self.is_ts = xp.arange(n_vocab) >= self.tb
+        self.ts_ids = xp.arange(self.tb, n_vocab)
 
     def start(self, n: int) -> TimestampState:
         """The state before the first sampled token."""
-        return TimestampState(mx.ones((n, 1), dtype=mx.bool_), mx.ones((n, 1), dtype=mx.bool_),
-                              mx.full((n, 1), -1, dtype=mx.int32))
+        xp = self.xp
+        return TimestampState(xp.ones((n, 1), dtype=xp.bool_), xp.ones((n, 1), dtype=xp.bool_),
+                              xp.full((n, 1), -1, dtype=xp.int32))
 
     def advance(self, state: Optional[TimestampState], tokens: mx.array) -> TimestampState:
         """The state once ``tokens`` (n,) are appended (``state`` None: the first ones)."""
         if state is None:
             state = self.start(tokens.shape[0])
-        tokens = tokens.astype(mx.int32)[:, None]
+        xp = self.xp
+        tokens = tokens.astype(xp.int32)[:, None]
         is_ts = tokens >= self.tb
-        return TimestampState(is_ts, state.last, mx.maximum(state.max_ts, mx.where(is_ts, tokens, -1)))
+        return TimestampState(is_ts, state.last, xp.maximum(state.max_ts, xp.where(is_ts, tokens, -1)))
 
     def __call__(self, logits: mx.array, state: Optional[TimestampState]) -> mx.array:
         """The masked logits. ``state``: from ``advance``, or None for the first token."""
@@ -156,24 +172,63 @@ class LogitRules:
             # If timestamps together outweigh the best text token, a timestamp must follow.
             # (Both sides are log-probabilities under one normaliser, which cancels.)
             ts_lse = cpu_ops.logsumexp(logits[:, self.tb :])
-            force_ts = ts_lse > mx.max(logits[:, : self.tb], axis=-1, keepdims=True)
-            logits = mx.where(force_ts & ~self.is_ts, NEG_INF, logits)
+            force_ts = ts_lse > self.xp.max(logits[:, : self.tb], axis=-1, keepdims=True)
+            logits = self.xp.where(force_ts & ~self.is_ts, NEG_INF, logits)
         return logits
 
     def _timestamp_rules(self, logits: mx.array, state: TimestampState) -> mx.array:
         """Bans as (n, 1) flags for the text tokens and an (n, timestamps) mask: no
         array over the whole vocabulary is built."""
+        xp = self.xp
         last, penult, max_ts = state
         # Timestamps come in pairs: after a pair, text; after a lone one, another timestamp or EOT.
         lone = last & ~penult
         # Timestamps never decrease, and a segment has nonzero length.
-        floor = mx.where(lone, max_ts, max_ts + 1)
+        floor = xp.where(lone, max_ts, max_ts + 1)
         ban_ts = (last & penult) | ((max_ts >= 0) & (self.ts_ids < floor))
-        return mx.concatenate([
-            mx.where(lone, NEG_INF, logits[:, : self.eot]),
+        return xp.concatenate([
+            xp.where(lone, NEG_INF, logits[:, : self.eot]),
             logits[:, self.eot : self.tb],
-            mx.where(ban_ts, NEG_INF, logits[:, self.tb :]),
+            xp.where(ban_ts, NEG_INF, logits[:, self.tb :]),
         ], axis=1)
+
+
+def _categorical(logits, temperature: float):
+    """A token per row drawn from softmax(logits / temperature), by MLX's generator
+    (one seed gives the same draws on either path)."""
+    drawn = mx.random.categorical(mx.array(logits) / temperature)
+    return np.array(drawn) if isinstance(logits, np.ndarray) else drawn
+
+
+def _prefetch(*arrays) -> None:
+    """Start evaluating MLX arrays (host arrays are ready)."""
+    if isinstance(arrays[0], mx.array):
+        mx.async_eval(*arrays)
+
+
+class MlxSteps:
+    """The decoding steps of one window through the MLX model (any device):
+    ``steps(tokens)`` appends a token (n,) to each sequence and returns the next
+    logits (n, V); ``reorder(rows)`` makes sequence i continue sequence ``rows[i]``.
+
+    For one sequence the initial tokens' keys and values are its cache; ``n``
+    sequences share them (``shared``) and each starts a cache of its own, so beam
+    search reorders and extends only the rows' own positions."""
+
+    xp = mx  # the array module of the logits
+
+    def __init__(self, decoder, cross_kv, initial_cache, n: int):
+        self.decoder, self.cross_kv = decoder, cross_kv
+        self.cache, self.shared = (initial_cache, None) if n == 1 else (None, initial_cache)
+
+    def __call__(self, tokens: mx.array) -> mx.array:
+        logits, self.cache, _ = self.decoder(tokens[:, None], self.cross_kv, self.cache, shared=self.shared)
+        return logits[:, -1]
+
+    def reorder(self, rows: Sequence[int]) -> None:
+        if self.cache is not None:  # the rows' own positions; the shared ones stay as they are
+            idx = mx.array(rows)
+            self.cache = [(mx.take(k, idx, 0), mx.take(v, idx, 0)) for k, v in self.cache]
 
 
 class DecodingTask:
@@ -191,9 +246,15 @@ class DecodingTask:
         max_init = None
         if options.max_initial_timestamp is not None:
             max_init = round(options.max_initial_timestamp / precision)
+        if options.temperature == 0 and options.beam_size and options.beam_size > 1:
+            self.rows = options.beam_size
+        else:
+            self.rows = options.best_of if (options.temperature > 0 and options.best_of) else 1
+        self.kernel = model.decoder.step_kernel if self.rows <= cpu_decoder.MAX_ROWS else None
         self.rules = LogitRules(
             tokenizer, model.dims.n_vocab, self.sample_begin, self._suppress_tokens(),
             options.suppress_blank, not options.without_timestamps, max_init,
+            xp=mx if self.kernel is None else np,
         )
 
     def _encode_piece(self, piece) -> list[int]:
@@ -231,51 +292,52 @@ class DecodingTask:
     def run(self, cross_kv, language: str) -> DecodingResult:
         o = self.options
         if o.temperature == 0 and o.beam_size and o.beam_size > 1:
-            return self._beam_search(cross_kv, language, o.beam_size)
-        n = o.best_of if (o.temperature > 0 and o.best_of) else 1
-        return self._sample(cross_kv, language, n)
+            return self._beam_search(cross_kv, language, self.rows)
+        return self._sample(cross_kv, language, self.rows)
 
     def _prefill(self, cross_kv, n: int):
-        """Run the initial tokens once. Returns the last logits (n, V), the cache, the
-        shared keys/values and the no-speech probability: for one sequence the initial
-        tokens' keys and values are its cache; for ``n`` the sequences share them (as
-        they share the cross-attention K/V), and each starts a cache of its own."""
+        """Run the initial tokens once. Returns the last logits (n, V), the steps that
+        continue from them (``MlxSteps`` or the C kernel's ``CpuSteps``) and the
+        no-speech probability. The ``n`` sequences share the initial tokens' keys and
+        values (as they share the cross-attention K/V); each has its own after them."""
         tokens = mx.array([self.initial_tokens])
         rows = [self.sot_index, len(self.initial_tokens) - 1]
         logits, cache, _ = self.model.decoder(tokens, cross_kv, rows=rows)
         no_speech = mx.softmax(logits[0, 0], axis=-1)[self.tokenizer.no_speech]
         last = logits[:, 1]
-        if n == 1:
-            return last, cache, None, no_speech
-        return mx.repeat(last, n, 0), None, cache, no_speech
+        if n > 1:
+            last = mx.repeat(last, n, 0)
+        if self.kernel is None:
+            return last, MlxSteps(self.model.decoder, cross_kv, cache, n), no_speech
+        return np.array(last), self.kernel.session(cross_kv, cache, n, self.sample_len + 1), no_speech
 
     def _sample(self, cross_kv, language: str, n: int) -> DecodingResult:
         t = self.options.temperature
         eot = self.tokenizer.eot
-        logits, cache, shared, no_speech = self._prefill(cross_kv, n)
+        logits, steps, no_speech = self._prefill(cross_kv, n)
+        xp = steps.xp
         state = None
         tokens = []
-        sum_logprobs = mx.zeros((n,))
-        done = mx.zeros((n,), dtype=mx.bool_)
+        sum_logprobs = xp.zeros((n,), dtype=xp.float32)
+        done = xp.zeros((n,), dtype=xp.bool_)
         for step in range(self.sample_len):
             self._check_cancel(step)
             logits = self.rules(logits, state)
-            nxt = mx.argmax(logits, axis=-1) if t == 0 else mx.random.categorical(logits / t)
-            nxt = mx.where(done, eot, nxt).astype(mx.int32)
-            lp = (mx.take_along_axis(logits, nxt[:, None], axis=-1) - cpu_ops.logsumexp(logits))[:, 0]
-            sum_logprobs = sum_logprobs + mx.where(done, 0.0, lp)
+            nxt = xp.argmax(logits, axis=-1) if t == 0 else _categorical(logits, t)
+            nxt = xp.where(done, eot, nxt).astype(xp.int32)
+            lp = (xp.take_along_axis(logits, nxt[:, None], axis=-1) - cpu_ops.logsumexp(logits))[:, 0]
+            sum_logprobs = sum_logprobs + xp.where(done, 0.0, lp)
             done = done | (nxt == eot)
-            mx.async_eval(done)  # the stop test below then waits for this step only
+            _prefetch(done)  # the stop test below then waits for this step only
             tokens.append(nxt)
             if self.sample_begin + step + 1 >= self.n_ctx:
                 break
             state = self.rules.advance(state, nxt)
-            logits, cache, _ = self.model.decoder(nxt[:, None], cross_kv, cache, shared=shared)
-            logits = logits[:, -1]
-            mx.async_eval(logits, state, sum_logprobs)
+            logits = steps(nxt)
+            _prefetch(logits, state, sum_logprobs)
             if bool(done.all()):
                 break
-        rows = np.array(mx.stack(tokens, axis=1)).tolist()
+        rows = np.array(xp.stack(tokens, axis=1)).tolist()
         scores = np.array(sum_logprobs).tolist()
         seqs = [self._strip(r) for r in rows]
         best = self._rank(seqs, scores)
@@ -285,7 +347,8 @@ class DecodingTask:
         eot = self.tokenizer.eot
         patience = self.options.patience or 1.0
         max_finished = round(beam * patience)
-        logits, cache, shared, no_speech = self._prefill(cross_kv, beam)
+        logits, steps, no_speech = self._prefill(cross_kv, beam)
+        xp = steps.xp
         beams: list[list[int]] = [[] for _ in range(beam)]
         sum_lp = [0.0] * beam
         finished: dict[tuple, float] = {}
@@ -295,7 +358,7 @@ class DecodingTask:
             masked = self.rules(logits, state)
             logprobs = masked - cpu_ops.logsumexp(masked)
             top = top_indices(logprobs, beam + 1)
-            top_lp = mx.take_along_axis(logprobs, top, axis=-1)
+            top_lp = xp.take_along_axis(logprobs, top, axis=-1)
             top, top_lp = np.array(top).tolist(), np.array(top_lp).tolist()
             scores, sources = {}, {}
             rows = range(1 if step == 0 else beam)  # all beams are identical at first
@@ -318,13 +381,10 @@ class DecodingTask:
             if len(finished) >= max_finished or self.sample_begin + step + 1 >= self.n_ctx:
                 break
             beams, sum_lp = new_beams, new_lp
-            idx = mx.array(src)
-            if cache is not None:  # the beams' own positions; the shared ones stay as they are
-                cache = [(mx.take(k, idx, 0), mx.take(v, idx, 0)) for k, v in cache]
-            last = mx.array([b[-1] for b in beams], dtype=mx.int32)
-            state = self.rules.advance(None if state is None else state.take(idx), last)
-            logits, cache, _ = self.model.decoder(last[:, None], cross_kv, cache, shared=shared)
-            logits = logits[:, -1]
+            steps.reorder(src)
+            last = xp.array([b[-1] for b in beams], dtype=xp.int32)
+            state = self.rules.advance(None if state is None else state.take(xp.array(src)), last)
+            logits = steps(last)
         if not finished:
             for seq, lp in zip(beams, sum_lp):
                 finished[tuple(seq)] = lp

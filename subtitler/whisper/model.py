@@ -13,7 +13,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from . import cpu_ops
+from . import cpu_decoder, cpu_ops
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,7 @@ class TextDecoder(nn.Module):
         self.blocks = [DecoderBlock(n, dims.n_text_head) for _ in range(dims.n_text_layer)]
         self.ln = nn.LayerNorm(n)
         self._embedding_t = self._embedding_half = None
+        self.step_kernel = None  # decoding steps by the C kernel on the CPU (see ``prepare``)
 
     def cross_kv(self, audio_features: mx.array) -> list[tuple[mx.array, mx.array]]:
         """Cross-attention keys/values of every layer, computed once per window."""
@@ -257,7 +258,8 @@ class TextDecoder(nn.Module):
         return logits, new_cache, all_weights
 
     def prepare(self) -> None:
-        """On the CPU, keep the embedding in float16 for the output projection of
+        """On the CPU, run decoding steps by the C kernel where it applies
+        (``cpu_decoder``); keep the embedding in float16 for the output projection of
         decoding steps (``cpu_ops.logits``), when that holds it exactly; and a
         transposed copy for larger products: ``x @ E.T`` reads the 51k x d matrix
         against its layout and took twice as long per token here."""
@@ -268,6 +270,7 @@ class TextDecoder(nn.Module):
             self._embedding_half = cpu_ops.half_table(w)
             self._embedding_t = mx.contiguous(w.T)
             mx.eval(self._embedding_t)
+        self.step_kernel = cpu_decoder.StepKernel.build(self)
 
 
 class Whisper(nn.Module):

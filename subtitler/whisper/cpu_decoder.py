@@ -1,0 +1,196 @@
+"""Decoding steps on the CPU by one C call each (``decoder_step`` in ``_cpu_decoder.c``).
+
+MLX's CPU backend runs a decoding step of tiny.en as about 520 operations, each
+dispatched to its stream's thread, each product a separate call into the BLAS; the
+products themselves are a fraction of the step. The C step runs the same network
+(embedding, self-attention over the cached positions, cross-attention over the
+window, MLP, final norm, logits) as one program on two threads, reading each weight
+matrix once for all rows. The steps of decoding run here; the prompt (hundreds of
+positions at once) and word alignment stay with MLX.
+
+Used on the CPU for float32 models with plain (not quantized) layers, where the C
+kernels were built and the CPU has AVX2, FMA and F16C; elsewhere, and with
+``SUBTITLER_CPU_KERNELS=0``, decoding runs through MLX as before. The weights are
+read where MLX keeps them (NumPy views of the evaluated arrays, no copies).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Optional, Sequence
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .. import _blas
+from . import cpu_ops
+
+_P = ctypes.c_void_p
+_LAYER_FIELDS = (
+    "attn_ln_w", "attn_ln_b", "qkv_w", "qkv_b", "attn_out_w", "attn_out_b",
+    "cross_ln_w", "cross_ln_b", "cross_q_w", "cross_q_b", "cross_out_w", "cross_out_b",
+    "cross_kt", "cross_vt",
+    "mlp_ln_w", "mlp_ln_b", "mlp1_w", "mlp1_b", "mlp2_w", "mlp2_b",
+    "prefix_k", "prefix_v", "own_k", "own_v",
+)
+
+
+class _Layer(ctypes.Structure):
+    _fields_ = [(name, _P) for name in _LAYER_FIELDS]
+
+
+class _Model(ctypes.Structure):
+    _fields_ = [
+        *((name, ctypes.c_long) for name in ("n_state", "n_head", "n_layer", "n_vocab", "n_audio",
+                                             "prefix", "rows", "capacity")),
+        ("eps", ctypes.c_float),
+        *((name, _P) for name in ("token_embedding", "embedding_f16", "positional_embedding", "ln_w", "ln_b",
+                                  "history", "layers")),
+    ]
+
+
+MAX_ROWS = cpu_ops.LOGITS_MAX_ROWS
+
+
+def _library():
+    lib = cpu_ops._kernels()
+    if lib is None or not hasattr(lib, "decoder_step"):
+        return None
+    if lib.decoder_step.argtypes is None:
+        lib.decoder_step.argtypes = [_P, _P, ctypes.c_long, _P, ctypes.c_int]
+        lib.decoder_reorder.argtypes = [_P, _P, ctypes.c_long]
+    return lib if lib.decoder_supported() else None
+
+
+def _pointer(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+class StepKernel:
+    """The text decoder's weights as ``decoder_step`` reads them; ``session`` starts
+    the steps of one window."""
+
+    def __init__(self, decoder, lib):
+        self._lib = lib
+        self._keep = []  # the arrays the pointers below point into
+        first = decoder.blocks[0]
+        self.n_state = first.attn.query.weight.shape[0]
+        self.n_head = first.attn.n_head
+        self.n_vocab = decoder.token_embedding.weight.shape[0]
+        self.eps = float(first.attn_ln.eps)
+        self._layers = [self._layer(b) for b in decoder.blocks]
+        self._token_embedding = self._view(decoder.token_embedding.weight)
+        half = decoder._embedding_half
+        self._embedding_f16 = 0 if half is None else _pointer(half)
+        self._keep.append(half)
+        self._positional = self._view(decoder.positional_embedding)
+        self._ln = (self._view(decoder.ln.weight), self._view(decoder.ln.bias))
+
+    @classmethod
+    def build(cls, decoder) -> Optional["StepKernel"]:
+        """The kernel for ``decoder``, or None where it does not apply (see the module)."""
+        lib = _library()
+        if lib is None or not cpu_ops.applies(decoder.token_embedding.weight):
+            return None
+        for b in decoder.blocks:
+            linears = (b.attn.query, b.attn.key, b.attn.value, b.attn.out, b.cross_attn.query, b.cross_attn.out,
+                       b.mlp1, b.mlp2)
+            norms = (b.attn_ln, b.cross_attn_ln, b.mlp_ln)
+            if getattr(b.attn, "_qkv", None) is None or any(type(x) is not nn.Linear for x in linears) \
+                    or any("weight" not in n or "bias" not in n for n in norms):
+                return None
+        if type(decoder.token_embedding) is not nn.Embedding or "bias" not in decoder.ln:
+            return None
+        return cls(decoder, lib)
+
+    def _view(self, a: mx.array) -> int:
+        v = cpu_ops.host_view(a)
+        if v.dtype != np.float32 or not v.flags.c_contiguous:
+            v = np.ascontiguousarray(v, np.float32)
+        self._keep.append(v)
+        return _pointer(v)
+
+    def _layer(self, b) -> dict:
+        w, bias = b.attn._qkv
+        return {
+            "attn_ln_w": self._view(b.attn_ln.weight), "attn_ln_b": self._view(b.attn_ln.bias),
+            "qkv_w": self._view(w), "qkv_b": self._view(bias),
+            "attn_out_w": self._view(b.attn.out.weight), "attn_out_b": self._view(b.attn.out.bias),
+            "cross_ln_w": self._view(b.cross_attn_ln.weight), "cross_ln_b": self._view(b.cross_attn_ln.bias),
+            "cross_q_w": self._view(b.cross_attn.query.weight), "cross_q_b": self._view(b.cross_attn.query.bias),
+            "cross_out_w": self._view(b.cross_attn.out.weight), "cross_out_b": self._view(b.cross_attn.out.bias),
+            "mlp_ln_w": self._view(b.mlp_ln.weight), "mlp_ln_b": self._view(b.mlp_ln.bias),
+            "mlp1_w": self._view(b.mlp1.weight), "mlp1_b": self._view(b.mlp1.bias),
+            "mlp2_w": self._view(b.mlp2.weight), "mlp2_b": self._view(b.mlp2.bias),
+        }
+
+    def session(self, cross_kv, prefix, rows: int, capacity: int) -> "CpuSteps":
+        """Steps of ``rows`` sequences over one window: ``cross_kv`` per layer (keys,
+        values) transposed (1, H, D, S), as ``TextDecoder.cross_kv`` gives them;
+        ``prefix`` per layer the keys and values (1, H, P, D) of the positions all rows
+        share (the prompt); at most ``capacity`` steps."""
+        return CpuSteps(self, cross_kv, prefix, rows, capacity)
+
+
+def _heads(a: mx.array) -> np.ndarray:
+    """An evaluated (1, H, X, Y) array as a contiguous float32 (H, X, Y) host array."""
+    return np.ascontiguousarray(cpu_ops.host_view(a)[0], np.float32)
+
+
+class CpuSteps:
+    """The decoding steps of one window: ``steps(tokens)`` appends a token to each row
+    and returns the next logits; ``reorder`` makes rows continue other rows (beam
+    search). Same interface as ``decoding.MlxSteps``."""
+
+    def __init__(self, kernel: StepKernel, cross_kv, prefix, rows: int, capacity: int):
+        if not 1 <= rows <= MAX_ROWS:
+            raise ValueError(f"the C step takes 1 to {MAX_ROWS} rows, got {rows}")
+        self._kernel = kernel
+        self.rows, self.length = rows, 0
+        mx.eval(cross_kv, prefix)
+        cross = [(_heads(k), _heads(v)) for k, v in cross_kv]
+        pre = [(_heads(k), _heads(v)) for k, v in prefix]
+        _, d, s = cross[0][0].shape
+        h = kernel.n_head
+        self._own = np.zeros((len(pre), 2, capacity, rows, h, d), np.float32)
+        self._history = np.zeros((rows, capacity), np.int32)
+        self._logits = np.empty((rows, kernel.n_vocab), np.float32)
+        self._keep = (cross, pre)
+        layers = (_Layer * len(pre))()
+        for i, spec in enumerate(kernel._layers):
+            own_k, own_v = self._own[i]
+            layers[i] = _Layer(**spec, cross_kt=_pointer(cross[i][0]), cross_vt=_pointer(cross[i][1]),
+                               prefix_k=_pointer(pre[i][0]), prefix_v=_pointer(pre[i][1]),
+                               own_k=_pointer(own_k), own_v=_pointer(own_v))
+        self._layers = layers
+        _blas.rest_workers()  # the prompt's products are done; their idle threads would take a core
+        self._model = _Model(
+            n_state=kernel.n_state, n_head=h, n_layer=len(pre), n_vocab=kernel.n_vocab, n_audio=s,
+            prefix=pre[0][0].shape[1], rows=rows, capacity=capacity, eps=kernel.eps,
+            token_embedding=kernel._token_embedding, embedding_f16=kernel._embedding_f16,
+            positional_embedding=kernel._positional, ln_w=kernel._ln[0], ln_b=kernel._ln[1],
+            history=_pointer(self._history), layers=ctypes.cast(layers, _P),
+        )
+
+    xp = np  # the array module of the logits
+
+    def __call__(self, tokens) -> np.ndarray:
+        """``tokens`` (rows,) -> logits (rows, V) float32, a new host array."""
+        ids = np.ascontiguousarray(np.asarray(tokens), np.int32).reshape(self.rows)
+        status = self._kernel._lib.decoder_step(ctypes.byref(self._model), _pointer(ids), self.length,
+                                                _pointer(self._logits), cpu_ops._workers())
+        if status == -2:
+            raise ValueError(f"more than {self._model.capacity} decoding steps")
+        if status == -3:
+            raise MemoryError("the decoding step could not allocate its buffers")
+        if status:
+            raise RuntimeError("the C decoding step does not run on this CPU")
+        self.length += 1
+        return self._logits.copy()
+
+    def reorder(self, rows: Sequence[int]) -> None:
+        """Row i continues what row ``rows[i]`` held."""
+        src = np.ascontiguousarray(rows, np.int64)
+        if self._kernel._lib.decoder_reorder(ctypes.byref(self._model), _pointer(src), self.length):
+            raise MemoryError("could not reorder the decoding rows")
