@@ -195,6 +195,13 @@ def rest_workers() -> None:
         shutdown()
 
 
+def rest_workers_address() -> int | None:
+    """The address of the C function behind ``rest_workers``, for C code that calls
+    it between its own steps; None where there is none."""
+    shutdown = getattr(_library, "blas_thread_shutdown_", None) if _library is not None else None
+    return None if shutdown is None else ctypes.cast(shutdown, ctypes.c_void_p).value
+
+
 def loaded() -> str | None:
     """The CBLAS that was preloaded, if any."""
     return _loaded

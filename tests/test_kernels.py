@@ -177,3 +177,21 @@ def test_decoding_steps_by_the_c_kernel_match_mlx(model, rows):
     with pytest.raises(ValueError):  # past its capacity
         for _ in range(8):
             ours(tokens)
+
+
+def test_encoder_blocks_by_the_c_kernel_match_mlx(model, monkeypatch):
+    """``cpu_encoder``'s blocks against the MLX blocks on a real window: the same
+    audio features (to float32 rounding)."""
+    from conftest import JFK
+    from subtitler import audio
+
+    kernel = model.encoder.blocks_kernel
+    if kernel is None:
+        pytest.skip("the C encoder does not run here")
+    mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
+    window = mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None]
+    ours = np.array(model.embed_audio(window))
+    monkeypatch.setattr(model.encoder, "blocks_kernel", None)
+    theirs = np.array(model.embed_audio(window))
+    assert ours.shape == theirs.shape == (1, 1500, model.dims.n_audio_state)
+    assert np.abs(ours - theirs).max() < 1e-4 * np.abs(theirs).max()

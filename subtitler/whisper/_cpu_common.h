@@ -77,6 +77,11 @@ void logits_f16_rows(const uint16_t *table, long k, const float *x, long n, floa
 
 enum { LOGITS_MAX_N = 8 };
 
+/* Attention over heads of 64 values (_cpu_kernels.c): 0, or -1 without AVX2 + FMA, -2 out of memory. */
+int attention_d64(long heads, long t, long s, float scale, const float *q, long q_head, long ldq, const float *k,
+                  long k_head, long ldk, int k_rows_are_d, const float *v, long v_head, long ldv, int v_rows_are_d,
+                  float *out, long ldo, const float *mask, int threads);
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define X86_KERNELS 1
 #include <immintrin.h>

@@ -105,9 +105,7 @@ class StepKernel:
         return cls(decoder, lib)
 
     def _view(self, a: mx.array) -> int:
-        v = cpu_ops.host_view(a)
-        if v.dtype != np.float32 or not v.flags.c_contiguous:
-            v = np.ascontiguousarray(v, np.float32)
+        v = cpu_ops.host_array(a)
         self._keep.append(v)
         return _pointer(v)
 
@@ -135,7 +133,7 @@ class StepKernel:
 
 def _heads(a: mx.array) -> np.ndarray:
     """An evaluated (1, H, X, Y) array as a contiguous float32 (H, X, Y) host array."""
-    return np.ascontiguousarray(cpu_ops.host_view(a)[0], np.float32)
+    return cpu_ops.host_array(a[0])
 
 
 class CpuSteps:

@@ -155,6 +155,13 @@ def host_view(x: mx.array) -> np.ndarray:
     return np.asarray(memoryview(x))
 
 
+def host_array(x: mx.array) -> np.ndarray:
+    """The evaluated ``x`` as a contiguous float32 host array: a view of its memory
+    when it is laid out so already (weights), else a copy."""
+    v = host_view(x)
+    return v if v.dtype == np.float32 and v.flags.c_contiguous else np.ascontiguousarray(v, np.float32)
+
+
 def _workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 

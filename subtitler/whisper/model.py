@@ -13,7 +13,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from . import cpu_decoder, cpu_ops
+from . import cpu_decoder, cpu_encoder, cpu_ops
 
 
 @dataclass(frozen=True)
@@ -199,12 +199,19 @@ class AudioEncoder(nn.Module):
         self._positional_embedding = mx.array(sinusoids(dims.n_audio_ctx, n)).astype(dtype)
         self.blocks = [EncoderBlock(n, dims.n_audio_head) for _ in range(dims.n_audio_layer)]
         self.ln_post = nn.LayerNorm(n)
+        self.blocks_kernel = None  # the blocks by the C kernel on the CPU (see ``prepare``)
+
+    def prepare(self) -> None:
+        """On the CPU, run the blocks by the C kernel where it applies (``cpu_encoder``)."""
+        self.blocks_kernel = cpu_encoder.EncoderKernel.build(self)
 
     def __call__(self, mel: mx.array) -> mx.array:
         """mel (B, 3000, n_mels) -> audio features (B, 1500, n_state)."""
         x = cpu_ops.gelu(self.conv1(mel))
         x = cpu_ops.gelu(self.conv2(x))
         x = x + self._positional_embedding[: x.shape[1]]
+        if self.blocks_kernel is not None:
+            return self.blocks_kernel(x)
         for block in self.blocks:
             x = block(x)
         return cpu_ops.layer_norm(x, self.ln_post)
@@ -290,6 +297,7 @@ class Whisper(nn.Module):
         """Derived weights for fast inference, once the weights are loaded."""
         for block in (*self.encoder.blocks, *self.decoder.blocks):
             block.attn.fuse_qkv()
+        self.encoder.prepare()
         self.decoder.prepare()
         cpu_ops.warm_up()
 
