@@ -25,11 +25,22 @@
  */
 #include "_cpu_common.h"
 
-struct dec_layer {
-    const float *attn_ln_w, *attn_ln_b, *qkv_w, *qkv_b, *attn_out_w, *attn_out_b;
-    const float *cross_ln_w, *cross_ln_b, *cross_q_w, *cross_q_b, *cross_out_w, *cross_out_b;
+struct dec_layer { /* the product weights (*_w but the norms') are float32, or float16 (weights_f16) */
+    const float *attn_ln_w, *attn_ln_b;
+    const void *qkv_w;
+    const float *qkv_b;
+    const void *attn_out_w;
+    const float *attn_out_b, *cross_ln_w, *cross_ln_b;
+    const void *cross_q_w;
+    const float *cross_q_b;
+    const void *cross_out_w;
+    const float *cross_out_b;
     const float *cross_kt, *cross_vt; /* the window's keys and values, (H, D, S) each */
-    const float *mlp_ln_w, *mlp_ln_b, *mlp1_w, *mlp1_b, *mlp2_w, *mlp2_b;
+    const float *mlp_ln_w, *mlp_ln_b;
+    const void *mlp1_w;
+    const float *mlp1_b;
+    const void *mlp2_w;
+    const float *mlp2_b;
     const float *prefix_k, *prefix_v; /* (H, P, D) each */
     float *own_k, *own_v;             /* (capacity, rows, H, D) each */
 };
@@ -37,6 +48,7 @@ struct dec_layer {
 struct dec_model {
     long n_state, n_head, n_layer, n_vocab, n_audio; /* C, H, layers, V, S */
     long prefix, rows, capacity;                     /* P, n, own positions per row */
+    long weights_f16; /* the layers' product weights (qkv_w ... mlp2_w) are float16 */
     float eps;
     const float *token_embedding;      /* (V, C) */
     const uint16_t *embedding_f16;     /* (V, C) in float16 for the logits, or NULL */
@@ -77,6 +89,32 @@ typedef void (*dense_rows_fn)(const float *, long, const float *, float *, long,
 static const dense_rows_fn dense_rows_for[LOGITS_MAX_N + 1] = {
     NULL, dense_rows_8_1, dense_rows_4_2, dense_rows_4_3, dense_rows_2_4,
     dense_rows_2_5, dense_rows_2_6, dense_rows_1_7, dense_rows_1_8,
+};
+
+/* The same over float16 weights, widened on the way: Whisper's weights are published
+ * in float16, so these are the float32 products, reading half the memory. */
+#define DENSE16_ROWS(R, N)                                                                           \
+    static AVX2_F16C void dense16_rows_##R##_##N(const uint16_t *t, long k, const float *x, float *o, \
+                                                 long ldo, const float *bias, int add, long r0,      \
+                                                 long r1) {                                          \
+        long r = r0;                                                                                 \
+        for (; r + R <= r1; r += R) ROWS_BLOCK(LOAD8_F16, LOAD1_F16, STORE_DENSE, R, N, r);         \
+        for (; r < r1; r++) ROWS_BLOCK(LOAD8_F16, LOAD1_F16, STORE_DENSE, 1, N, r);                 \
+    }
+DENSE16_ROWS(8, 1)
+DENSE16_ROWS(4, 2)
+DENSE16_ROWS(4, 3)
+DENSE16_ROWS(2, 4)
+DENSE16_ROWS(2, 5)
+DENSE16_ROWS(2, 6)
+DENSE16_ROWS(1, 7)
+DENSE16_ROWS(1, 8)
+
+typedef void (*dense16_rows_fn)(const uint16_t *, long, const float *, float *, long, const float *, int, long,
+                                long);
+static const dense16_rows_fn dense16_rows_for[LOGITS_MAX_N + 1] = {
+    NULL, dense16_rows_8_1, dense16_rows_4_2, dense16_rows_4_3, dense16_rows_2_4,
+    dense16_rows_2_5, dense16_rows_2_6, dense16_rows_1_7, dense16_rows_1_8,
 };
 
 /* [*a, *b): thread tid's share of [0, total), cut at multiples of `align`. */
@@ -250,12 +288,17 @@ struct step_job {
     float *scores; /* this thread's */
 };
 
-/* o = x (rows x k) times w^T + bias for this thread's share of w's `out` rows. */
-static void dense(const struct step_job *job, const float *w, const float *bias, long out, long k,
+/* o = x (rows x k) times w^T + bias for this thread's share of w's `out` rows; w is
+ * float16 when the model says so. */
+static void dense(const struct step_job *job, const void *w, const float *bias, long out, long k,
                   const float *x, float *o, long ldo, int add) {
-    long r0, r1;
+    long r0, r1, n = job->s->m->rows;
     share(out, job->tid, job->s->bar.threads, 8, &r0, &r1);
-    if (r1 > r0) dense_rows_for[job->s->m->rows](w, k, x, o, ldo, bias, add, r0, r1);
+    if (r1 <= r0) return;
+    if (job->s->m->weights_f16)
+        dense16_rows_for[n](w, k, x, o, ldo, bias, add, r0, r1);
+    else
+        dense_rows_for[n](w, k, x, o, ldo, bias, add, r0, r1);
 }
 
 static void *step_run(void *arg) {

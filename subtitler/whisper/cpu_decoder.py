@@ -36,6 +36,9 @@ _LAYER_FIELDS = (
 )
 
 
+_PRODUCTS = ("qkv_w", "attn_out_w", "cross_q_w", "cross_out_w", "mlp1_w", "mlp2_w")
+
+
 class _Layer(ctypes.Structure):
     _fields_ = [(name, _P) for name in _LAYER_FIELDS]
 
@@ -43,7 +46,7 @@ class _Layer(ctypes.Structure):
 class _Model(ctypes.Structure):
     _fields_ = [
         *((name, ctypes.c_long) for name in ("n_state", "n_head", "n_layer", "n_vocab", "n_audio",
-                                             "prefix", "rows", "capacity")),
+                                             "prefix", "rows", "capacity", "weights_f16")),
         ("eps", ctypes.c_float),
         *((name, _P) for name in ("token_embedding", "embedding_f16", "positional_embedding", "ln_w", "ln_b",
                                   "history", "layers")),
@@ -79,7 +82,12 @@ class StepKernel:
         self.n_head = first.attn.n_head
         self.n_vocab = decoder.token_embedding.weight.shape[0]
         self.eps = float(first.attn_ln.eps)
-        self._layers = [self._layer(b) for b in decoder.blocks]
+        # The products' weights in float16 when that holds them exactly (Whisper's are
+        # published so): the step reads half the memory. tiny.en, medians of 240 steps
+        # interleaved: one row 5.9 -> 5.1 ms, five rows 7.3 -> 6.2 ms.
+        halves = [[cpu_ops.exact_half(w) for w in self._product_weights(b)] for b in decoder.blocks]
+        self.weights_f16 = all(h is not None for layer in halves for h in layer)
+        self._layers = [self._layer(b, h if self.weights_f16 else None) for b, h in zip(decoder.blocks, halves)]
         self._token_embedding = self._view(decoder.token_embedding.weight)
         half = decoder._embedding_half
         self._embedding_f16 = 0 if half is None else _pointer(half)
@@ -109,18 +117,26 @@ class StepKernel:
         self._keep.append(v)
         return _pointer(v)
 
-    def _layer(self, b) -> dict:
-        w, bias = b.attn._qkv
+    @staticmethod
+    def _product_weights(b) -> tuple:
+        """A block's product weights, in the order of ``_PRODUCTS``."""
+        return (b.attn._qkv[0], b.attn.out.weight, b.cross_attn.query.weight, b.cross_attn.out.weight,
+                b.mlp1.weight, b.mlp2.weight)
+
+    def _layer(self, b, halves) -> dict:
+        if halves is None:
+            products = [self._view(w) for w in self._product_weights(b)]
+        else:
+            self._keep.extend(halves)
+            products = [_pointer(h) for h in halves]
         return {
+            **dict(zip(_PRODUCTS, products)),
             "attn_ln_w": self._view(b.attn_ln.weight), "attn_ln_b": self._view(b.attn_ln.bias),
-            "qkv_w": self._view(w), "qkv_b": self._view(bias),
-            "attn_out_w": self._view(b.attn.out.weight), "attn_out_b": self._view(b.attn.out.bias),
+            "qkv_b": self._view(b.attn._qkv[1]), "attn_out_b": self._view(b.attn.out.bias),
             "cross_ln_w": self._view(b.cross_attn_ln.weight), "cross_ln_b": self._view(b.cross_attn_ln.bias),
-            "cross_q_w": self._view(b.cross_attn.query.weight), "cross_q_b": self._view(b.cross_attn.query.bias),
-            "cross_out_w": self._view(b.cross_attn.out.weight), "cross_out_b": self._view(b.cross_attn.out.bias),
+            "cross_q_b": self._view(b.cross_attn.query.bias), "cross_out_b": self._view(b.cross_attn.out.bias),
             "mlp_ln_w": self._view(b.mlp_ln.weight), "mlp_ln_b": self._view(b.mlp_ln.bias),
-            "mlp1_w": self._view(b.mlp1.weight), "mlp1_b": self._view(b.mlp1.bias),
-            "mlp2_w": self._view(b.mlp2.weight), "mlp2_b": self._view(b.mlp2.bias),
+            "mlp1_b": self._view(b.mlp1.bias), "mlp2_b": self._view(b.mlp2.bias),
         }
 
     def session(self, cross_kv, prefix, rows: int, capacity: int) -> "CpuSteps":
@@ -165,7 +181,8 @@ class CpuSteps:
         _blas.rest_workers()  # the prompt's products are done; their idle threads would take a core
         self._model = _Model(
             n_state=kernel.n_state, n_head=h, n_layer=len(pre), n_vocab=kernel.n_vocab, n_audio=s,
-            prefix=pre[0][0].shape[1], rows=rows, capacity=capacity, eps=kernel.eps,
+            prefix=pre[0][0].shape[1], rows=rows, capacity=capacity, weights_f16=int(kernel.weights_f16),
+            eps=kernel.eps,
             token_embedding=kernel._token_embedding, embedding_f16=kernel._embedding_f16,
             positional_embedding=kernel._positional, ln_w=kernel._ln[0], ln_b=kernel._ln[1],
             history=_pointer(self._history), layers=ctypes.cast(layers, _P),

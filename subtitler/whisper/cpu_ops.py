@@ -322,8 +322,14 @@ def half_table(w: mx.array) -> np.ndarray | None:
     lib = _kernels()
     if lib is None or not lib.logits_f16_supported() or not applies(w) or w.ndim != 2:
         return None
+    return exact_half(w)
+
+
+def exact_half(w: mx.array) -> np.ndarray | None:
+    """The float32 ``w`` as a contiguous float16 host array when float16 holds every
+    value exactly, else None."""
     full = host_view(w)
-    half = full.astype(np.float16)
+    half = np.ascontiguousarray(full, np.float16)
     return half if np.array_equal(half.astype(np.float32), full) else None
 
 
