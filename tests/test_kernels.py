@@ -180,7 +180,7 @@ def test_decoding_steps_by_the_c_kernel_match_mlx(model, rows):
 
 
 def test_encoder_blocks_by_the_c_kernel_match_mlx(model, monkeypatch):
-    """``cpu_encoder``'s blocks against the MLX blocks on a real window: the same
+    """The encoder by ``cpu_blocks`` against the MLX blocks on a real window: the same
     audio features (to float32 rounding)."""
     from conftest import JFK
     from subtitler import audio
@@ -195,3 +195,24 @@ def test_encoder_blocks_by_the_c_kernel_match_mlx(model, monkeypatch):
     theirs = np.array(model.embed_audio(window))
     assert ours.shape == theirs.shape == (1, 1500, model.dims.n_audio_state)
     assert np.abs(ours - theirs).max() < 1e-4 * np.abs(theirs).max()
+
+
+def test_decoder_prompt_by_the_c_kernel_matches_mlx(model):
+    """The decoder over a prompt by ``cpu_blocks`` (causal self-attention, cross-attention
+    over a real window): MLX's logits for the chosen rows, and its keys and values."""
+    from conftest import JFK
+    from subtitler import audio
+
+    if model.decoder.prompt_kernel is None:
+        pytest.skip("the C decoder prompt does not run here")
+    mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
+    cross = model.encode_window(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
+    tok = get_tokenizer(False)
+    tokens = mx.array([[tok.sot_prev, *tok.encode(" Ask not what your country can do for you,") * 6, *tok.sot_sequence]])
+    rows = [0, 17, tokens.shape[1] - 1]
+    logits, kv = model.decoder.prompt_on_host(tokens, cross, rows)
+    want, cache, _ = model.decoder(tokens, cross, rows=rows)
+    assert logits.shape == want.shape == (1, 3, model.dims.n_vocab)
+    assert np.abs(np.array(logits) - np.array(want)).max() < 2e-4
+    for (k, v), (wk, wv) in zip(kv, cache):
+        assert np.abs(k - np.array(wk[0])).max() < 1e-4 and np.abs(v - np.array(wv[0])).max() < 1e-4

@@ -142,14 +142,14 @@ class StepKernel:
     def session(self, cross_kv, prefix, rows: int, capacity: int) -> "CpuSteps":
         """Steps of ``rows`` sequences over one window: ``cross_kv`` per layer (keys,
         values) transposed (1, H, D, S), as ``TextDecoder.cross_kv`` gives them;
-        ``prefix`` per layer the keys and values (1, H, P, D) of the positions all rows
-        share (the prompt); at most ``capacity`` steps."""
+        ``prefix`` per layer the keys and values (1, H, P, D), or host arrays (H, P, D),
+        of the positions all rows share (the prompt); at most ``capacity`` steps."""
         return CpuSteps(self, cross_kv, prefix, rows, capacity)
 
 
-def _heads(a: mx.array) -> np.ndarray:
-    """An evaluated (1, H, X, Y) array as a contiguous float32 (H, X, Y) host array."""
-    return cpu_ops.host_array(a[0])
+def _heads(a) -> np.ndarray:
+    """(1, H, X, Y) MLX or (H, X, Y) host arrays as a contiguous float32 (H, X, Y) host array."""
+    return np.ascontiguousarray(a, np.float32) if isinstance(a, np.ndarray) else cpu_ops.host_array(a[0])
 
 
 class CpuSteps:
@@ -162,7 +162,7 @@ class CpuSteps:
             raise ValueError(f"the C step takes 1 to {MAX_ROWS} rows, got {rows}")
         self._kernel = kernel
         self.rows, self.length = rows, 0
-        mx.eval(cross_kv, prefix)
+        mx.eval(cross_kv, [p for p in prefix if isinstance(p[0], mx.array)])
         cross = [(_heads(k), _heads(v)) for k, v in cross_kv]
         pre = [(_heads(k), _heads(v)) for k, v in prefix]
         _, d, s = cross[0][0].shape

@@ -302,7 +302,11 @@ class DecodingTask:
         values (as they share the cross-attention K/V); each has its own after them."""
         tokens = mx.array([self.initial_tokens])
         rows = [self.sot_index, len(self.initial_tokens) - 1]
-        logits, cache, _ = self.model.decoder(tokens, cross_kv, rows=rows)
+        decoder = self.model.decoder
+        if self.kernel is not None and decoder.prompt_kernel is not None:
+            logits, cache = decoder.prompt_on_host(tokens, cross_kv, rows)
+        else:
+            logits, cache, _ = decoder(tokens, cross_kv, rows=rows)
         no_speech = mx.softmax(logits[0, 0], axis=-1)[self.tokenizer.no_speech]
         last = logits[:, 1]
         if n > 1:

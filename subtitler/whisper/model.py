@@ -13,7 +13,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from . import cpu_decoder, cpu_encoder, cpu_ops
+from . import cpu_blocks, cpu_decoder, cpu_ops
 
 
 @dataclass(frozen=True)
@@ -202,8 +202,8 @@ class AudioEncoder(nn.Module):
         self.blocks_kernel = None  # the blocks by the C kernel on the CPU (see ``prepare``)
 
     def prepare(self) -> None:
-        """On the CPU, run the blocks by the C kernel where it applies (``cpu_encoder``)."""
-        self.blocks_kernel = cpu_encoder.EncoderKernel.build(self)
+        """On the CPU, run the blocks by the C kernel where it applies (``cpu_blocks``)."""
+        self.blocks_kernel = cpu_blocks.Blocks.build(self.blocks, self.ln_post)
 
     def __call__(self, mel: mx.array) -> mx.array:
         """mel (B, 3000, n_mels) -> audio features (B, 1500, n_state)."""
@@ -211,7 +211,7 @@ class AudioEncoder(nn.Module):
         x = cpu_ops.gelu(self.conv2(x))
         x = x + self._positional_embedding[: x.shape[1]]
         if self.blocks_kernel is not None:
-            return self.blocks_kernel(x)
+            return self.blocks_kernel.encode(x)
         for block in self.blocks:
             x = block(x)
         return cpu_ops.layer_norm(x, self.ln_post)
@@ -227,6 +227,7 @@ class TextDecoder(nn.Module):
         self.ln = nn.LayerNorm(n)
         self._embedding_t = self._embedding_half = None
         self.step_kernel = None  # decoding steps by the C kernel on the CPU (see ``prepare``)
+        self.prompt_kernel = None  # and the prompt, by another
 
     def cross_kv(self, audio_features: mx.array) -> list[tuple[mx.array, mx.array]]:
         """Cross-attention keys/values of every layer, computed once per window."""
@@ -255,14 +256,25 @@ class TextDecoder(nn.Module):
             all_weights.append(w)
         if rows is not None:
             x = x[:, mx.array(rows)]
+        return self._logits(x), new_cache, all_weights
+
+    def _logits(self, x: mx.array) -> mx.array:
+        """The final norm and the output projection: (B, T, C) -> (B, T, V) float32."""
         x = self.ln(x)
         if self._embedding_half is not None and x.size // x.shape[-1] <= cpu_ops.LOGITS_MAX_ROWS:
-            logits = cpu_ops.logits(x, self._embedding_half)
-        elif self._embedding_t is not None:
-            logits = (x @ self._embedding_t).astype(mx.float32)
-        else:
-            logits = self.token_embedding.as_linear(x).astype(mx.float32)
-        return logits, new_cache, all_weights
+            return cpu_ops.logits(x, self._embedding_half)
+        if self._embedding_t is not None:
+            return (x @ self._embedding_t).astype(mx.float32)
+        return self.token_embedding.as_linear(x).astype(mx.float32)
+
+    def prompt_on_host(self, tokens: mx.array, cross_kv, rows: list[int]):
+        """``__call__`` over a prompt (1, T) by the C kernels (``prompt_kernel`` must be
+        set): the logits (1, len(rows), V) of ``rows`` and each layer's keys and values
+        (H, T, D) as host arrays, for ``step_kernel``."""
+        t = tokens.shape[-1]
+        x = self.token_embedding(tokens) + self.positional_embedding[:t]
+        out, kv = self.prompt_kernel.prompt(x, cross_kv)
+        return self._logits(mx.array(out[rows])[None]), kv
 
     def prepare(self) -> None:
         """On the CPU, run decoding steps by the C kernel where it applies
@@ -278,6 +290,7 @@ class TextDecoder(nn.Module):
             self._embedding_t = mx.contiguous(w.T)
             mx.eval(self._embedding_t)
         self.step_kernel = cpu_decoder.StepKernel.build(self)
+        self.prompt_kernel = cpu_blocks.Blocks.build(self.blocks) if self.step_kernel is not None else None
 
 
 class Whisper(nn.Module):

@@ -1,0 +1,146 @@
+"""Transformer blocks over many rows on the CPU by one C call (``blocks_forward`` in
+``_cpu_blocks.c``): the audio encoder's blocks and final norm, and the text decoder's
+blocks over a prompt.
+
+Under MLX an encoder block was some twenty operations, each a pass over (1500, C) or
+larger arrays, and each of the CPU kernels (``cpu_ops``: layer norm, attention, GELU)
+a round trip from MLX to a host copy and back. The C call runs the blocks over one
+host copy of the activations: its products go to the preloaded BLAS's ``sgemm`` with
+biases and residuals riding on them, its attention is ``attention_d64``. Measured
+here, interleaved in one process, best / median of 6-8: an encoder window 456 / 488 ->
+393 / 405 ms; a 172-token prompt 86 / 100 -> 69 / 72 ms.
+
+The encoder's convolutional stem and the cross-attention keys and values stay with
+MLX. Used on the CPU for float32 models with plain (not quantized) layers, where the
+C kernels and a BLAS were loaded and the CPU has AVX2 and FMA; elsewhere, and with
+``SUBTITLER_CPU_KERNELS=0``, the blocks run through MLX as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Optional
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .. import _blas
+from . import cpu_ops
+
+_P = ctypes.c_void_p
+_LAYER_FIELDS = ("attn_ln_w", "attn_ln_b", "qkv_w", "qkv_b", "attn_out_w", "attn_out_b",
+                 "cross_ln_w", "cross_ln_b", "cross_q_w", "cross_q_b", "cross_out_w", "cross_out_b",
+                 "cross_kt", "cross_vt",
+                 "mlp_ln_w", "mlp_ln_b", "mlp1_w", "mlp1_b", "mlp2_w", "mlp2_b", "keys", "values")
+
+
+class _Layer(ctypes.Structure):
+    _fields_ = [(name, _P) for name in _LAYER_FIELDS]
+
+
+class _Blocks(ctypes.Structure):
+    _fields_ = [("n_state", ctypes.c_long), ("n_head", ctypes.c_long), ("n_layer", ctypes.c_long),
+                ("n_audio", ctypes.c_long), ("eps", ctypes.c_float), ("ln_w", _P), ("ln_b", _P), ("layers", _P)]
+
+
+def _library():
+    lib = cpu_ops._kernels()
+    if lib is None or not hasattr(lib, "blocks_forward") or not lib.blocks_supported():
+        return None
+    if lib.blocks_forward.argtypes is None:
+        lib.blocks_forward.argtypes = [_P, _P, ctypes.c_long, _P, _P, _P, ctypes.c_int]
+    return lib
+
+
+def _plain(blocks, final_norm) -> bool:
+    """Whether the blocks are float32 on the CPU, with fused query/key/value weights,
+    plain linear layers and norms with weights and biases, and heads of 64."""
+    first = blocks[0]
+    if not cpu_ops.applies(first.attn.query.weight) or first.attn.query.weight.shape[0] != 64 * first.attn.n_head:
+        return False
+    for b in blocks:
+        attentions = (b.attn, *((b.cross_attn,) if hasattr(b, "cross_attn") else ()))
+        linears = [b.mlp1, b.mlp2, *(x for a in attentions for x in (a.query, a.key, a.value, a.out))]
+        norms = [b.attn_ln, b.mlp_ln, *((b.cross_attn_ln,) if hasattr(b, "cross_attn") else ())]
+        if getattr(b.attn, "_qkv", None) is None or any(type(x) is not nn.Linear for x in linears) \
+                or any("weight" not in n or "bias" not in n for n in norms):
+            return False
+    return final_norm is None or ("weight" in final_norm and "bias" in final_norm)
+
+
+class Blocks:
+    """A stack of blocks as ``blocks_forward`` reads them."""
+
+    def __init__(self, blocks, final_norm, lib, sgemm: int):
+        self._lib, self._sgemm = lib, sgemm
+        self._rest = _blas.rest_workers_address()
+        self._keep = []
+        self._layers = (_Layer * len(blocks))()
+        for i, b in enumerate(blocks):
+            w, bias = b.attn._qkv
+            fields = {
+                "attn_ln_w": b.attn_ln.weight, "attn_ln_b": b.attn_ln.bias, "qkv_w": w, "qkv_b": bias,
+                "attn_out_w": b.attn.out.weight, "attn_out_b": b.attn.out.bias,
+                "mlp_ln_w": b.mlp_ln.weight, "mlp_ln_b": b.mlp_ln.bias, "mlp1_w": b.mlp1.weight,
+                "mlp1_b": b.mlp1.bias, "mlp2_w": b.mlp2.weight, "mlp2_b": b.mlp2.bias,
+            }
+            if hasattr(b, "cross_attn"):
+                fields.update({
+                    "cross_ln_w": b.cross_attn_ln.weight, "cross_ln_b": b.cross_attn_ln.bias,
+                    "cross_q_w": b.cross_attn.query.weight, "cross_q_b": b.cross_attn.query.bias,
+                    "cross_out_w": b.cross_attn.out.weight, "cross_out_b": b.cross_attn.out.bias,
+                })
+            self._layers[i] = _Layer(**{k: self._pointer(a) for k, a in fields.items()})
+        first = blocks[0]
+        self.n_state, self.n_head = first.attn.query.weight.shape[0], first.attn.n_head
+        norm = (self._pointer(final_norm.weight), self._pointer(final_norm.bias)) if final_norm is not None else (None, None)
+        self._model = _Blocks(self.n_state, self.n_head, len(blocks), 0, float(first.attn_ln.eps), *norm,
+                              ctypes.cast(self._layers, _P))
+
+    @classmethod
+    def build(cls, blocks, final_norm=None) -> Optional["Blocks"]:
+        """The kernel for ``blocks`` (then ``final_norm``), or None where it does not
+        apply (see the module)."""
+        lib, sgemm = _library(), _blas.sgemm_address()
+        if lib is None or not sgemm or not _plain(blocks, final_norm):
+            return None
+        return cls(blocks, final_norm, lib, sgemm)
+
+    def _pointer(self, a: mx.array) -> int:
+        v = cpu_ops.host_array(a)
+        self._keep.append(v)
+        return v.ctypes.data
+
+    def _run(self, x: np.ndarray, model=None, mask: Optional[np.ndarray] = None) -> None:
+        status = self._lib.blocks_forward(ctypes.byref(model or self._model), x.ctypes.data, x.shape[0],
+                                          None if mask is None else mask.ctypes.data, self._sgemm, self._rest,
+                                          cpu_ops._workers())
+        if status == -2:
+            raise MemoryError("the transformer blocks could not allocate their buffers")
+        if status:
+            raise RuntimeError("the C transformer blocks do not run on this CPU")
+
+    def encode(self, x: mx.array) -> mx.array:
+        """The encoder: x (B, T, C) after the stem and positions -> its output (B, T, C)."""
+        out = np.array(cpu_ops.host_view(x), np.float32, order="C")  # our own copy, changed in place
+        for row in out:
+            self._run(row)
+        return mx.array(out)
+
+    def prompt(self, x: mx.array, cross_kv) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """The decoder over a prompt: x (1, T, C) embedded tokens, ``cross_kv`` per layer
+        (keys, values) transposed (1, H, 64, S) -> the blocks' output (T, C) and each
+        layer's keys and values (H, T, 64), as ``cpu_decoder`` takes them."""
+        out = np.array(cpu_ops.host_view(x)[0], np.float32, order="C")
+        t = out.shape[0]
+        mx.eval(cross_kv)
+        cross = [(cpu_ops.host_array(k[0]), cpu_ops.host_array(v[0])) for k, v in cross_kv]
+        kv = [(np.empty((self.n_head, t, 64), np.float32), np.empty((self.n_head, t, 64), np.float32)) for _ in cross]
+        layers = (_Layer * len(cross))(*self._layers)  # this call's copy: the window's pointers go in it
+        for layer, (kt, vt), (k, v) in zip(layers, cross, kv):
+            layer.cross_kt, layer.cross_vt, layer.keys, layer.values = (a.ctypes.data for a in (kt, vt, k, v))
+        model = _Blocks(self.n_state, self.n_head, len(cross), cross[0][0].shape[-1], self._model.eps,
+                        self._model.ln_w, self._model.ln_b, ctypes.cast(layers, _P))
+        self._run(out, model, np.triu(np.full((t, t), -np.inf, np.float32), 1))
+        return out, kv
