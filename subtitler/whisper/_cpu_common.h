@@ -70,10 +70,10 @@ void gelu(const float *x, float *out, long n);
 void layer_norm(const float *x, float *out, long rows, long cols, const float *weight, const float *bias,
                 float eps);
 void softmax_rows_exp(float *x, long rows, long cols, long ld, float *sums);
-/* out rows r0 .. r1 (row stride ldo) of x (n x k, n <= LOGITS_MAX_N) times table (rows x k, float16)^T;
- * needs have_f16c(). */
-void logits_f16_rows(const uint16_t *table, long k, const float *x, long n, float *out, long ldo, long r0,
-                     long r1);
+/* out columns r0 .. r1 (row stride ldo) of x (n x k, n <= LOGITS_MAX_N) times table (rows x k, float16)^T,
+ * plus bias (when given) and what out held (when add); needs have_f16c(). */
+void rows_f16(const uint16_t *table, long k, const float *x, long n, float *out, long ldo, const float *bias,
+              int add, long r0, long r1);
 
 enum { LOGITS_MAX_N = 8 };
 
@@ -135,6 +135,33 @@ static inline AVX2_F16C __attribute__((always_inline)) float hsum8(__m256 v) {
             }                                                                                      \
         }                                                                                          \
     } while (0)
+
+/* The family NAME_R_N of row kernels over weights of type W, for N = 1 .. 8 inputs (R
+ * rows at a time, chosen per N to keep R * N accumulators in registers), and the table
+ * NAME_for[N] of them. Each computes, for matrix rows [r0, r1): o[i * ldo + row] =
+ * x_i . t_row + bias[row] (when given), plus what o held there when `add`. */
+#define STORE_ROW(i, row, value) \
+    (o[(i) * ldo + (row)] = (value) + (bias ? bias[row] : 0.0f) + (add ? o[(i) * ldo + (row)] : 0.0f))
+#define ROWS_KERNEL(NAME, W, LOAD8, LOAD1, R, N)                                                       \
+    static AVX2_F16C void NAME##_##R##_##N(const W *t, long k, const float *x, float *o, long ldo,    \
+                                           const float *bias, int add, long r0, long r1) {           \
+        long r = r0;                                                                                 \
+        for (; r + R <= r1; r += R) ROWS_BLOCK(LOAD8, LOAD1, STORE_ROW, R, N, r);                    \
+        for (; r < r1; r++) ROWS_BLOCK(LOAD8, LOAD1, STORE_ROW, 1, N, r);                            \
+    }
+#define ROWS_KERNELS(NAME, W, LOAD8, LOAD1)                                                            \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 8, 1)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 4, 2)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 4, 3)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 2, 4)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 2, 5)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 2, 6)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 1, 7)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 1, 8)                                                           \
+    typedef void (*NAME##_fn)(const W *, long, const float *, float *, long, const float *, int, long, long); \
+    static const NAME##_fn NAME##_for[LOGITS_MAX_N + 1] = {                                           \
+        NULL, NAME##_8_1, NAME##_4_2, NAME##_4_3, NAME##_2_4, NAME##_2_5, NAME##_2_6, NAME##_1_7, NAME##_1_8, \
+    };
 
 static inline int have_avx2_fma(void) {
     __builtin_cpu_init();

@@ -25,6 +25,8 @@
  */
 #include "_cpu_common.h"
 
+#include <sched.h>
+
 struct dec_layer { /* the product weights (*_w but the norms') are float32, or float16 (weights_f16) */
     const float *attn_ln_w, *attn_ln_b;
     const void *qkv_w;
@@ -64,58 +66,10 @@ enum { MAX_HEAD = 256 };
 
 /* ---------------------------------------------------------------- dense layers */
 
-/* o (N x ldo) columns r0 .. r1 = x (N x k) times w (rows x k)^T + bias, plus what o
- * held when `add` (the residual). */
-#define STORE_DENSE(i, row, value) \
-    (o[(i) * ldo + (row)] = (value) + (bias ? bias[row] : 0.0f) + (add ? o[(i) * ldo + (row)] : 0.0f))
-#define DENSE_ROWS(R, N)                                                                             \
-    static AVX2_F16C void dense_rows_##R##_##N(const float *t, long k, const float *x, float *o,     \
-                                               long ldo, const float *bias, int add, long r0,        \
-                                               long r1) {                                            \
-        long r = r0;                                                                                 \
-        for (; r + R <= r1; r += R) ROWS_BLOCK(LOAD8_F32, LOAD1_F32, STORE_DENSE, R, N, r);         \
-        for (; r < r1; r++) ROWS_BLOCK(LOAD8_F32, LOAD1_F32, STORE_DENSE, 1, N, r);                 \
-    }
-DENSE_ROWS(8, 1)
-DENSE_ROWS(4, 2)
-DENSE_ROWS(4, 3)
-DENSE_ROWS(2, 4)
-DENSE_ROWS(2, 5)
-DENSE_ROWS(2, 6)
-DENSE_ROWS(1, 7)
-DENSE_ROWS(1, 8)
-
-typedef void (*dense_rows_fn)(const float *, long, const float *, float *, long, const float *, int, long, long);
-static const dense_rows_fn dense_rows_for[LOGITS_MAX_N + 1] = {
-    NULL, dense_rows_8_1, dense_rows_4_2, dense_rows_4_3, dense_rows_2_4,
-    dense_rows_2_5, dense_rows_2_6, dense_rows_1_7, dense_rows_1_8,
-};
-
-/* The same over float16 weights, widened on the way: Whisper's weights are published
- * in float16, so these are the float32 products, reading half the memory. */
-#define DENSE16_ROWS(R, N)                                                                           \
-    static AVX2_F16C void dense16_rows_##R##_##N(const uint16_t *t, long k, const float *x, float *o, \
-                                                 long ldo, const float *bias, int add, long r0,      \
-                                                 long r1) {                                          \
-        long r = r0;                                                                                 \
-        for (; r + R <= r1; r += R) ROWS_BLOCK(LOAD8_F16, LOAD1_F16, STORE_DENSE, R, N, r);         \
-        for (; r < r1; r++) ROWS_BLOCK(LOAD8_F16, LOAD1_F16, STORE_DENSE, 1, N, r);                 \
-    }
-DENSE16_ROWS(8, 1)
-DENSE16_ROWS(4, 2)
-DENSE16_ROWS(4, 3)
-DENSE16_ROWS(2, 4)
-DENSE16_ROWS(2, 5)
-DENSE16_ROWS(2, 6)
-DENSE16_ROWS(1, 7)
-DENSE16_ROWS(1, 8)
-
-typedef void (*dense16_rows_fn)(const uint16_t *, long, const float *, float *, long, const float *, int, long,
-                                long);
-static const dense16_rows_fn dense16_rows_for[LOGITS_MAX_N + 1] = {
-    NULL, dense16_rows_8_1, dense16_rows_4_2, dense16_rows_4_3, dense16_rows_2_4,
-    dense16_rows_2_5, dense16_rows_2_6, dense16_rows_1_7, dense16_rows_1_8,
-};
+/* Products over float32 weights; those over float16 weights are rows_f16 (_cpu_kernels.c):
+ * Whisper's weights are published in float16, so those are the float32 products,
+ * reading half the memory. */
+ROWS_KERNELS(float_rows, float, LOAD8_F32, LOAD1_F32)
 
 /* [*a, *b): thread tid's share of [0, total), cut at multiples of `align`. */
 static void share(long total, int tid, int threads, long align, long *a, long *b) {
@@ -139,7 +93,13 @@ static void barrier_wait(struct barrier *b, int *local_sense) {
         __atomic_store_n(&b->arrived, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&b->sense, sense, __ATOMIC_RELEASE);
     } else {
-        while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != sense) _mm_pause();
+        /* Spin (a phase lasts microseconds), but yield the core once it takes long:
+         * a thread we wait for may have been descheduled on a busy machine. */
+        for (long spins = 0; __atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != sense; spins++)
+            if (spins < 20000)
+                _mm_pause();
+            else
+                sched_yield();
     }
 }
 
@@ -296,15 +256,15 @@ static void dense(const struct step_job *job, const void *w, const float *bias, 
     share(out, job->tid, job->s->bar.threads, 8, &r0, &r1);
     if (r1 <= r0) return;
     if (job->s->m->weights_f16)
-        dense16_rows_for[n](w, k, x, o, ldo, bias, add, r0, r1);
+        rows_f16(w, k, x, n, o, ldo, bias, add, r0, r1);
     else
-        dense_rows_for[n](w, k, x, o, ldo, bias, add, r0, r1);
+        float_rows_for[n](w, k, x, o, ldo, bias, add, r0, r1);
 }
 
 static void *step_run(void *arg) {
     struct step_job *job = arg;
     struct step *s = job->s;
-    while (!__atomic_load_n(&s->go, __ATOMIC_ACQUIRE)) _mm_pause(); /* until every thread has started */
+    while (!__atomic_load_n(&s->go, __ATOMIC_ACQUIRE)) sched_yield(); /* until every thread has started */
     const struct dec_model *m = s->m;
     int tid = job->tid, threads = s->bar.threads, sense = 0;
     long n = m->rows, C = m->n_state, H = m->n_head, V = m->n_vocab, pos = m->prefix + s->length, a, b;
@@ -348,9 +308,9 @@ static void *step_run(void *arg) {
     share(V, tid, threads, 8, &a, &b);
     if (b > a) {
         if (m->embedding_f16)
-            logits_f16_rows(m->embedding_f16, C, job->normed, n, s->logits, V, a, b);
+            rows_f16(m->embedding_f16, C, job->normed, n, s->logits, V, NULL, 0, a, b);
         else
-            dense_rows_for[n](m->token_embedding, C, job->normed, s->logits, V, NULL, 0, a, b);
+            float_rows_for[n](m->token_embedding, C, job->normed, s->logits, V, NULL, 0, a, b);
     }
     return NULL;
 }

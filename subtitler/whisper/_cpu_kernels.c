@@ -166,29 +166,7 @@ void attention_heads(void *sgemm_address, long heads, long t, long s, long d, fl
  */
 
 #ifdef X86_KERNELS
-#define STORE_LOGIT(i, row, value) (o[(i) * ldo + (row)] = (value))
-#define LOGITS_ROWS(R, N)                                                                             \
-    static AVX2_F16C void logits_rows_##R##_##N(const uint16_t *t, long k, const float *x, float *o,  \
-                                                long ldo, long r0, long r1) {                         \
-        long r = r0;                                                                                  \
-        for (; r + R <= r1; r += R) ROWS_BLOCK(LOAD8_F16, LOAD1_F16, STORE_LOGIT, R, N, r);          \
-        for (; r < r1; r++) ROWS_BLOCK(LOAD8_F16, LOAD1_F16, STORE_LOGIT, 1, N, r);                  \
-    }
-LOGITS_ROWS(8, 1)
-LOGITS_ROWS(4, 2)
-LOGITS_ROWS(4, 3)
-LOGITS_ROWS(2, 4)
-LOGITS_ROWS(2, 5)
-LOGITS_ROWS(2, 6)
-LOGITS_ROWS(1, 7)
-LOGITS_ROWS(1, 8)
-
-typedef void (*logits_rows_fn)(const uint16_t *, long, const float *, float *, long, long, long);
-static const logits_rows_fn logits_rows_for[LOGITS_MAX_N + 1] = {
-    NULL, logits_rows_8_1, logits_rows_4_2, logits_rows_4_3, logits_rows_2_4,
-    logits_rows_2_5, logits_rows_2_6, logits_rows_1_7, logits_rows_1_8,
-};
-
+ROWS_KERNELS(half_rows, uint16_t, LOAD8_F16, LOAD1_F16)
 #endif
 
 /* 1 when this CPU runs the float16 logits kernel. */
@@ -203,18 +181,18 @@ struct logits_part {
     long ldo, r0, r1;
 };
 
-void logits_f16_rows(const uint16_t *table, long k, const float *x, long n, float *out, long ldo, long r0,
-                     long r1) {
+void rows_f16(const uint16_t *table, long k, const float *x, long n, float *out, long ldo, const float *bias,
+              int add, long r0, long r1) {
 #ifdef X86_KERNELS
-    logits_rows_for[n](table, k, x, out, ldo, r0, r1);
+    half_rows_for[n](table, k, x, out, ldo, bias, add, r0, r1);
 #else
-    (void)table; (void)k; (void)x; (void)n; (void)out; (void)ldo; (void)r0; (void)r1;
+    (void)table; (void)k; (void)x; (void)n; (void)out; (void)ldo; (void)bias; (void)add; (void)r0; (void)r1;
 #endif
 }
 
 static void *logits_part_run(void *arg) {
     struct logits_part *p = arg;
-    logits_f16_rows(p->table, p->k, p->x, p->n, p->out, p->ldo, p->r0, p->r1);
+    rows_f16(p->table, p->k, p->x, p->n, p->out, p->ldo, NULL, 0, p->r0, p->r1);
     return NULL;
 }
 
