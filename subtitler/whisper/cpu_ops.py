@@ -34,6 +34,7 @@ On a GPU, and for other dtypes, every function here uses MLX's own kernels.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -162,6 +163,7 @@ def host_array(x: mx.array) -> np.ndarray:
     return v if v.dtype == np.float32 and v.flags.c_contiguous else np.ascontiguousarray(v, np.float32)
 
 
+@functools.lru_cache(maxsize=None)
 def _workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
