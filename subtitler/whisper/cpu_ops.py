@@ -29,6 +29,11 @@ head through the BLAS's ``sgemm``: see ``attention``), the encoder's layer norms
 and the decoding step's output embedding read in float16 (``logits``).
 
 On a GPU, and for other dtypes, every function here uses MLX's own kernels.
+
+Where the C kernels run (x86 with AVX2, a BLAS preloaded), whole stages go to C
+instead: the encoder's blocks and a prompt (``cpu_blocks``) and each decoding step
+(``cpu_decoder``). The functions here then serve what stays with MLX: the encoder's
+stem, word alignment, and every stage elsewhere.
 """
 
 from __future__ import annotations
