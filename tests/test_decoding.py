@@ -3,6 +3,7 @@ exactly what Whisper's per-sequence rules mask."""
 
 import mlx.core as mx
 import numpy as np
+import pytest
 
 from subtitler.whisper.decoding import LogitRules
 from subtitler.whisper.tokenizer import get_tokenizer
@@ -41,12 +42,14 @@ def reference_mask(logits: np.ndarray, history: list[list[int]], tok, suppress, 
     return out
 
 
-def test_timestamp_rules_match_the_per_sequence_reference_along_sampled_paths():
+@pytest.mark.parametrize("xp", [mx, np], ids=["mlx", "numpy"])
+def test_timestamp_rules_match_the_per_sequence_reference_along_sampled_paths(xp):
+    """Over MLX arrays, and over the host logits of the C decoding step (NumPy)."""
     tok = get_tokenizer(False)
     tb = tok.timestamp_begin
     suppress = sorted(set(tok.non_speech_tokens) | {tok.sot, tok.sot_prev, tok.transcribe, tok.translate})
     rules = LogitRules(tok, N_VOCAB, sample_begin=1, suppress=suppress, suppress_blank=True,
-                       timestamps=True, max_initial_timestamp_index=50)
+                       timestamps=True, max_initial_timestamp_index=50, xp=xp)
     rng = np.random.default_rng(7)
     n = 6
     history: list[list[int]] = [[] for _ in range(n)]
@@ -57,7 +60,7 @@ def test_timestamp_rules_match_the_per_sequence_reference_along_sampled_paths():
         # Some rows lean towards timestamps, so that pairs, lone stamps and the
         # "timestamps outweigh text" rule all come up.
         logits[:, tb:] += rng.choice([-4.0, 0.0, 4.0, 9.0], size=(n, 1)).astype(np.float32)
-        ours = np.array(rules(mx.array(logits), state))
+        ours = np.array(rules(xp.array(logits), state))
         ref = reference_mask(logits, history, tok, suppress, 50)
         assert np.array_equal(np.isneginf(ours), np.isneginf(ref)), f"step {step}"
         # Follow a path the rules allow: sample from the masked distribution.
@@ -66,17 +69,18 @@ def test_timestamp_rules_match_the_per_sequence_reference_along_sampled_paths():
         for h, t in zip(history, picks):
             kinds.add(("ts" if h and h[-1] >= tb else "text") + ">" + ("ts" if t >= tb else "text"))
             h.append(t)
-        state = rules.advance(state, mx.array(picks))
+        state = rules.advance(state, xp.array(picks))
     assert {"ts>ts", "ts>text", "text>ts", "text>text"} <= kinds
 
 
-def test_beam_state_follows_reordered_rows():
+@pytest.mark.parametrize("xp", [mx, np], ids=["mlx", "numpy"])
+def test_beam_state_follows_reordered_rows(xp):
     tok = get_tokenizer(False)
-    rules = LogitRules(tok, N_VOCAB, 1, [], False, True, None)
+    rules = LogitRules(tok, N_VOCAB, 1, [], False, True, None, xp=xp)
     tb = tok.timestamp_begin
-    state = rules.advance(None, mx.array([tb + 5, 400, tb + 9]))
-    state = rules.advance(state, mx.array([tb + 7, tb + 2, 500]))
-    moved = state.take(mx.array([2, 2, 0]))
+    state = rules.advance(None, xp.array([tb + 5, 400, tb + 9]))
+    state = rules.advance(state, xp.array([tb + 7, tb + 2, 500]))
+    moved = state.take(xp.array([2, 2, 0]))
     assert np.array(moved.max_ts)[:, 0].tolist() == [tb + 9, tb + 9, tb + 7]
     assert np.array(moved.last)[:, 0].tolist() == [False, False, True]
     assert np.array(moved.penult)[:, 0].tolist() == [True, True, True]

@@ -53,7 +53,7 @@ def _library():
     return lib
 
 
-def _plain(blocks, final_norm) -> bool:
+def plain(blocks, final_norm) -> bool:
     """Whether the blocks are float32 on the CPU, with fused query/key/value weights,
     plain linear layers and norms with weights and biases, and heads of 64."""
     first = blocks[0]
@@ -103,7 +103,7 @@ class Blocks:
         """The kernel for ``blocks`` (then ``final_norm``), or None where it does not
         apply (see the module)."""
         lib, sgemm = _library(), _blas.sgemm_address()
-        if lib is None or not sgemm or not _plain(blocks, final_norm):
+        if lib is None or not sgemm or not plain(blocks, final_norm):
             return None
         return cls(blocks, final_norm, lib, sgemm)
 

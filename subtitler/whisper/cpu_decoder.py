@@ -24,7 +24,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .. import _blas
-from . import cpu_ops
+from . import cpu_blocks, cpu_ops
 
 _P = ctypes.c_void_p
 _LAYER_FIELDS = (
@@ -99,16 +99,8 @@ class StepKernel:
     def build(cls, decoder) -> Optional["StepKernel"]:
         """The kernel for ``decoder``, or None where it does not apply (see the module)."""
         lib = _library()
-        if lib is None or not cpu_ops.applies(decoder.token_embedding.weight):
-            return None
-        for b in decoder.blocks:
-            linears = (b.attn.query, b.attn.key, b.attn.value, b.attn.out, b.cross_attn.query, b.cross_attn.out,
-                       b.mlp1, b.mlp2)
-            norms = (b.attn_ln, b.cross_attn_ln, b.mlp_ln)
-            if getattr(b.attn, "_qkv", None) is None or any(type(x) is not nn.Linear for x in linears) \
-                    or any("weight" not in n or "bias" not in n for n in norms):
-                return None
-        if type(decoder.token_embedding) is not nn.Embedding or "bias" not in decoder.ln:
+        if lib is None or type(decoder.token_embedding) is not nn.Embedding \
+                or not cpu_ops.applies(decoder.token_embedding.weight) or not cpu_blocks.plain(decoder.blocks, decoder.ln):
             return None
         return cls(decoder, lib)
 
