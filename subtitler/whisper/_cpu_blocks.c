@@ -125,3 +125,47 @@ done:
     free(hidden);
     return status;
 }
+
+/* rows (t_out x 3c) of x (t_in x c) seen through a kernel of 3 with padding 1 and
+ * `stride`: row i holds x[s i - 1], x[s i], x[s i + 1] (zeros outside x). */
+static void windows_of_three(const float *x, long t_in, long c, long stride, float *rows, long t_out) {
+    for (long i = 0; i < t_out; i++)
+        for (long k = 0; k < 3; k++) {
+            long src = stride * i + k - 1;
+            float *dst = rows + (i * 3 + k) * c;
+            if (src < 0 || src >= t_in)
+                memset(dst, 0, sizeof(float) * c);
+            else
+                memcpy(dst, x + src * c, sizeof(float) * c);
+        }
+}
+
+/* The encoder's stem: out (t x C) = GELU(conv2(GELU(conv1(mel)))) + positions, for mel
+ * (2t x n_mels); conv weights as MLX keeps them, (C, 3, in), which is (C, 3 in) in the
+ * order of windows_of_three's rows. Each convolution is one sgemm over those rows.
+ * Returns 0, or -2 when out of memory. */
+int encoder_stem(const float *mel, long frames, long n_mels, const float *w1, const float *b1, const float *w2,
+                 const float *b2, const float *positions, long C, float *out, void *sgemm_address) {
+    sgemm_fn sgemm = (sgemm_fn)sgemm_address;
+    long t = (frames + 1) / 2;
+    float *rows = malloc(sizeof(float) * (frames * 3 * n_mels > t * 3 * C ? frames * 3 * n_mels : t * 3 * C));
+    float *first = malloc(sizeof(float) * frames * C);
+    int status = 0;
+    if (!rows || !first) {
+        status = -2;
+        goto done;
+    }
+    windows_of_three(mel, frames, n_mels, 1, rows, frames);
+    rows_bias(first, frames, C, b1, 0);
+    add_product(sgemm, rows, frames, 3 * n_mels, w1, C, first);
+    gelu(first, first, frames * C);
+    windows_of_three(first, frames, C, 2, rows, t);
+    rows_bias(out, t, C, b2, 0);
+    add_product(sgemm, rows, t, 3 * C, w2, C, out);
+    gelu(out, out, t * C);
+    for (long i = 0; i < t * C; i++) out[i] += positions[i];
+done:
+    free(rows);
+    free(first);
+    return status;
+}

@@ -121,9 +121,10 @@ class Blocks:
         if status:
             raise RuntimeError("the C transformer blocks do not run on this CPU")
 
-    def encode(self, x: mx.array) -> mx.array:
-        """The encoder: x (B, T, C) after the stem and positions -> its output (B, T, C)."""
-        out = np.array(cpu_ops.host_view(x), np.float32, order="C")  # our own copy, changed in place
+    def encode(self, x) -> mx.array:
+        """The encoder: x (B, T, C) after the stem and positions, an MLX array or a host
+        array this may change -> its output (B, T, C)."""
+        out = x if isinstance(x, np.ndarray) else np.array(cpu_ops.host_view(x), np.float32, order="C")
         for row in out:
             self._run(row)
         return mx.array(out)
@@ -144,3 +145,46 @@ class Blocks:
                         self._model.ln_w, self._model.ln_b, ctypes.cast(layers, _P))
         self._run(out, model, np.triu(np.full((t, t), -np.inf, np.float32), 1))
         return out, kv
+
+
+class Stem:
+    """The encoder's convolutional stem, GELUs and positions by one C call
+    (``encoder_stem``): each convolution is one ``sgemm`` over windows of three
+    frames. A window's stem, best / median of 10, three runs: 27-30 / 28-29 ms in
+    MLX, 18 / 19 ms here."""
+
+    def __init__(self, encoder, lib, sgemm: int):
+        self._lib, self._sgemm = lib, sgemm
+        self._weights = [cpu_ops.host_array(a) for a in (
+            encoder.conv1.weight, encoder.conv1.bias, encoder.conv2.weight, encoder.conv2.bias,
+            encoder._positional_embedding)]
+        self.n_state, self.n_mels = encoder.conv1.weight.shape[0], encoder.conv1.weight.shape[2]
+
+    @classmethod
+    def build(cls, encoder) -> Optional["Stem"]:
+        """The stem for ``encoder``, or None where it does not apply (see ``Blocks``)."""
+        lib, sgemm = cpu_ops._kernels(), _blas.sgemm_address()
+        c1, c2 = encoder.conv1, encoder.conv2
+        if lib is None or not sgemm or not hasattr(lib, "encoder_stem") or not cpu_ops.applies(c1.weight):
+            return None
+        if lib.encoder_stem.argtypes is None:
+            L = ctypes.c_long
+            lib.encoder_stem.argtypes = [_P, L, L, _P, _P, _P, _P, _P, L, _P, _P]
+        shapes = [(c.weight.shape[1], c.stride, c.padding, "bias" in c) for c in (c1, c2)]
+        if type(c1) is not nn.Conv1d or type(c2) is not nn.Conv1d or shapes != [(3, 1, 1, True), (3, 2, 1, True)]:
+            return None
+        return cls(encoder, lib, sgemm)
+
+    def __call__(self, mel: mx.array) -> np.ndarray:
+        """mel (B, 2T, n_mels) -> the blocks' input (B, T, C), a new host array."""
+        frames = np.ascontiguousarray(cpu_ops.host_view(mel), np.float32)
+        b, n = frames.shape[0], frames.shape[1]
+        out = np.empty((b, (n + 1) // 2, self.n_state), np.float32)
+        if out.shape[1] > self._weights[4].shape[0]:
+            raise ValueError(f"{n} mel frames are more than the encoder's {2 * self._weights[4].shape[0]}")
+        w1, b1, w2, b2, positions = (w.ctypes.data for w in self._weights)
+        for src, dst in zip(frames, out):
+            if self._lib.encoder_stem(src.ctypes.data, n, self.n_mels, w1, b1, w2, b2, positions, self.n_state,
+                                      dst.ctypes.data, self._sgemm):
+                raise MemoryError("the encoder's stem could not allocate its buffers")
+        return out

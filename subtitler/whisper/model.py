@@ -199,14 +199,17 @@ class AudioEncoder(nn.Module):
         self._positional_embedding = mx.array(sinusoids(dims.n_audio_ctx, n)).astype(dtype)
         self.blocks = [EncoderBlock(n, dims.n_audio_head) for _ in range(dims.n_audio_layer)]
         self.ln_post = nn.LayerNorm(n)
-        self.blocks_kernel = None  # the blocks by the C kernel on the CPU (see ``prepare``)
+        self.blocks_kernel = self.stem_kernel = None  # the blocks and the stem by C kernels on the CPU (``prepare``)
 
     def prepare(self) -> None:
         """On the CPU, run the blocks by the C kernel where it applies (``cpu_blocks``)."""
         self.blocks_kernel = cpu_blocks.Blocks.build(self.blocks, self.ln_post)
+        self.stem_kernel = cpu_blocks.Stem.build(self) if self.blocks_kernel is not None else None
 
     def __call__(self, mel: mx.array) -> mx.array:
         """mel (B, 3000, n_mels) -> audio features (B, 1500, n_state)."""
+        if self.stem_kernel is not None and self.blocks_kernel is not None:
+            return self.blocks_kernel.encode(self.stem_kernel(mel))
         x = cpu_ops.gelu(self.conv1(mel))
         x = cpu_ops.gelu(self.conv2(x))
         x = x + self._positional_embedding[: x.shape[1]]
