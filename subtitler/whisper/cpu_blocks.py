@@ -1,6 +1,6 @@
 """Transformer blocks over many rows on the CPU by one C call (``blocks_forward`` in
 ``_cpu_blocks.c``): the audio encoder's blocks and final norm, and the text decoder's
-blocks over a prompt.
+blocks over a prompt; and the encoder's convolutional stem by another (``Stem``).
 
 Under MLX an encoder block was some twenty operations, each a pass over (1500, C) or
 larger arrays, and each of the CPU kernels (``cpu_ops``: layer norm, attention, GELU)
@@ -10,8 +10,7 @@ biases and residuals riding on them, its attention is ``attention_d64``. Measure
 here, interleaved in one process, best / median of 6-8: an encoder window 456 / 488 ->
 393 / 405 ms; a 172-token prompt 86 / 100 -> 69 / 72 ms.
 
-The encoder's convolutional stem and the cross-attention keys and values stay with
-MLX. Used on the CPU for float32 models with plain (not quantized) layers, where the
+The cross-attention keys and values stay with MLX. Used on the CPU for float32 models with plain (not quantized) layers, where the
 C kernels and a BLAS were loaded and the CPU has AVX2 and FMA; elsewhere, and with
 ``SUBTITLER_CPU_KERNELS=0``, the blocks run through MLX as before.
 """
