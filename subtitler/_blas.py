@@ -190,7 +190,7 @@ def rest_workers() -> None:
     345-377 / 377-443 ms with it. The next product starts the workers again (the
     path OpenBLAS takes after a fork). Call it only when no product can be running:
     after the inputs of the host work were evaluated. No-op for other BLAS."""
-    shutdown = getattr(_library, "blas_thread_shutdown_", None) if _library is not None else None
+    shutdown = _shutdown()
     if shutdown is not None:
         shutdown()
 
@@ -198,8 +198,13 @@ def rest_workers() -> None:
 def rest_workers_address() -> int | None:
     """The address of the C function behind ``rest_workers``, for C code that calls
     it between its own steps; None where there is none."""
-    shutdown = getattr(_library, "blas_thread_shutdown_", None) if _library is not None else None
+    shutdown = _shutdown()
     return None if shutdown is None else ctypes.cast(shutdown, ctypes.c_void_p).value
+
+
+def _shutdown():
+    """OpenBLAS's ``blas_thread_shutdown_`` in the preloaded BLAS, or None."""
+    return getattr(_library, "blas_thread_shutdown_", None) if _library is not None else None
 
 
 def loaded() -> str | None:

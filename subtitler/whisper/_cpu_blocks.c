@@ -37,9 +37,6 @@ struct blocks {
     struct block_layer *layers;
 };
 
-typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
-                         const float *b, int ldb, float beta, float *c, int ldc);
-enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
 /* c (t x n) += a (t x k) times w (n x k)^T */
 static void add_product(sgemm_fn sgemm, const float *a, long t, long k, const float *w, long n, float *c) {

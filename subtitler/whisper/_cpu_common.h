@@ -65,6 +65,11 @@ static inline int run_jobs(void *(*fn)(void *), void *jobs, size_t job_size, int
     return failed;
 }
 
+/* The CBLAS sgemm (the preloaded BLAS's own, passed in by address). */
+typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc);
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
 /* Defined in _cpu_kernels.c. */
 void gelu(const float *x, float *out, long n);
 void layer_norm(const float *x, float *out, long rows, long cols, const float *weight, const float *bias,

@@ -100,9 +100,6 @@ CLONES void layer_norm(const float *x, float *out, long rows, long cols, const f
  * floats, sums: T floats, both scratch. The exp pass is split over `threads`.
  */
 
-typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
-                         const float *b, int ldb, float beta, float *c, int ldc);
-enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
 struct exp_part {
     float *scores;

@@ -45,10 +45,8 @@ class _Blocks(ctypes.Structure):
 
 def _library():
     lib = cpu_ops._kernels()
-    if lib is None or not hasattr(lib, "blocks_forward") or not lib.blocks_supported():
+    if lib is None or not lib.blocks_supported():
         return None
-    if lib.blocks_forward.argtypes is None:
-        lib.blocks_forward.argtypes = [_P, _P, ctypes.c_long, _P, _P, _P, ctypes.c_int]
     return lib
 
 
@@ -74,7 +72,7 @@ class Blocks:
     def __init__(self, blocks, final_norm, lib, sgemm: int):
         self._lib, self._sgemm = lib, sgemm
         self._rest = _blas.rest_workers_address()
-        self._keep = []
+        self._host = cpu_ops.HostArrays()
         self._layers = (_Layer * len(blocks))()
         for i, b in enumerate(blocks):
             w, bias = b.attn._qkv
@@ -90,10 +88,10 @@ class Blocks:
                     "cross_q_w": b.cross_attn.query.weight, "cross_q_b": b.cross_attn.query.bias,
                     "cross_out_w": b.cross_attn.out.weight, "cross_out_b": b.cross_attn.out.bias,
                 })
-            self._layers[i] = _Layer(**{k: self._pointer(a) for k, a in fields.items()})
+            self._layers[i] = _Layer(**{k: self._host.pointer(a) for k, a in fields.items()})
         first = blocks[0]
         self.n_state, self.n_head = first.attn.query.weight.shape[0], first.attn.n_head
-        norm = (self._pointer(final_norm.weight), self._pointer(final_norm.bias)) if final_norm is not None else (None, None)
+        norm = (self._host.pointer(final_norm.weight), self._host.pointer(final_norm.bias)) if final_norm is not None else (None, None)
         self._model = _Blocks(self.n_state, self.n_head, len(blocks), 0, float(first.attn_ln.eps), *norm,
                               ctypes.cast(self._layers, _P))
 
@@ -105,11 +103,6 @@ class Blocks:
         if lib is None or not sgemm or not plain(blocks, final_norm):
             return None
         return cls(blocks, final_norm, lib, sgemm)
-
-    def _pointer(self, a: mx.array) -> int:
-        v = cpu_ops.host_array(a)
-        self._keep.append(v)
-        return v.ctypes.data
 
     def _run(self, x: np.ndarray, model=None, mask: Optional[np.ndarray] = None) -> None:
         status = self._lib.blocks_forward(ctypes.byref(model or self._model), x.ctypes.data, x.shape[0],
@@ -164,11 +157,8 @@ class Stem:
         """The stem for ``encoder``, or None where it does not apply (see ``Blocks``)."""
         lib, sgemm = cpu_ops._kernels(), _blas.sgemm_address()
         c1, c2 = encoder.conv1, encoder.conv2
-        if lib is None or not sgemm or not hasattr(lib, "encoder_stem") or not cpu_ops.applies(c1.weight):
+        if lib is None or not sgemm or not cpu_ops.applies(c1.weight):
             return None
-        if lib.encoder_stem.argtypes is None:
-            L = ctypes.c_long
-            lib.encoder_stem.argtypes = [_P, L, L, _P, _P, _P, _P, _P, L, _P, _P]
         shapes = [(c.weight.shape[1], c.stride, c.padding, "bias" in c) for c in (c1, c2)]
         if type(c1) is not nn.Conv1d or type(c2) is not nn.Conv1d or shapes != [(3, 1, 1, True), (3, 2, 1, True)]:
             return None

@@ -58,11 +58,8 @@ MAX_ROWS = cpu_ops.LOGITS_MAX_ROWS
 
 def _library():
     lib = cpu_ops._kernels()
-    if lib is None or not hasattr(lib, "decoder_step"):
+    if lib is None:
         return None
-    if lib.decoder_step.argtypes is None:
-        lib.decoder_step.argtypes = [_P, _P, ctypes.c_long, _P, ctypes.c_int]
-        lib.decoder_reorder.argtypes = [_P, _P, ctypes.c_long]
     return lib if lib.decoder_supported() else None
 
 
@@ -76,7 +73,7 @@ class StepKernel:
 
     def __init__(self, decoder, lib):
         self._lib = lib
-        self._keep = []  # the arrays the pointers below point into
+        self._host = cpu_ops.HostArrays()  # what the pointers below point into
         first = decoder.blocks[0]
         self.n_state = first.attn.query.weight.shape[0]
         self.n_head = first.attn.n_head
@@ -88,12 +85,11 @@ class StepKernel:
         halves = [[cpu_ops.exact_half(w) for w in self._product_weights(b)] for b in decoder.blocks]
         self.weights_f16 = all(h is not None for layer in halves for h in layer)
         self._layers = [self._layer(b, h if self.weights_f16 else None) for b, h in zip(decoder.blocks, halves)]
-        self._token_embedding = self._view(decoder.token_embedding.weight)
+        self._token_embedding = self._host.pointer(decoder.token_embedding.weight)
         half = decoder._embedding_half
-        self._embedding_f16 = 0 if half is None else _pointer(half)
-        self._keep.append(half)
-        self._positional = self._view(decoder.positional_embedding)
-        self._ln = (self._view(decoder.ln.weight), self._view(decoder.ln.bias))
+        self._embedding_f16 = 0 if half is None else self._host.pointer(half)
+        self._positional = self._host.pointer(decoder.positional_embedding)
+        self._ln = (self._host.pointer(decoder.ln.weight), self._host.pointer(decoder.ln.bias))
 
     @classmethod
     def build(cls, decoder) -> Optional["StepKernel"]:
@@ -104,11 +100,6 @@ class StepKernel:
             return None
         return cls(decoder, lib)
 
-    def _view(self, a: mx.array) -> int:
-        v = cpu_ops.host_array(a)
-        self._keep.append(v)
-        return _pointer(v)
-
     @staticmethod
     def _product_weights(b) -> tuple:
         """A block's product weights, in the order of ``_PRODUCTS``."""
@@ -116,19 +107,15 @@ class StepKernel:
                 b.mlp1.weight, b.mlp2.weight)
 
     def _layer(self, b, halves) -> dict:
-        if halves is None:
-            products = [self._view(w) for w in self._product_weights(b)]
-        else:
-            self._keep.extend(halves)
-            products = [_pointer(h) for h in halves]
+        products = [self._host.pointer(w) for w in (self._product_weights(b) if halves is None else halves)]
         return {
             **dict(zip(_PRODUCTS, products)),
-            "attn_ln_w": self._view(b.attn_ln.weight), "attn_ln_b": self._view(b.attn_ln.bias),
-            "qkv_b": self._view(b.attn._qkv[1]), "attn_out_b": self._view(b.attn.out.bias),
-            "cross_ln_w": self._view(b.cross_attn_ln.weight), "cross_ln_b": self._view(b.cross_attn_ln.bias),
-            "cross_q_b": self._view(b.cross_attn.query.bias), "cross_out_b": self._view(b.cross_attn.out.bias),
-            "mlp_ln_w": self._view(b.mlp_ln.weight), "mlp_ln_b": self._view(b.mlp_ln.bias),
-            "mlp1_b": self._view(b.mlp1.bias), "mlp2_b": self._view(b.mlp2.bias),
+            "attn_ln_w": self._host.pointer(b.attn_ln.weight), "attn_ln_b": self._host.pointer(b.attn_ln.bias),
+            "qkv_b": self._host.pointer(b.attn._qkv[1]), "attn_out_b": self._host.pointer(b.attn.out.bias),
+            "cross_ln_w": self._host.pointer(b.cross_attn_ln.weight), "cross_ln_b": self._host.pointer(b.cross_attn_ln.bias),
+            "cross_q_b": self._host.pointer(b.cross_attn.query.bias), "cross_out_b": self._host.pointer(b.cross_attn.out.bias),
+            "mlp_ln_w": self._host.pointer(b.mlp_ln.weight), "mlp_ln_b": self._host.pointer(b.mlp_ln.bias),
+            "mlp1_b": self._host.pointer(b.mlp1.bias), "mlp2_b": self._host.pointer(b.mlp2.bias),
         }
 
     def session(self, cross_kv, prefix, rows: int, capacity: int) -> "CpuSteps":

@@ -31,9 +31,9 @@ and the decoding step's output embedding read in float16 (``logits``).
 On a GPU, and for other dtypes, every function here uses MLX's own kernels.
 
 Where the C kernels run (x86 with AVX2, a BLAS preloaded), whole stages go to C
-instead: the encoder's blocks and a prompt (``cpu_blocks``) and each decoding step
-(``cpu_decoder``). The functions here then serve what stays with MLX: the encoder's
-stem, word alignment, and every stage elsewhere.
+instead: the encoder and a prompt (``cpu_blocks``) and each decoding step
+(``cpu_decoder``). The functions here then serve what stays with MLX: word
+alignment, and every stage elsewhere.
 """
 
 from __future__ import annotations
@@ -169,6 +169,20 @@ def host_array(x: mx.array) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
+class HostArrays:
+    """Host arrays handed to C code by address, kept alive as long as this is."""
+
+    def __init__(self):
+        self._arrays: list[np.ndarray] = []
+
+    def pointer(self, a) -> int:
+        """The address of ``a`` (an evaluated MLX array, as ``host_array``; or a host
+        array, as it is)."""
+        v = a if isinstance(a, np.ndarray) else host_array(a)
+        self._arrays.append(v)
+        return v.ctypes.data
+
+
 def _workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
@@ -214,6 +228,10 @@ def _kernels():
                                               P, L, L, ctypes.c_int, P, L, P, ctypes.c_int]
                 lib.layer_norm.argtypes = [P, P, L, L, P, P, ctypes.c_float]
                 lib.layer_norm.restype = None
+                lib.decoder_step.argtypes = [P, P, L, P, ctypes.c_int]
+                lib.decoder_reorder.argtypes = [P, P, L]
+                lib.blocks_forward.argtypes = [P, P, L, P, P, P, ctypes.c_int]
+                lib.encoder_stem.argtypes = [P, L, L, P, P, P, P, P, L, P, P]
                 _lib = lib
             except (ImportError, OSError, AttributeError):
                 pass

@@ -246,7 +246,8 @@ class DecodingTask:
         max_init = None
         if options.max_initial_timestamp is not None:
             max_init = round(options.max_initial_timestamp / precision)
-        if options.temperature == 0 and options.beam_size and options.beam_size > 1:
+        self.beam_search = options.temperature == 0 and (options.beam_size or 1) > 1
+        if self.beam_search:
             self.rows = options.beam_size
         else:
             self.rows = options.best_of if (options.temperature > 0 and options.best_of) else 1
@@ -290,8 +291,7 @@ class DecodingTask:
     # ------------------------------------------------------------------ main loop
 
     def run(self, cross_kv, language: str) -> DecodingResult:
-        o = self.options
-        if o.temperature == 0 and o.beam_size and o.beam_size > 1:
+        if self.beam_search:
             return self._beam_search(cross_kv, language, self.rows)
         return self._sample(cross_kv, language, self.rows)
 

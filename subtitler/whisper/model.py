@@ -201,6 +201,12 @@ class AudioEncoder(nn.Module):
         self.ln_post = nn.LayerNorm(n)
         self.blocks_kernel = self.stem_kernel = None  # the blocks and the stem by C kernels on the CPU (``prepare``)
 
+    def _stem(self, mel: mx.array) -> mx.array:
+        """The convolutions, their GELUs and the positions, in MLX."""
+        x = cpu_ops.gelu(self.conv1(mel))
+        x = cpu_ops.gelu(self.conv2(x))
+        return x + self._positional_embedding[: x.shape[1]]
+
     def prepare(self) -> None:
         """On the CPU, run the blocks by the C kernel where it applies (``cpu_blocks``)."""
         self.blocks_kernel = cpu_blocks.Blocks.build(self.blocks, self.ln_post)
@@ -208,13 +214,9 @@ class AudioEncoder(nn.Module):
 
     def __call__(self, mel: mx.array) -> mx.array:
         """mel (B, 3000, n_mels) -> audio features (B, 1500, n_state)."""
-        if self.stem_kernel is not None and self.blocks_kernel is not None:
-            return self.blocks_kernel.encode(self.stem_kernel(mel))
-        x = cpu_ops.gelu(self.conv1(mel))
-        x = cpu_ops.gelu(self.conv2(x))
-        x = x + self._positional_embedding[: x.shape[1]]
         if self.blocks_kernel is not None:
-            return self.blocks_kernel.encode(x)
+            return self.blocks_kernel.encode(self.stem_kernel(mel) if self.stem_kernel is not None else self._stem(mel))
+        x = self._stem(mel)
         for block in self.blocks:
             x = block(x)
         return cpu_ops.layer_norm(x, self.ln_post)
