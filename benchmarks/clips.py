@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from subtitler.audio import SAMPLE_RATE, ffmpeg_exe, load_audio
+from subtitler.engine.audio import SAMPLE_RATE, ffmpeg_exe, load_audio
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 

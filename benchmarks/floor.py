@@ -96,16 +96,16 @@ def main() -> int:
 
     import numpy as np
 
-    from subtitler.whisper import load_model  # loads the BLAS before MLX
+    from subtitler.engine.whisper.load import load_model  # loads the BLAS before MLX
     import mlx.core as mx
     import ctranslate2
     from faster_whisper.feature_extractor import FeatureExtractor
 
     from bench import machine
-    from subtitler import audio
-    from subtitler.whisper.decoding import DecodingOptions, DecodingTask
-    from subtitler.whisper.load import offline_model_dir
-    from subtitler.whisper.tokenizer import get_tokenizer
+    from subtitler.engine import audio
+    from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask
+    from subtitler.engine.whisper.load import offline_model_dir
+    from subtitler.engine.whisper.tokenizer import get_tokenizer
 
     import clips
 

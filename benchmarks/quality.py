@@ -20,9 +20,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from subtitler.checks import check  # noqa: E402
-from subtitler.document import Segment  # noqa: E402
-from subtitler.profiles import get_profile  # noqa: E402
+from subtitler.core.checks import check  # noqa: E402
+from subtitler.core.document import Segment  # noqa: E402
+from subtitler.core.profiles import get_profile  # noqa: E402
 
 
 def words_of(text: str) -> list[str]:
@@ -87,22 +87,19 @@ def score(cues: list[tuple[float, float, str, list]], spans, noise, duration) ->
             "noise_words": in_noise, "cues": len(cues), "profile_break_pct": 100 * len(bad) / max(1, len(cues))}
 
 
-def ours(clip: str, duration_ms: int):
-    from subtitler.cues import build_cues
-    from subtitler.transcribe import TranscribeOptions, transcribe
-    from subtitler.whisper import load_model
+def ours(clip: str):
+    """What a user gets with no flags: the pipeline's default settings."""
+    from subtitler import pipeline
 
-    model = load_model("tiny.en")
-    decoded = list(transcribe(model, clip, TranscribeOptions(word_timestamps=True)))
-    cues = build_cues(decoded, "default", duration_ms)
+    doc = pipeline.transcribe_media(clip, pipeline.Settings(model="tiny.en"))
     return [(c.start / 1000, c.end / 1000, c.text, [(w.text, w.start / 1000, w.end / 1000) for w in c.words])
-            for c in cues]
+            for c in doc]
 
 
 def peer(clip: str, vad: bool):
     from faster_whisper import WhisperModel
 
-    from subtitler.whisper.load import offline_model_dir
+    from subtitler.engine.whisper.load import offline_model_dir
 
     fw = WhisperModel(str(offline_model_dir("tiny.en")), device="cpu", compute_type="float32",
                       cpu_threads=os.cpu_count() or 2)
@@ -115,7 +112,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=2.5)
     args = ap.parse_args()
     import clips
-    from subtitler.audio import probe
+    from subtitler.engine.audio import probe
 
     work = Path(os.environ.get("BENCH_DIR", "/tmp/subtitler-bench"))
     mp4, spans, noise = clips.make(work, args.minutes)
@@ -123,7 +120,7 @@ def main() -> int:
     speech = sum(s.end - s.start for s in spans)
     print(f"clip: {duration:.1f} s, {len(spans)} sentences, {duration - speech:.1f} s non-speech, "
           f"noise-only {noise[0]:.1f}-{noise[1]:.1f} s\n")
-    rows = [("subtitler (default profile)", ours(str(mp4), int(duration * 1000))),
+    rows = [("subtitler (default settings)", ours(str(mp4))),
             ("faster-whisper", peer(str(mp4), False)),
             ("faster-whisper + VAD", peer(str(mp4), True))]
     print("| engine | WER | median start error s | subtitle over non-speech s (% of non-speech) "

@@ -7,7 +7,9 @@ CLI = {"transcribe", "convert", "check", "--version", "-h", "--help"}
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] in CLI:
-        import subtitler.whisper  # noqa: F401  (fast BLAS before MLX)
+        from subtitler.engine import runtime
+
+        runtime.prepare()  # the fast BLAS before MLX
         from subtitler.cli import main as cli
 
         return cli()

@@ -1,3 +1,3 @@
-from .cli import main
+from subtitler.cli import main
 
 raise SystemExit(main())

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import SubtitlerError
+from subtitler import __version__
+from subtitler.errors import SubtitlerError
 
 
 def _progress_bar(name: str):
@@ -26,53 +26,43 @@ def _progress_bar(name: str):
     return show
 
 
+def settings_from(args) -> "Settings":
+    from subtitler.pipeline import Settings
+
+    return Settings(model=args.model, language=args.language, task=args.task, beam_size=args.beam_size,
+                    temperature=args.temperature, profile=args.profile, segments=args.segments,
+                    word_timestamps=args.word_timestamps or args.format == "json",
+                    prompt=args.prompt, seed=args.seed)
+
+
 def cmd_transcribe(args) -> int:
-    from .cues import build_cues
-    from .document import Document
-    from . import formats
-    from .timecode import seconds_to_ms
+    from subtitler.core import formats
+    from subtitler import pipeline
 
     out_is_file = args.output and not Path(args.output).is_dir() and Path(args.output).suffix
     fmt = args.format or (formats.format_of(args.output) if out_is_file else "srt")
     if args.output and len(args.inputs) > 1 and not Path(args.output).is_dir():
         print("error: -o must be a folder when there are several inputs.", file=sys.stderr)
         return 2
+    settings = settings_from(args)
     try:
-        from .whisper import load_model
-        from .whisper.load import default_model
-
-        model_name = args.model or default_model()
-        model = load_model(model_name)
+        model = pipeline.load_model(pipeline.model_name(settings))
     except SubtitlerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    from .transcribe import TranscribeOptions, TranscriptInfo, transcribe
-
-    temps = (args.temperature,) if args.temperature is not None else TranscribeOptions.temperature
-    options = TranscribeOptions(
-        language=None if args.language in (None, "auto") else args.language, task=args.task,
-        beam_size=args.beam_size, temperature=temps, word_timestamps=args.word_timestamps or args.profile is not None
-        or fmt == "json", initial_prompt=args.prompt,
-    )
     failed = 0
     for inp in args.inputs:
         out = Path(args.output) if args.output else Path(inp).with_suffix("." + fmt)
         if out.is_dir():
             out = out / (Path(inp).stem + "." + fmt)
-        info = TranscriptInfo()
         try:
-            decoded = []
             bar = _progress_bar(Path(inp).name) if not args.quiet else None
-            for seg in transcribe(model, inp, options, progress=bar, info=info):
-                decoded.append(seg)
+            doc = pipeline.transcribe_media(inp, settings, model=model, progress=bar)
             if bar:
                 sys.stderr.write("\n")
-            duration = seconds_to_ms(info.duration)
-            cues = build_cues(decoded, args.profile, duration)
-            doc = Document(cues, str(inp), model_name, info.language, duration)
             formats.save(doc, out, fmt)
             if not args.quiet:
-                print(f"{inp} -> {out} ({len(cues)} subtitles, language {info.language})", file=sys.stderr)
+                print(f"{inp} -> {out} ({len(doc)} subtitles, language {doc.language})", file=sys.stderr)
         except SubtitlerError as e:
             if not args.quiet:
                 sys.stderr.write("\n")
@@ -81,8 +71,41 @@ def cmd_transcribe(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_doctor(args) -> int:
+    """What this machine runs the engine with, so a slow one explains itself."""
+    import platform
+
+    from subtitler.engine import runtime
+
+    runtime.prepare()
+    from subtitler.engine.cpu import blas
+
+    report = {"subtitler": __version__, "python": platform.python_version(),
+              "machine": f"{platform.system()} {platform.machine()}"}
+    report.update(blas.describe())
+    import mlx.core as mx
+
+    from subtitler.engine.cpu import ops
+    from subtitler.engine.audio import ffmpeg_exe
+
+    report["mlx"] = f"{mx.__version__} on {mx.default_device()}"
+    report["cpu kernels"] = "C kernels" if ops.kernels_available() else "MLX only (not built, or SUBTITLER_CPU_KERNELS=0)"
+    try:
+        report["ffmpeg"] = ffmpeg_exe()
+    except SubtitlerError as e:
+        report["ffmpeg"] = str(e)
+    from subtitler.engine.whisper.load import default_model, offline_models
+
+    report["default model"] = default_model()
+    report["offline models"] = ", ".join(offline_models()) or "none"
+    width = max(map(len, report))
+    for k, v in report.items():
+        print(f"{k:>{width}}: {v}")
+    return 0
+
+
 def cmd_convert(args) -> int:
-    from . import formats
+    from subtitler.core import formats
 
     try:
         doc = formats.load(args.input)
@@ -94,8 +117,8 @@ def cmd_convert(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from . import formats
-    from .checks import check, format_finding
+    from subtitler.core import formats
+    from subtitler.core.checks import check, format_finding
 
     try:
         doc = formats.load(args.file)
@@ -122,10 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
     t.add_argument("--beam-size", type=int, default=1)
     t.add_argument("--temperature", type=float, default=None, help="fixed temperature (default: 0 with fallback)")
-    t.add_argument("--word-timestamps", action="store_true", help="word timings (always on for JSON)")
-    t.add_argument("--profile", choices=["default", "netflix"], default=None,
-                   help="regroup cues for a reading profile (uses word timings)")
+    t.add_argument("--profile", choices=["default", "netflix"], default="default",
+                   help="the reading profile cues are made for (default: default)")
+    t.add_argument("--segments", action="store_true",
+                   help="write Whisper's raw segments instead of word-timed, speech-aware cues")
+    t.add_argument("--word-timestamps", action="store_true",
+                   help="with --segments: keep word timings too (always on for cues and JSON)")
     t.add_argument("--prompt", help="initial prompt: names, spelling, style")
+    t.add_argument("--seed", type=int, default=0, help="seed for the sampling fallback (default 0): same input, same output")
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=cmd_transcribe)
 
@@ -138,11 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("file")
     k.add_argument("--profile", choices=["default", "netflix"], default="default")
     k.set_defaults(func=cmd_check)
+
+    d = sub.add_parser("doctor", help="say which BLAS, CPU path, ffmpeg and models this machine uses")
+    d.set_defaults(func=cmd_doctor)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("transcribe", "doctor"):
+        from subtitler.engine import runtime
+
+        runtime.prepare()  # before anything imports MLX
     return args.func(args)
 
 

@@ -1,4 +1,6 @@
-import subtitler.whisper  # noqa: F401  first: the fast BLAS must load before anything imports mlx
+from subtitler.engine import runtime
+
+runtime.prepare()  # first: the fast BLAS must load before anything imports mlx
 
 import os
 import re
@@ -28,14 +30,14 @@ def _isolated_data_dir(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def ffmpeg():
-    from subtitler.audio import ffmpeg_exe
+    from subtitler.engine.audio import ffmpeg_exe
 
     return ffmpeg_exe()
 
 
 @pytest.fixture(scope="session")
 def model():
-    from subtitler.whisper import load_model
+    from subtitler.engine.whisper.load import load_model
 
     return load_model("tiny.en")
 

@@ -14,10 +14,12 @@ def main(argv=None) -> int:
     parser.add_argument("--version", action="version", version=f"subtitler {__version__}")
     args = parser.parse_args(argv)
 
-    import subtitler.whisper  # noqa: F401  (loads the fast BLAS before anything imports MLX)
+    from subtitler.engine import runtime
+
+    runtime.prepare()  # the fast BLAS loads before anything imports MLX
     from PySide6.QtWidgets import QApplication
 
-    from .main_window import MainWindow
+    from ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("subtitler")

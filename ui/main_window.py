@@ -17,20 +17,23 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGraph
                                QGraphicsView, QHeaderView, QInputDialog, QLabel, QMainWindow, QMenu,
                                QMessageBox, QProgressBar, QSplitter, QTableView, QToolBar)
 
-from subtitler import formats, project
-from subtitler.audio import load_audio, probe
-from subtitler.cues import build_cues, segment_from_decoded, wrap_lines
-from subtitler.document import Document
-from subtitler.edits import Delete, Edit, Merge, ReplaceText, SetTimes, Shift, SnapToNeighbours, Split, insert_after
-from subtitler.errors import EditError, SubtitlerError
-from subtitler.profiles import PROFILES
-from subtitler.timecode import format_ms, seconds_to_ms
-from subtitler.whisper.tokenizer import LANGUAGES
+from subtitler.core import formats
 
-from .table_model import COL_TEXT, SegmentTableModel
-from .undo import EditCommand
-from .waveform import WaveformView
-from .worker import TranscribeWorker
+from subtitler.core import project
+from subtitler.engine.audio import load_audio, probe
+from subtitler.core.cues import has_letter, segment_from_decoded, wrap_lines
+from subtitler.core.document import Document
+from subtitler.core.edits import Delete, Edit, Merge, ReplaceText, SetTimes, Shift, SnapToNeighbours, Split, insert_after
+from subtitler.errors import EditError, SubtitlerError
+from subtitler.core.profiles import PROFILES
+from subtitler.core.timecode import format_ms, seconds_to_ms
+from subtitler.engine.whisper.languages import LANGUAGES
+from subtitler.pipeline import Settings
+
+from ui.table_model import COL_TEXT, SegmentTableModel
+from ui.undo import EditCommand
+from ui.waveform import WaveformView
+from ui.worker import TranscribeWorker
 
 MEDIA_FILTER = "Media (*.mp4 *.mkv *.mov *.avi *.webm *.m4v *.mp3 *.wav *.flac *.m4a *.ogg *.opus *.aac);;All files (*)"
 SUBTITLE_FILTER = "Subtitles (*.srt *.vtt *.txt *.json)"
@@ -85,7 +88,6 @@ class MainWindow(QMainWindow):
         self.model_cache: dict = {}
         self.thread: Optional[QThread] = None
         self.worker: Optional[TranscribeWorker] = None
-        self.decoded: list = []
         self.last_error: Optional[str] = None
         self.confirm_close = True
         self._error_box: Optional[QMessageBox] = None
@@ -267,7 +269,7 @@ class MainWindow(QMainWindow):
 
     def _model_choices(self) -> list[str]:
         """Installed offline models first, then downloaded ones, then the rest of the hub list."""
-        from subtitler.whisper.load import downloaded_models, offline_models
+        from subtitler.engine.whisper.load import downloaded_models, offline_models
 
         local = offline_models() + [m for m in downloaded_models() if m not in offline_models()]
         return local + [m for m in MODELS if m not in local]
@@ -456,11 +458,9 @@ class MainWindow(QMainWindow):
         self.settings.setValue("model", model_name)
         self._set_document(Document(media_path=self.media_path, model=model_name,
                                     media_duration=self.media_duration))
-        self.decoded = []
         self.progressBar.setValue(0)
         self.thread = QThread(self)
-        self.worker = TranscribeWorker(self.media_path, model_name, self.languageCombo.currentData(),
-                                       self.taskCombo.currentData(), self.model_cache, self.samples)
+        self.worker = TranscribeWorker(self.media_path, self.settings_for(model_name), self.model_cache, self.samples)
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.run)
         self.worker.segment.connect(self._on_segment)
@@ -471,18 +471,22 @@ class MainWindow(QMainWindow):
         self._set_running(True)
         self.thread.start()
 
+    def settings_for(self, model_name: str) -> Settings:
+        """The pipeline settings the window's boxes stand for (the CLI's flags, the same defaults)."""
+        return Settings(model=model_name, language=self.languageCombo.currentData(), task=self.taskCombo.currentData(),
+                        profile=self.model.profile.name)
+
     def cancel(self) -> None:
         if self.worker is not None:
             self.worker.cancel()
             self.statusBar().showMessage("Cancelling after the current window…")
 
     def _on_segment(self, seg) -> None:
-        self.decoded.append(seg)
         s = segment_from_decoded(seg)
         s.text = wrap_lines(s.text, self.model.profile)  # live rows wrapped like the final cues
         if s.words:
             s.start, s.end = s.words[0].start, s.words[-1].end
-        if s.end > s.start and s.text:
+        if s.end > s.start and has_letter(s.text):
             self.doc.append(s)
             self.table.scrollToBottom()
 
@@ -503,12 +507,10 @@ class MainWindow(QMainWindow):
         thread.quit()
         thread.wait()
         worker.deleteLater()
-        if self.decoded and status in ("done", "cancelled"):
-            # Regroup the live segments into readable cues in one step.
-            cues = build_cues(self.decoded, self.model.profile, self.media_duration)
-            if cues:
-                self.doc.language = worker.info.language if worker.info else None
-                self.doc.set_segments(cues)
+        if worker.document is not None and len(worker.document) and status in ("done", "cancelled"):
+            # The pipeline's cues replace the live rows in one step.
+            self.doc.language = worker.document.language
+            self.doc.set_segments(worker.document.segments)
         self._set_running(False)
         if status == "done":
             self.progressBar.setValue(100)

@@ -7,12 +7,12 @@ from typing import Callable
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
-from subtitler.checks import check, cps
-from subtitler.document import Document
-from subtitler.edits import Edit, EditText, SetTimes
+from subtitler.core.checks import check, cps
+from subtitler.core.document import Document
+from subtitler.core.edits import Edit, EditText, SetTimes
 from subtitler.errors import EditError
-from subtitler.profiles import get_profile
-from subtitler.timecode import format_ms, parse_ms
+from subtitler.core.profiles import get_profile
+from subtitler.core.timecode import format_ms, parse_ms
 
 COLUMNS = ["#", "Start", "End", "Duration", "CPS", "Text"]
 COL_START, COL_END, COL_TEXT = 1, 2, 5

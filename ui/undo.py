@@ -2,7 +2,7 @@
 
 from PySide6.QtGui import QUndoCommand
 
-from subtitler.edits import Edit
+from subtitler.core.edits import Edit
 
 
 class EditCommand(QUndoCommand):

@@ -10,8 +10,8 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
-from subtitler.document import Document
-from subtitler.edits import Edit, SetTimes
+from subtitler.core.document import Document
+from subtitler.core.edits import Edit, SetTimes
 from subtitler.errors import EditError
 
 EDGE_PX = 6

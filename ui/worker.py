@@ -1,4 +1,5 @@
-"""The transcription worker: a QObject on a QThread that streams segments by signal."""
+"""The transcription worker: a QObject on a QThread that runs the one pipeline
+(``subtitler.pipeline.transcribe_media``) and streams its segments by signal."""
 
 from __future__ import annotations
 
@@ -11,22 +12,20 @@ from subtitler.errors import Cancelled, SubtitlerError
 
 class TranscribeWorker(QObject):
     status = Signal(str)
-    segment = Signal(object)  # subtitler.transcribe.DecodedSegment
+    segment = Signal(object)  # subtitler.engine.types.DecodedSegment
     progress = Signal(float, float, object)  # seconds done, total, eta seconds or None
     download = Signal(int, int)  # bytes done, total
     finished = Signal(str, str)  # "done" | "cancelled" | "failed", message
 
-    def __init__(self, media_path: str, model_name: str, language: str | None, task: str,
-                 model_cache: dict, samples=None):
+    def __init__(self, media_path: str, settings, model_cache: dict, samples=None):
         super().__init__()
         self.media_path = media_path
         self.samples = samples  # the audio, if the window has decoded it already
-        self.model_name = model_name
-        self.language = language
-        self.task = task
+        self.settings = settings  # subtitler.pipeline.Settings
+        self.model_name = settings.model
         self.model_cache = model_cache  # shared between runs: loading is slow
         self._cancel = False
-        self.info = None
+        self.document = None  # the subtitles when finished: all of them, or those before a cancel
 
     def _downloaded(self, done: int, total: int) -> None:
         """Download progress from huggingface_hub; raising here stops the download."""
@@ -43,27 +42,23 @@ class TranscribeWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        try:
-            from subtitler.transcribe import TranscribeOptions, TranscriptInfo, transcribe
-            from subtitler.whisper import load_model
+        from subtitler import pipeline
 
+        try:
             model = self.model_cache.get(self.model_name)
             if model is None:
+                self.model_cache.clear()  # one model in memory at a time: switching frees the last one
                 self.status.emit(f"Loading model {self.model_name}…")
-                model = load_model(self.model_name, progress=self._downloaded)
+                model = pipeline.load_model(self.model_name, progress=self._downloaded)
                 self.model_cache[self.model_name] = model
             self.status.emit("Transcribing…")
-            self.info = TranscriptInfo()
-            options = TranscribeOptions(language=self.language, task=self.task, word_timestamps=True)
-            source = self.samples if self.samples is not None else self.media_path
-            for seg in transcribe(model, source, options,
-                                  progress=lambda p: self.progress.emit(p.done, p.total, p.eta),
-                                  cancel=self.cancelled, info=self.info):
-                self.segment.emit(seg)
-                if self._cancel:
-                    raise Cancelled()
+            self.document = pipeline.transcribe_media(
+                self.media_path, self.settings, model=model, samples=self.samples,
+                on_segment=self.segment.emit, progress=lambda p: self.progress.emit(p.done, p.total, p.eta),
+                cancel=self.cancelled)
             self.finished.emit("done", "")
-        except Cancelled:
+        except Cancelled as e:
+            self.document = getattr(e, "document", None)
             self.finished.emit("cancelled", "Cancelled: the subtitles decoded so far are kept.")
         except SubtitlerError as e:
             self.finished.emit("failed", str(e))

@@ -1,0 +1,60 @@
+"""Readability checks: each finding names its segment, so a table can colour the row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from subtitler.core.document import Segment
+from subtitler.core.profiles import Profile, get_profile
+from subtitler.core.timecode import format_ms
+
+
+@dataclass(frozen=True)
+class Finding:
+    index: int
+    kind: str  # overlap | too_short | too_long | gap | cps | line_length | line_count
+    message: str
+
+
+def visible_chars(text: str) -> int:
+    return len(text.replace("\n", ""))
+
+
+def cps(segment: Segment) -> float:
+    seconds = segment.duration / 1000
+    return visible_chars(segment.text.strip()) / seconds if seconds > 0 else float("inf")
+
+
+def check_segment(segments: list[Segment], i: int, profile: Profile) -> list[Finding]:
+    s = segments[i]
+    out = []
+    if i + 1 < len(segments):
+        nxt = segments[i + 1]
+        if nxt.start < s.end:
+            out.append(Finding(i, "overlap", f"overlaps the next subtitle by {s.end - nxt.start} ms"))
+        elif nxt.start - s.end < profile.min_gap:
+            out.append(Finding(i, "gap", f"gap to the next subtitle is {nxt.start - s.end} ms (minimum {profile.min_gap} ms)"))
+    if s.duration < profile.min_duration:
+        out.append(Finding(i, "too_short", f"shown for {s.duration} ms (minimum {profile.min_duration} ms)"))
+    if s.duration > profile.max_duration:
+        out.append(Finding(i, "too_long", f"shown for {s.duration} ms (maximum {profile.max_duration} ms)"))
+    rate = cps(s)
+    if rate > profile.max_cps:
+        out.append(Finding(i, "cps", f"{rate:.1f} characters per second (maximum {profile.max_cps:g})"))
+    lines = s.text.split("\n")
+    if len(lines) > profile.max_lines:
+        out.append(Finding(i, "line_count", f"{len(lines)} lines (maximum {profile.max_lines})"))
+    longest = max(len(line) for line in lines)
+    if longest > profile.max_chars_per_line:
+        out.append(Finding(i, "line_length", f"a line of {longest} characters (maximum {profile.max_chars_per_line})"))
+    return out
+
+
+def check(segments: list[Segment], profile: Profile | str | None = None) -> list[Finding]:
+    p = get_profile(profile)
+    return [f for i in range(len(segments)) for f in check_segment(segments, i, p)]
+
+
+def format_finding(f: Finding, segments: list[Segment]) -> str:
+    s = segments[f.index]
+    return f"#{f.index + 1} {format_ms(s.start)}-{format_ms(s.end)}: {f.message}"

@@ -1,0 +1,169 @@
+"""From decoded speech to subtitle cues.
+
+Whisper's segments are not subtitles: with word timings, cues are regrouped so
+each starts on its first word and ends on its last, breaks at pauses and
+punctuation, and fits the reading profile (line length, line count, duration,
+reading speed). Without word timings, segments are converted as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional
+
+from subtitler.core.document import Segment, Word
+from subtitler.core.profiles import Profile, get_profile
+from subtitler.core.timecode import seconds_to_ms
+
+SENTENCE_END = re.compile(r"[.!?…。！？]['\"”)]*$")
+CLAUSE_END = re.compile(r"[,;:—–]['\"”)]*$")
+# Words a line should not end on: articles, prepositions, conjunctions.
+WEAK = {"a", "an", "the", "of", "to", "in", "on", "at", "for", "with", "and", "or", "but",
+        "my", "your", "his", "her", "our", "their", "its", "this", "that", "from", "by", "as"}
+PAUSE_BREAK = 600  # ms of silence that always ends a cue
+GRACE = 300  # ms a cue may linger after its last word
+
+
+def segment_from_decoded(d) -> Segment:
+    words = [Word(seconds_to_ms(w.start), seconds_to_ms(w.end), w.word, w.probability) for w in d.words]
+    return Segment(seconds_to_ms(d.start), seconds_to_ms(d.end), d.text.strip(), words)
+
+
+def _text(words: list[Word]) -> str:
+    return "".join(w.text for w in words).strip()
+
+
+def _break_score(words: list[Word], k: int) -> float:
+    """How good it is to break after word k (higher is better)."""
+    w = words[k].text.strip()
+    score = 0.0
+    if SENTENCE_END.search(w):
+        score += 3
+    elif CLAUSE_END.search(w):
+        score += 2
+    if k + 1 < len(words):
+        score += min(2.0, (words[k + 1].start - words[k].end) / 250)
+    if getattr(words[k], "segment_end", False):
+        score += 2.5
+    if k + 1 < len(words) and words[k + 1].start - words[k].end >= PAUSE_BREAK:
+        score += 10
+    if w.lower().strip(",.") in WEAK:
+        score -= 3
+    return score
+
+
+def wrap_lines(text: str, profile: Profile) -> str:
+    """Break a cue's text into at most ``max_lines`` lines, balanced, at good points."""
+    text = " ".join(text.split())
+    if len(text) <= profile.max_chars_per_line or profile.max_lines < 2:
+        return text
+    tokens = text.split(" ")
+    best, best_cost = text, float("inf")
+    for k in range(1, len(tokens)):
+        a, b = " ".join(tokens[:k]), " ".join(tokens[k:])
+        over = max(0, len(a) - profile.max_chars_per_line) + max(0, len(b) - profile.max_chars_per_line)
+        cost = over * 100 + abs(len(a) - len(b)) * 0.5
+        last = tokens[k - 1]
+        if CLAUSE_END.search(last) or SENTENCE_END.search(last):
+            cost -= 15
+        if last.lower().strip(",.") in WEAK:
+            cost += 25
+        if cost < best_cost:
+            best, best_cost = a + "\n" + b, cost
+    return best
+
+
+def _fits(words: list[Word], profile: Profile) -> bool:
+    text = _text(words)
+    if len(text) > profile.max_chars_per_line * profile.max_lines:
+        return False
+    if any(len(line) > profile.max_chars_per_line for line in wrap_lines(text, profile).split("\n")):
+        return False
+    return words[-1].end - words[0].start <= profile.max_duration
+
+
+CUE_COST = 2.0  # what one more cue costs; a break point must earn more than this
+
+
+def regroup(words: list[Word], profile: Profile) -> list[list[Word]]:
+    """Split words into cues that each fit the profile, choosing the breaks with a
+    dynamic program: every cue costs ``CUE_COST``, every break earns its score, and
+    long pauses always break."""
+    if not words:
+        return []
+    n = len(words)
+    max_chars = profile.max_chars_per_line * profile.max_lines
+    best = [0.0] + [float("inf")] * n
+    back = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j - 1, -1, -1):
+            group = words[i:j]
+            if i < j - 1 and words[j - 1].start - words[j - 2].end >= PAUSE_BREAK:
+                break  # a long pause inside the cue is not allowed
+            too_long = len(_text(group)) > max_chars or group[-1].end - group[0].start > profile.max_duration
+            if too_long and i < j - 1:
+                break
+            if best[i] == float("inf"):
+                continue
+            fits = i == j - 1 or _fits(group, profile)
+            if not fits:
+                continue
+            cost = best[i] + CUE_COST - (_break_score(words, j - 1) if j < n else 0.0)
+            if group[-1].end - group[0].start < profile.min_duration / 2:
+                cost += 1.0  # very short cues flash by
+            cost += max(0.0, 1.0 - len(_text(group)) / 20)  # and so do one-word ones
+            if cost < best[j]:
+                best[j], back[j] = cost, i
+    groups, j = [], n
+    while j > 0:
+        groups.append(words[back[j] : j])
+        j = back[j]
+    return groups[::-1]
+
+
+def has_letter(text: str) -> bool:
+    """Whether ``text`` has a letter in any script: a cue without one ("...", "2",
+    "♪") is noise Whisper wrote over music or silence, never a subtitle."""
+    return any(ch.isalpha() for ch in text)
+
+
+def segments_as_cues(decoded: Iterable, profile: Profile | str | None = None) -> list[Segment]:
+    """Whisper's own segments as cues, as they are (lines wrapped for ``profile``)."""
+    p = get_profile(profile)
+    segs = [segment_from_decoded(d) for d in decoded]
+    return [Segment(s.start, s.end, wrap_lines(s.text, p), s.words) for s in segs if has_letter(s.text)]
+
+
+def build_cues(decoded: Iterable, profile: Profile | str | None = None,
+               media_duration: Optional[int] = None) -> list[Segment]:
+    """Turn decoded segments into subtitle cues under ``profile``: regrouped on their
+    word timings, or as they are when some segment has none."""
+    p = get_profile(profile)
+    decoded = list(decoded)
+    segs = [segment_from_decoded(d) for d in decoded]
+    for s in segs:
+        if s.words:
+            s.words[-1].segment_end = True  # Whisper's own segment ends are good breaks
+    words = [w for s in segs for w in s.words if w.text.strip()]
+    if not words or any(not s.words for s in segs if s.text):
+        return segments_as_cues(decoded, p)
+    cues = [Segment(g[0].start, g[-1].end, wrap_lines(_text(g), p), g) for g in regroup(words, p)]
+    return settle_times([c for c in cues if has_letter(c.text)], p, media_duration)
+
+
+def settle_times(cues: list[Segment], p: Profile, media_duration: Optional[int] = None) -> list[Segment]:
+    """Keep the minimum gap, and stretch short or fast cues into the silence after
+    them, never more than a grace period past speech unless the profile needs it."""
+    for i, c in enumerate(cues):
+        limit = cues[i + 1].start - p.min_gap if i + 1 < len(cues) else (media_duration or c.end + 10_000)
+        needed = max(p.min_duration, int(len(c.text.replace("\n", "")) / p.max_cps * 1000) + 1)
+        target = max(c.end + min(GRACE, max(0, needed - c.duration)), c.start + needed)
+        c.end = max(c.end, min(target, limit))
+        if i + 1 < len(cues) and cues[i + 1].start - c.end < p.min_gap:
+            c.end = max(c.start + 1, min(c.end, cues[i + 1].start - p.min_gap))
+        if c.duration < needed:
+            # Blocked by the next cue: lead in a little before the speech instead,
+            # never closer than the minimum gap to the previous cue.
+            floor = cues[i - 1].end + p.min_gap if i else 0
+            c.start = max(floor, min(c.start, c.end - needed))
+    return cues

@@ -1,0 +1,168 @@
+/*
+ * Transformer blocks over many rows on the CPU, in one call: the audio encoder's
+ * (1500 rows a window) and the text decoder's over a prompt (the initial tokens of a
+ * window, up to a few hundred). For each block: layer norm, the fused query/key/value
+ * product, self-attention (attention_d64; causal by `mask` in the decoder), the output
+ * product added to the residual; in the decoder, layer norm and cross-attention over
+ * the window's keys and values; then layer norm and the MLP with its GELU; and the
+ * final layer norm when the model has one here. cpu_blocks.py holds the weights and
+ * calls it through ctypes.
+ *
+ * The products go to the preloaded BLAS's sgemm (passed in), which runs them on its
+ * own threads; biases and residuals ride on them (the output starts as the bias, or
+ * as the residual plus the bias, and sgemm adds the product to it). Under MLX an
+ * encoder block was some twenty operations, each a pass over memory of its own, and
+ * each of the CPU kernels a round trip through a host copy.
+ *
+ * The norms and GELU run on this thread alone: after each product the BLAS's idle
+ * workers busy-wait on the other core for a while (see _blas.rest_workers, which
+ * `rest` is), so a second thread of ours would share a core with one of them. The
+ * attention, which splits its rows over `threads`, rests them first.
+ */
+#include "common.h"
+
+struct block_layer {
+    const float *attn_ln_w, *attn_ln_b, *qkv_w, *qkv_b, *attn_out_w, *attn_out_b;
+    /* cross-attention (the decoder; NULL in the encoder): keys and values (H, 64, S) */
+    const float *cross_ln_w, *cross_ln_b, *cross_q_w, *cross_q_b, *cross_out_w, *cross_out_b;
+    const float *cross_kt, *cross_vt;
+    const float *mlp_ln_w, *mlp_ln_b, *mlp1_w, *mlp1_b, *mlp2_w, *mlp2_b;
+    float *keys, *values; /* NULL, or (H, T, 64): this layer's self-attention keys and values, written */
+};
+
+struct blocks {
+    long n_state, n_head, n_layer, n_audio; /* C, H, layers, S (cross-attention positions) */
+    float eps;
+    const float *ln_w, *ln_b; /* the final norm, or NULL */
+    struct block_layer *layers;
+};
+
+
+/* c (t x n) += a (t x k) times w (n x k)^T */
+static void add_product(sgemm_fn sgemm, const float *a, long t, long k, const float *w, long n, float *c) {
+    sgemm(ROW_MAJOR, NO_TRANS, TRANS, (int)t, (int)n, (int)k, 1.0f, a, (int)k, w, (int)k, 1.0f, c, (int)n);
+}
+
+/* Each row of c (t x n) becomes `bias` (add == 0) or gains it (add == 1). */
+static void rows_bias(float *c, long t, long n, const float *bias, int add) {
+    for (long i = 0; i < t; i++) {
+        float *row = c + i * n;
+        if (add)
+            for (long j = 0; j < n; j++) row[j] += bias[j];
+        else
+            memcpy(row, bias, sizeof(float) * n);
+    }
+}
+
+/* 1 when blocks_forward runs on this CPU (AVX2 and FMA, for attention_d64). */
+int blocks_supported(void) { return have_avx2_fma(); }
+
+/* x (t x C, contiguous) goes through every block (and the final norm), in place.
+ * mask: NULL, or (t x t) added to the self-attention scores. Returns 0; -1 when
+ * unsupported here (heads other than 64 values, no AVX2), -2 when out of memory. */
+int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, void *sgemm_address,
+                   void (*rest)(void), int threads) {
+    long C = m->n_state, H = m->n_head, S = m->n_audio;
+    if (!have_avx2_fma() || C != H * 64) return -1;
+    sgemm_fn sgemm = (sgemm_fn)sgemm_address;
+    float *normed = malloc(sizeof(float) * t * C), *qkv = malloc(sizeof(float) * t * 3 * C),
+          *att = malloc(sizeof(float) * t * C), *hidden = malloc(sizeof(float) * t * 4 * C);
+    int status = 0;
+    if (!normed || !qkv || !att || !hidden) {
+        status = -2;
+        goto done;
+    }
+    const float scale = 0.125f; /* 64 ** -0.5 */
+    for (long l = 0; l < m->n_layer; l++) {
+        const struct block_layer *L = m->layers + l;
+        layer_norm(x, normed, t, C, L->attn_ln_w, L->attn_ln_b, m->eps);
+        rows_bias(qkv, t, 3 * C, L->qkv_b, 0);
+        add_product(sgemm, normed, t, C, L->qkv_w, 3 * C, qkv);
+        if (L->keys)
+            for (long h = 0; h < H; h++)
+                for (long i = 0; i < t; i++) {
+                    memcpy(L->keys + (h * t + i) * 64, qkv + i * 3 * C + C + h * 64, sizeof(float) * 64);
+                    memcpy(L->values + (h * t + i) * 64, qkv + i * 3 * C + 2 * C + h * 64, sizeof(float) * 64);
+                }
+        if (rest) rest();
+        status = attention_d64(H, t, t, scale, qkv, 64, 3 * C, qkv + C, 64, 3 * C, 0, qkv + 2 * C, 64, 3 * C, 0,
+                               att, C, mask, threads);
+        if (status) goto done;
+        rows_bias(x, t, C, L->attn_out_b, 1);
+        add_product(sgemm, att, t, C, L->attn_out_w, C, x);
+
+        if (L->cross_kt) {
+            layer_norm(x, normed, t, C, L->cross_ln_w, L->cross_ln_b, m->eps);
+            rows_bias(att, t, C, L->cross_q_b, 0); /* the queries, in att until the attention */
+            add_product(sgemm, normed, t, C, L->cross_q_w, C, att);
+            memcpy(normed, att, sizeof(float) * t * C);
+            if (rest) rest();
+            status = attention_d64(H, t, S, scale, normed, 64, C, L->cross_kt, 64 * S, S, 1, L->cross_vt, 64 * S, S,
+                                   1, att, C, NULL, threads);
+            if (status) goto done;
+            rows_bias(x, t, C, L->cross_out_b, 1);
+            add_product(sgemm, att, t, C, L->cross_out_w, C, x);
+        }
+
+        layer_norm(x, normed, t, C, L->mlp_ln_w, L->mlp_ln_b, m->eps);
+        rows_bias(hidden, t, 4 * C, L->mlp1_b, 0);
+        add_product(sgemm, normed, t, C, L->mlp1_w, 4 * C, hidden);
+        gelu(hidden, hidden, t * 4 * C);
+        rows_bias(x, t, C, L->mlp2_b, 1);
+        add_product(sgemm, hidden, t, 4 * C, L->mlp2_w, C, x);
+    }
+    if (m->ln_w) {
+        layer_norm(x, normed, t, C, m->ln_w, m->ln_b, m->eps);
+        memcpy(x, normed, sizeof(float) * t * C);
+    }
+done:
+    free(normed);
+    free(qkv);
+    free(att);
+    free(hidden);
+    return status;
+}
+
+/* rows (t_out x 3c) of x (t_in x c) seen through a kernel of 3 with padding 1 and
+ * `stride`: row i holds x[s i - 1], x[s i], x[s i + 1] (zeros outside x). */
+static void windows_of_three(const float *x, long t_in, long c, long stride, float *rows, long t_out) {
+    for (long i = 0; i < t_out; i++)
+        for (long k = 0; k < 3; k++) {
+            long src = stride * i + k - 1;
+            float *dst = rows + (i * 3 + k) * c;
+            if (src < 0 || src >= t_in)
+                memset(dst, 0, sizeof(float) * c);
+            else
+                memcpy(dst, x + src * c, sizeof(float) * c);
+        }
+}
+
+/* The encoder's stem: out (t x C) = GELU(conv2(GELU(conv1(mel)))) + positions, for mel
+ * (2t x n_mels); conv weights as MLX keeps them, (C, 3, in), which is (C, 3 in) in the
+ * order of windows_of_three's rows. Each convolution is one sgemm over those rows.
+ * Returns 0, or -2 when out of memory. */
+int encoder_stem(const float *mel, long frames, long n_mels, const float *w1, const float *b1, const float *w2,
+                 const float *b2, const float *positions, long C, float *out, void *sgemm_address) {
+    sgemm_fn sgemm = (sgemm_fn)sgemm_address;
+    long t = (frames + 1) / 2;
+    float *rows = malloc(sizeof(float) * (frames * 3 * n_mels > t * 3 * C ? frames * 3 * n_mels : t * 3 * C));
+    float *first = malloc(sizeof(float) * frames * C);
+    int status = 0;
+    if (!rows || !first) {
+        status = -2;
+        goto done;
+    }
+    windows_of_three(mel, frames, n_mels, 1, rows, frames);
+    rows_bias(first, frames, C, b1, 0);
+    add_product(sgemm, rows, frames, 3 * n_mels, w1, C, first);
+    gelu(first, first, frames * C);
+    windows_of_three(first, frames, C, 2, rows, t);
+    rows_bias(out, t, C, b2, 0);
+    add_product(sgemm, rows, t, 3 * C, w2, C, out);
+    gelu(out, out, t * C);
+    for (long i = 0; i < t * C; i++) out[i] += positions[i];
+done:
+    free(rows);
+    free(first);
+    return status;
+}

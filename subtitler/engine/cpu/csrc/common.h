@@ -1,0 +1,182 @@
+/*
+ * What the CPU kernels share (kernels.c, decoder.c): the vectorized exp,
+ * the thread helpers, CPU feature tests, and the block product of a few inputs by
+ * the rows of a matrix that the output embedding and the decoding step's dense
+ * layers are made of.
+ */
+#ifndef SUBTITLER_CPU_COMMON_H
+#define SUBTITLER_CPU_COMMON_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
+
+#define EXP_MIN (-87.33654f) /* below this expf underflows to 0 */
+
+static inline __attribute__((always_inline)) float exp_cephes(float x) {
+    float xc = x > EXP_MIN ? x : EXP_MIN;
+    float n = __builtin_floorf(xc * 1.44269504088896341f + 0.5f);
+    float r = xc - n * 0.693359375f - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    float e = y * scale;
+    return x < EXP_MIN ? 0.0f : e;
+}
+
+enum { MAX_THREADS = 16 };
+
+/* threads, held to 1 .. MAX_THREADS */
+static inline int thread_count(int threads) { return threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads; }
+
+/* Run fn on jobs[0 .. count) (each job_size bytes): jobs 1.. on threads of their own,
+ * job 0 on this one; a job whose thread cannot start runs here too. Returns 1 when a
+ * job returned non-NULL (failed), else 0. At most MAX_THREADS jobs. */
+static inline int run_jobs(void *(*fn)(void *), void *jobs, size_t job_size, int count) {
+    pthread_t tids[MAX_THREADS];
+    int started[MAX_THREADS] = {0}, failed = 0;
+    char *base = jobs;
+    for (int i = 1; i < count; i++) started[i] = pthread_create(&tids[i], NULL, fn, base + i * job_size) == 0;
+    failed |= fn(base) != NULL;
+    for (int i = 1; i < count; i++) {
+        void *ret = NULL;
+        if (started[i])
+            pthread_join(tids[i], &ret);
+        else
+            ret = fn(base + i * job_size);
+        failed |= ret != NULL;
+    }
+    return failed;
+}
+
+/* The CBLAS sgemm (the preloaded BLAS's own, passed in by address). */
+typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc);
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
+/* Defined in kernels.c. */
+void gelu(const float *x, float *out, long n);
+void layer_norm(const float *x, float *out, long rows, long cols, const float *weight, const float *bias,
+                float eps);
+void softmax_rows_exp(float *x, long rows, long cols, long ld, float *sums);
+/* out columns r0 .. r1 (row stride ldo) of x (n x k, n <= LOGITS_MAX_N) times table (rows x k, float16)^T,
+ * plus bias (when given) and what out held (when add); needs have_f16c(). */
+void rows_f16(const uint16_t *table, long k, const float *x, long n, float *out, long ldo, const float *bias,
+              int add, long r0, long r1);
+
+enum { LOGITS_MAX_N = 8 };
+
+/* Attention over heads of 64 values (kernels.c): 0, or -1 without AVX2 + FMA, -2 out of memory. */
+int attention_d64(long heads, long t, long s, float scale, const float *q, long q_head, long ldq, const float *k,
+                  long k_head, long ldk, int k_rows_are_d, const float *v, long v_head, long ldv, int v_rows_are_d,
+                  float *out, long ldo, const float *mask, int threads);
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define X86_KERNELS 1
+#include <immintrin.h>
+
+#define AVX2_FMA __attribute__((target("avx2,fma")))
+#define AVX2_F16C __attribute__((target("avx2,fma,f16c")))
+#define UNROLL _Pragma("GCC unroll 8")
+#ifndef ROWS_PREFETCH
+#define ROWS_PREFETCH 4096 /* bytes ahead: without it one core read the logits table at 10 GB/s here, with it 14 */
+#endif
+
+static inline AVX2_F16C __attribute__((always_inline)) float hsum8(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+#define LOAD8_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define LOAD1_F16(p) _cvtsh_ss(*(p))
+#define LOAD8_F32(p) _mm256_loadu_ps(p)
+#define LOAD1_F32(p) (*(p))
+
+/* Matrix rows r .. r+R-1 (t: rows of k values, loaded by LOAD8 / LOAD1) against the N
+ * inputs x (N x k): R * N independent accumulators (the multiply-adds of one form a
+ * chain as long as FMA's latency); R and N are literals in each instance, so they
+ * live in registers. STORE(i, row, value) takes each result. Each matrix row is read
+ * once for all N inputs. */
+#define ROWS_BLOCK(LOAD8, LOAD1, STORE, R, N, r)                                                   \
+    do {                                                                                           \
+        __m256 acc[R][N];                                                                          \
+        UNROLL for (int a = 0; a < R; a++) UNROLL for (int i = 0; i < N; i++) acc[a][i] =        \
+            _mm256_setzero_ps();                                                                   \
+        long j = 0;                                                                                \
+        for (; j + 8 <= k; j += 8) {                                                               \
+            const char *ahead = (const char *)(t + (r) * k) + ROWS_PREFETCH + j * sizeof(*t) * R;  \
+            __builtin_prefetch(ahead);                                                             \
+            if (R * sizeof(*t) >= 8) __builtin_prefetch(ahead + 64);                               \
+            __m256 xv[N];                                                                          \
+            UNROLL for (int i = 0; i < N; i++) xv[i] = _mm256_loadu_ps(x + i * k + j);            \
+            UNROLL for (int a = 0; a < R; a++) {                                                   \
+                __m256 wv = LOAD8(t + ((r) + a) * k + j);                                          \
+                UNROLL for (int i = 0; i < N; i++) acc[a][i] = _mm256_fmadd_ps(wv, xv[i], acc[a][i]); \
+            }                                                                                      \
+        }                                                                                          \
+        UNROLL for (int a = 0; a < R; a++) {                                                       \
+            UNROLL for (int i = 0; i < N; i++) {                                                   \
+                float total = hsum8(acc[a][i]);                                                    \
+                for (long jj = j; jj < k; jj++) total += LOAD1(t + ((r) + a) * k + jj) * x[i * k + jj]; \
+                STORE(i, (r) + a, total);                                                          \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* The family NAME_R_N of row kernels over weights of type W, for N = 1 .. 8 inputs (R
+ * rows at a time, chosen per N to keep R * N accumulators in registers), and the table
+ * NAME_for[N] of them. Each computes, for matrix rows [r0, r1): o[i * ldo + row] =
+ * x_i . t_row + bias[row] (when given), plus what o held there when `add`. */
+#define STORE_ROW(i, row, value) \
+    (o[(i) * ldo + (row)] = (value) + (bias ? bias[row] : 0.0f) + (add ? o[(i) * ldo + (row)] : 0.0f))
+#define ROWS_KERNEL(NAME, W, LOAD8, LOAD1, R, N)                                                       \
+    static AVX2_F16C void NAME##_##R##_##N(const W *t, long k, const float *x, float *o, long ldo,    \
+                                           const float *bias, int add, long r0, long r1) {           \
+        long r = r0;                                                                                 \
+        for (; r + R <= r1; r += R) ROWS_BLOCK(LOAD8, LOAD1, STORE_ROW, R, N, r);                    \
+        for (; r < r1; r++) ROWS_BLOCK(LOAD8, LOAD1, STORE_ROW, 1, N, r);                            \
+    }
+#define ROWS_KERNELS(NAME, W, LOAD8, LOAD1)                                                            \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 8, 1)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 4, 2)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 4, 3)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 2, 4)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 2, 5)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 2, 6)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 1, 7)                                                           \
+    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 1, 8)                                                           \
+    typedef void (*NAME##_fn)(const W *, long, const float *, float *, long, const float *, int, long, long); \
+    static const NAME##_fn NAME##_for[LOGITS_MAX_N + 1] = {                                           \
+        NULL, NAME##_8_1, NAME##_4_2, NAME##_4_3, NAME##_2_4, NAME##_2_5, NAME##_2_6, NAME##_1_7, NAME##_1_8, \
+    };
+
+static inline int have_avx2_fma(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+static inline int have_f16c(void) { return have_avx2_fma() && __builtin_cpu_supports("f16c"); }
+#else
+static inline int have_avx2_fma(void) { return 0; }
+static inline int have_f16c(void) { return 0; }
+#endif
+
+#endif

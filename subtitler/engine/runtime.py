@@ -1,0 +1,33 @@
+"""Process set-up for the engine, done by the entry points and never at import.
+
+``prepare()`` must run before anything imports ``mlx.core``: on Linux it loads a fast
+CBLAS into the global symbol scope (MLX binds ``cblas_sgemm`` when it is first
+loaded; see ``cpu.blas``) and keeps large freed blocks in the heap (``cpu.malloc``).
+The CLI, the window, batch workers, the tests and the benchmarks call it first.
+"""
+
+from __future__ import annotations
+
+_prepared = False
+
+
+def prepare() -> None:
+    """Set the process up for the engine. Idempotent; cheap after the first call."""
+    global _prepared
+    if _prepared:
+        return
+    _prepared = True
+    from subtitler.engine.cpu import blas, malloc
+
+    blas.preload()
+    malloc.keep_freed_blocks()
+
+
+def ensure_thread_stream() -> None:
+    """MLX keeps its streams per thread: give a worker thread its own on first use."""
+    import mlx.core as mx
+
+    try:
+        mx.default_stream(mx.default_device())
+    except RuntimeError:
+        mx.set_default_stream(mx.new_stream(mx.default_device()))

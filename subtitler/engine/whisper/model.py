@@ -1,0 +1,345 @@
+"""The Whisper network in MLX: conv stem + pre-LN transformer encoder, decoder with
+learned positions, self- and cross-attention and an output tied to the embedding.
+
+Module names follow the mlx-community checkpoints, so their weights load as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from subtitler.engine.cpu import blocks as cpu_blocks
+
+from subtitler.engine.cpu import decoder as cpu_decoder
+
+from subtitler.engine.cpu import ops as cpu_ops
+
+
+@dataclass(frozen=True)
+class ModelDimensions:
+    n_mels: int
+    n_audio_ctx: int
+    n_audio_state: int
+    n_audio_head: int
+    n_audio_layer: int
+    n_vocab: int
+    n_text_ctx: int
+    n_text_state: int
+    n_text_head: int
+    n_text_layer: int
+
+
+def sinusoids(length: int, channels: int, max_timescale: float = 10000) -> np.ndarray:
+    """The encoder's fixed sinusoidal positions, shape (length, channels)."""
+    inc = math.log(max_timescale) / (channels // 2 - 1)
+    inv = np.exp(-inc * np.arange(channels // 2))
+    t = np.arange(length)[:, None] * inv[None, :]
+    return np.concatenate([np.sin(t), np.cos(t)], axis=1).astype(np.float32)
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.n_head = n_head
+        self.query = nn.Linear(n_state, n_state)
+        self.key = nn.Linear(n_state, n_state, bias=False)
+        self.value = nn.Linear(n_state, n_state)
+        self.out = nn.Linear(n_state, n_state)
+
+    def heads(self, x: mx.array) -> mx.array:
+        b, t, _ = x.shape
+        return x.reshape(b, t, self.n_head, -1).transpose(0, 2, 1, 3)
+
+    def merge(self, x: mx.array) -> mx.array:
+        b, _, t, _ = x.shape
+        return x.transpose(0, 2, 1, 3).reshape(b, t, -1)
+
+    def kv(self, x: mx.array) -> tuple[mx.array, mx.array]:
+        """Keys and values in head layout (B, H, T, D)."""
+        return self.heads(self.key(x)), self.heads(self.value(x))
+
+    def fuse_qkv(self) -> None:
+        """Stack the query, key and value weights into one (3C, C) matrix, so that
+        self-attention projects with one product instead of three (a decoding step
+        went from about 17 to 16 ms here). The three layers keep their weights as
+        views of the stacked one, so nothing is stored twice."""
+        layers = (self.query, self.key, self.value)
+        if not all(type(layer) is nn.Linear for layer in layers):
+            return  # quantized layers keep their own kernels
+        n = self.query.weight.shape[0]
+        w = mx.concatenate([layer.weight for layer in layers])
+        b = mx.concatenate([self.query.bias, mx.zeros_like(self.query.bias), self.value.bias])
+        self.query.weight, self.key.weight, self.value.weight = w[:n], w[n : 2 * n], w[2 * n :]
+        mx.eval(w, b, self.query.weight, self.key.weight, self.value.weight)
+        self._qkv = (w, b)
+
+    def qkv(self, x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+        """Query (B, T, C), and keys and values in head layout (B, H, T, D)."""
+        fused = getattr(self, "_qkv", None)
+        if fused is None:
+            return (self.query(x), *self.kv(x))
+        q, k, v = mx.split(mx.addmm(fused[1], x, fused[0].T), 3, axis=-1)
+        return q, self.heads(k), self.heads(v)
+
+    def attend(self, q: mx.array, k: mx.array, v: mx.array, mask=None) -> mx.array:
+        q = self.heads(q)
+        scale = q.shape[-1] ** -0.5
+        if q.shape[2] > 64 and cpu_ops.applies(q):
+            # The encoder's attention, or the decoder's over a prompt (masked).
+            return self.out(cpu_ops.attention(q, k.swapaxes(-1, -2), v, scale, mask))
+        o = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+        return self.out(self.merge(o))
+
+    def attend_after(self, q: mx.array, k: mx.array, v: mx.array, kp: mx.array, vp: mx.array) -> mx.array:
+        """Attention of one new position per row, ``q`` (B, 1, C): over earlier
+        positions that all rows share, ``kp``/``vp`` (1, H, P, D) (the prompt), and over
+        each row's own positions ``k``/``v`` (B, H, S, D), the new one last.
+
+        The shared positions are stored once, not once per row, so beam search
+        reorders and extends only the rows' own: with 5 beams after a 250-token
+        prompt, reordering and extending the whole cache had copied 30 MB a step
+        (4.9 ms)."""
+        p = kp.shape[2]
+        folded = self._shared_queries(q)  # (1, H, B, D): the rows as query positions
+        qh = folded.transpose(2, 1, 0, 3)  # (B, H, 1, D)
+        past = (folded @ kp.swapaxes(-1, -2)).transpose(2, 1, 0, 3)  # (B, H, 1, P)
+        w = mx.softmax(mx.concatenate([past, qh @ k.swapaxes(-1, -2)], axis=-1), axis=-1, precise=True)
+        o = (w[..., :p].transpose(2, 1, 0, 3) @ vp).transpose(2, 1, 0, 3) + w[..., p:] @ v
+        return self.out(self.merge(o))
+
+    def shared_kv(self, x: mx.array) -> tuple[mx.array, mx.array]:
+        """Cross-attention keys and values, computed once per window and shared by
+        every beam or sample, both transposed and contiguous: (B, H, D, S).
+
+        Transposed, the products of a decoding step read them along their rows (one
+        step's attention output over 1500 positions, per layer: 0.12 -> 0.06 ms, five
+        beams 0.43 -> 0.16 ms); and ``W @ x^T`` makes them so with no copy."""
+        b, s, _ = x.shape
+        if type(self.key) is nn.Linear and type(self.value) is nn.Linear:
+            xt = x.swapaxes(-1, -2)
+            kt, vt = self.key.weight @ xt, self.value.weight @ xt + self.value.bias[:, None]
+        else:  # quantized layers keep their own kernels
+            kt, vt = (mx.contiguous(layer(x).swapaxes(-1, -2)) for layer in (self.key, self.value))
+        return kt.reshape(b, self.n_head, -1, s), vt.reshape(b, self.n_head, -1, s)
+
+    def _shared_queries(self, q: mx.array) -> mx.array:
+        """Scaled queries (B, T, d) as (1, H, B*T, D): folding the rows into the query
+        axis makes their product with the shared keys one matrix product per head."""
+        b, t, _ = q.shape
+        qh = self.heads(q) * (q.shape[-1] // self.n_head) ** -0.5  # (B, H, T, D)
+        return qh.transpose(1, 0, 2, 3).reshape(1, self.n_head, b * t, -1)
+
+    def attend_shared(self, q: mx.array, kt: mx.array, vt: mx.array) -> mx.array:
+        """Attention of ``q`` (B, T, C) over the keys and values of ``shared_kv``."""
+        b, t, _ = q.shape
+        v = vt.swapaxes(-1, -2)
+        if b == 1 and t > 64 and cpu_ops.applies(q):  # a prompt: hundreds of rows
+            return self.out(cpu_ops.attention(self.heads(q), kt, v, (q.shape[-1] // self.n_head) ** -0.5))
+        o = mx.softmax(self._shared_queries(q) @ kt, axis=-1, precise=True) @ v
+        o = o.reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3)
+        return self.out(self.merge(o))
+
+    def scores(self, q: mx.array, kt: mx.array) -> mx.array:
+        """Scaled cross-attention logits (B, H, T, S) before softmax, for word alignment."""
+        b, t, _ = q.shape
+        s = self._shared_queries(q) @ kt
+        return s.reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3).astype(mx.float32)
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.attn = MultiHeadAttention(n_state, n_head)
+        self.attn_ln = nn.LayerNorm(n_state)
+        self.mlp1 = nn.Linear(n_state, 4 * n_state)
+        self.mlp2 = nn.Linear(4 * n_state, n_state)
+        self.mlp_ln = nn.LayerNorm(n_state)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        x = x + self.attn.attend(*self.attn.qkv(cpu_ops.layer_norm(x, self.attn_ln)))
+        return x + self.mlp2(cpu_ops.gelu(self.mlp1(cpu_ops.layer_norm(x, self.mlp_ln))))
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.attn = MultiHeadAttention(n_state, n_head)
+        self.attn_ln = nn.LayerNorm(n_state)
+        self.cross_attn = MultiHeadAttention(n_state, n_head)
+        self.cross_attn_ln = nn.LayerNorm(n_state)
+        self.mlp1 = nn.Linear(n_state, 4 * n_state)
+        self.mlp2 = nn.Linear(4 * n_state, n_state)
+        self.mlp_ln = nn.LayerNorm(n_state)
+
+    def __call__(self, x, cross_kv, self_kv=None, mask=None, want_weights=False, shared=None):
+        """``self_kv``: the rows' own earlier keys and values; ``shared``: earlier keys
+        and values that all rows share (one new position per row then)."""
+        q, k, v = self.attn.qkv(self.attn_ln(x))
+        if self_kv is not None:
+            k = mx.concatenate([self_kv[0], k], axis=2)
+            v = mx.concatenate([self_kv[1], v], axis=2)
+        if shared is None:
+            x = x + self.attn.attend(q, k, v, mask=mask)
+        else:
+            x = x + self.attn.attend_after(q, k, v, *shared)
+        q = self.cross_attn.query(self.cross_attn_ln(x))
+        x = x + self.cross_attn.attend_shared(q, *cross_kv)
+        weights = self.cross_attn.scores(q, cross_kv[0]) if want_weights else None
+        x = x + self.mlp2(cpu_ops.gelu(self.mlp1(self.mlp_ln(x))))
+        return x, (k, v), weights
+
+
+class AudioEncoder(nn.Module):
+    def __init__(self, dims: ModelDimensions, dtype=mx.float32):
+        super().__init__()
+        n = dims.n_audio_state
+        self.conv1 = nn.Conv1d(dims.n_mels, n, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(n, n, kernel_size=3, stride=2, padding=1)
+        self._positional_embedding = mx.array(sinusoids(dims.n_audio_ctx, n)).astype(dtype)
+        self.blocks = [EncoderBlock(n, dims.n_audio_head) for _ in range(dims.n_audio_layer)]
+        self.ln_post = nn.LayerNorm(n)
+        self.blocks_kernel = self.stem_kernel = None  # the blocks and the stem by C kernels on the CPU (``prepare``)
+
+    def _stem(self, mel: mx.array) -> mx.array:
+        """The convolutions, their GELUs and the positions, in MLX."""
+        x = cpu_ops.gelu(self.conv1(mel))
+        x = cpu_ops.gelu(self.conv2(x))
+        return x + self._positional_embedding[: x.shape[1]]
+
+    def prepare(self) -> None:
+        """On the CPU, run the blocks by the C kernel where it applies (``cpu_blocks``)."""
+        self.blocks_kernel = cpu_blocks.Blocks.build(self.blocks, self.ln_post)
+        self.stem_kernel = cpu_blocks.Stem.build(self) if self.blocks_kernel is not None else None
+
+    def __call__(self, mel: mx.array) -> mx.array:
+        """mel (B, 3000, n_mels) -> audio features (B, 1500, n_state)."""
+        if self.blocks_kernel is not None:
+            return self.blocks_kernel.encode(self.stem_kernel(mel) if self.stem_kernel is not None else self._stem(mel))
+        x = self._stem(mel)
+        for block in self.blocks:
+            x = block(x)
+        return cpu_ops.layer_norm(x, self.ln_post)
+
+
+class TextDecoder(nn.Module):
+    def __init__(self, dims: ModelDimensions, dtype=mx.float32):
+        super().__init__()
+        n = dims.n_text_state
+        self.token_embedding = nn.Embedding(dims.n_vocab, n)
+        self.positional_embedding = mx.zeros((dims.n_text_ctx, n), dtype=dtype)
+        self.blocks = [DecoderBlock(n, dims.n_text_head) for _ in range(dims.n_text_layer)]
+        self.ln = nn.LayerNorm(n)
+        self._embedding_t = self._embedding_half = None
+        self.step_kernel = None  # decoding steps by the C kernel on the CPU (see ``prepare``)
+        self.prompt_kernel = None  # and the prompt, by another
+
+    def cross_kv(self, audio_features: mx.array) -> list[tuple[mx.array, mx.array]]:
+        """Cross-attention keys/values of every layer, computed once per window."""
+        return [b.cross_attn.shared_kv(audio_features) for b in self.blocks]
+
+    def __call__(self, tokens, cross_kv, cache=None, want_weights=False, rows=None, shared=None):
+        """tokens (B, T) -> logits (B, T, V) float32, new cache, cross weights per layer.
+
+        ``rows``: positions along T whose logits are wanted (default all); a prompt's
+        other rows would cost a 51k-wide product each. ``shared``: per layer, keys and
+        values (1, H, P, D) before ``cache`` that all rows share (T must be 1 then).
+        """
+        offset = (shared[0][0].shape[2] if shared else 0) + (cache[0][0].shape[2] if cache else 0)
+        t = tokens.shape[-1]
+        x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + t]
+        mask = None
+        if t > 1:
+            mask = nn.MultiHeadAttention.create_additive_causal_mask(t).astype(x.dtype)
+            if offset:
+                mask = mx.concatenate([mx.zeros((t, offset), dtype=x.dtype), mask], axis=1)
+        new_cache, all_weights = [], []
+        for i, block in enumerate(self.blocks):
+            x, kv, w = block(x, cross_kv[i], cache[i] if cache else None, mask, want_weights,
+                             shared[i] if shared else None)
+            new_cache.append(kv)
+            all_weights.append(w)
+        if rows is not None:
+            x = x[:, mx.array(rows)]
+        return self._logits(x), new_cache, all_weights
+
+    def _logits(self, x: mx.array) -> mx.array:
+        """The final norm and the output projection: (B, T, C) -> (B, T, V) float32."""
+        x = self.ln(x)
+        if self._embedding_half is not None and x.size // x.shape[-1] <= cpu_ops.LOGITS_MAX_ROWS:
+            return cpu_ops.logits(x, self._embedding_half)
+        if self._embedding_t is not None:
+            return (x @ self._embedding_t).astype(mx.float32)
+        return self.token_embedding.as_linear(x).astype(mx.float32)
+
+    def prompt_on_host(self, tokens: mx.array, cross_kv, rows: list[int]):
+        """``__call__`` over a prompt (1, T) by the C kernels (``prompt_kernel`` must be
+        set): the logits (1, len(rows), V) of ``rows`` and each layer's keys and values
+        (H, T, D) as host arrays, for ``step_kernel``."""
+        t = tokens.shape[-1]
+        x = self.token_embedding(tokens) + self.positional_embedding[:t]
+        out, kv = self.prompt_kernel.prompt(x, cross_kv)
+        return self._logits(mx.array(out[rows])[None]), kv
+
+    def prepare(self) -> None:
+        """On the CPU, run decoding steps by the C kernel where it applies
+        (``cpu_decoder``); keep the embedding in float16 for the output projection of
+        decoding steps (``cpu_ops.logits``), when that holds it exactly; and a
+        transposed copy for larger products: ``x @ E.T`` reads the 51k x d matrix
+        against its layout and took twice as long per token here."""
+        self._embedding_t = self._embedding_half = None
+        w = self.token_embedding.weight
+        if mx.default_device() == mx.cpu and isinstance(self.token_embedding, nn.Embedding) \
+                and not hasattr(self.token_embedding, "scales"):
+            self._embedding_half = cpu_ops.half_table(w)
+            self._embedding_t = mx.contiguous(w.T)
+            mx.eval(self._embedding_t)
+        self.step_kernel = cpu_decoder.StepKernel.build(self)
+        self.prompt_kernel = cpu_blocks.Blocks.build(self.blocks) if self.step_kernel is not None else None
+
+
+class Whisper(nn.Module):
+    def __init__(self, dims: ModelDimensions, dtype=mx.float32):
+        super().__init__()
+        self.dims = dims
+        self.dtype = dtype
+        self.encoder = AudioEncoder(dims, dtype)
+        self.decoder = TextDecoder(dims, dtype)
+        # Default alignment heads: every head of the last half of the decoder layers.
+        heads = np.zeros((dims.n_text_layer, dims.n_text_head), dtype=bool)
+        heads[dims.n_text_layer // 2 :] = True
+        self.alignment_heads = [tuple(map(int, p)) for p in np.argwhere(heads)]
+        self.suppress_ids: list[int] | None = None
+
+    def prepare(self) -> None:
+        """Derived weights for fast inference, once the weights are loaded."""
+        for block in (*self.encoder.blocks, *self.decoder.blocks):
+            block.attn.fuse_qkv()
+        self.encoder.prepare()
+        self.decoder.prepare()
+        cpu_ops.warm_up()
+
+    def set_alignment_heads(self, heads) -> None:
+        self.alignment_heads = [(int(a), int(b)) for a, b in heads]
+
+    @property
+    def is_multilingual(self) -> bool:
+        return self.dims.n_vocab >= 51865
+
+    @property
+    def num_languages(self) -> int:
+        return self.dims.n_vocab - 51765 - int(self.is_multilingual)
+
+    def embed_audio(self, mel: mx.array) -> mx.array:
+        return self.encoder(mel.astype(self.dtype))
+
+    def encode_window(self, mel: mx.array) -> list:
+        """Encode one window (1, 3000, n_mels) and return the decoder's cross-attention
+        K/V, evaluated."""
+        kv = self.decoder.cross_kv(self.embed_audio(mel))
+        mx.eval(kv)
+        return kv

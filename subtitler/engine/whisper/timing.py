@@ -1,0 +1,163 @@
+"""Word-level timestamps: cross-attention of the alignment heads, then dynamic time
+warping between text tokens and audio positions (as in openai/whisper)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlx.core as mx
+import numpy as np
+
+from subtitler.engine.audio import TOKENS_PER_SECOND
+from subtitler.engine.types import DecodedWord
+
+PREPEND_PUNCTUATION = "\"'“¿([{-"
+APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
+
+
+@dataclass
+class WordTiming:
+    word: str
+    tokens: list[int]
+    start: float
+    end: float
+    probability: float
+
+
+def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost monotonic path through ``cost`` (N, M); returns (rows, cols).
+
+    The recurrence is filled one anti-diagonal at a time, so the work is vectorised.
+    """
+    n, m = cost.shape
+    acc = np.full((n + 1, m + 1), np.inf, dtype=np.float64)
+    acc[0, 0] = 0.0
+    trace = np.full((n + 1, m + 1), -1, dtype=np.int8)
+    for d in range(2, n + m + 1):  # i + j == d, with 1 <= i <= n, 1 <= j <= m
+        i = np.arange(max(1, d - m), min(n, d - 1) + 1)
+        j = d - i
+        c = np.stack([acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]])
+        k = np.argmin(c, axis=0)
+        acc[i, j] = cost[i - 1, j - 1] + c[k, np.arange(len(i))]
+        trace[i, j] = k
+    trace[0, :] = 2
+    trace[:, 0] = 1
+    i, j = n, m
+    rows, cols = [], []
+    while i > 0 or j > 0:
+        rows.append(i - 1)
+        cols.append(j - 1)
+        t = trace[i, j]
+        if t == 0:
+            i, j = i - 1, j - 1
+        elif t == 1:
+            i -= 1
+        else:
+            j -= 1
+    path = np.array([rows[::-1], cols[::-1]])
+    keep = (path[0] >= 0) & (path[1] >= 0)
+    return path[0][keep], path[1][keep]
+
+
+def _median_filter(x: np.ndarray, width: int) -> np.ndarray:
+    """Median filter along the last axis with reflect padding."""
+    if width <= 1 or x.shape[-1] <= width // 2:
+        return x
+    pad = width // 2
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(pad, pad)], mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=-1)
+    return np.median(windows, axis=-1)
+
+
+def find_alignment(model, tokenizer, text_tokens: list[int], cross_kv, num_frames: int,
+                   medfilt_width: int = 7) -> list[WordTiming]:
+    if not text_tokens:
+        return []
+    prefix = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+    tokens = mx.array([prefix + text_tokens + [tokenizer.eot]])
+    logits, _, scores = model.decoder(tokens, cross_kv, want_weights=True)
+    probs = mx.softmax(logits[0, len(prefix) - 1 : -2, : tokenizer.eot], axis=-1)
+    token_probs = np.array(mx.take_along_axis(probs, mx.array(text_tokens)[:, None], axis=-1)[:, 0])
+    heads = mx.stack([scores[layer][0, head] for layer, head in model.alignment_heads])
+    w = np.array(mx.softmax(heads[:, :, : num_frames // 2], axis=-1))
+    mean, std = w.mean(axis=-2, keepdims=True), w.std(axis=-2, keepdims=True)
+    w = _median_filter((w - mean) / np.maximum(std, 1e-9), medfilt_width)
+    matrix = w.mean(axis=0)[len(prefix) - 1 : -1]
+    text_idx, time_idx = dtw(-matrix)
+
+    words, word_tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot])
+    if len(word_tokens) <= 1:
+        return []
+    bounds = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+    jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
+    jump_times = time_idx[jumps] / TOKENS_PER_SECOND
+    starts, ends = jump_times[bounds[:-1]], jump_times[bounds[1:]]
+    probs_per_word = [float(np.mean(token_probs[i:j])) for i, j in zip(bounds[:-1], bounds[1:])]
+    return [WordTiming(w, t, float(s), float(e), p)
+            for w, t, s, e, p in zip(words, word_tokens, starts, ends, probs_per_word)]
+
+
+def merge_punctuations(alignment: list[WordTiming]) -> None:
+    """Attach leading quotes/brackets to the next word and trailing marks to the previous."""
+    i = len(alignment) - 2
+    j = len(alignment) - 1
+    while i >= 0:
+        prev, following = alignment[i], alignment[j]
+        if prev.word.startswith(" ") and prev.word.strip() in PREPEND_PUNCTUATION:
+            following.word = prev.word + following.word
+            following.tokens = prev.tokens + following.tokens
+            prev.word, prev.tokens = "", []
+        else:
+            j = i
+        i -= 1
+    i, j = 0, 1
+    while j < len(alignment):
+        prev, following = alignment[i], alignment[j]
+        if not prev.word.endswith(" ") and following.word in APPEND_PUNCTUATION:
+            prev.word = prev.word + following.word
+            prev.tokens = prev.tokens + following.tokens
+            following.word, following.tokens = "", []
+        else:
+            i = j
+        j += 1
+
+
+def add_word_timestamps(model, tokenizer, segments, cross_kv, offset: float, num_frames: int) -> None:
+    """Fill ``segment.words`` for the segments of one window and clamp them to their words."""
+
+    per_segment = [[t for t in s.tokens if t < tokenizer.eot] for s in segments]
+    alignment = find_alignment(model, tokenizer, [t for s in per_segment for t in s], cross_kv, num_frames)
+    if not alignment:
+        return
+    durations = np.array([w.end - w.start for w in alignment])
+    nonzero = durations[durations.nonzero()]
+    median = min(0.7, float(np.median(nonzero))) if len(nonzero) else 0.0
+    max_duration = median * 2
+    if len(nonzero):  # a word at a sentence end can absorb the pause after it
+        sentence_end = set(".。!！?？")
+        for k in range(1, len(alignment)):
+            if alignment[k].end - alignment[k].start > max_duration:
+                if alignment[k].word.strip() in sentence_end:
+                    alignment[k].end = alignment[k].start + max_duration
+                elif alignment[k - 1].word.strip() in sentence_end:
+                    alignment[k].start = alignment[k].end - max_duration
+    merge_punctuations(alignment)
+    k = 0
+    for seg, toks in zip(segments, per_segment):
+        saved, words = 0, []
+        while k < len(alignment) and saved < len(toks):
+            t = alignment[k]
+            if t.word:
+                words.append(DecodedWord(offset + t.start, offset + t.end, t.word, round(t.probability, 4)))
+            saved += len(t.tokens)
+            k += 1
+        if words:
+            # A first or last word far longer than usual is mostly silence: trim it.
+            if words[0].end - words[0].start > max_duration > 0:
+                words[0].start = max(words[0].start, words[0].end - max_duration)
+            if words[-1].end - words[-1].start > max_duration > 0:
+                words[-1].end = min(words[-1].end, words[-1].start + max_duration)
+            for w in words:
+                w.start, w.end = round(w.start, 3), round(w.end, 3)
+            seg.start, seg.end = words[0].start, words[-1].end
+        seg.words = words

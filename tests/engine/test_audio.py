@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from subtitler.engine import audio
+from subtitler.errors import MediaError
+
+from conftest import JFK
+
+
+def test_probe_and_load_jfk():
+    info = audio.probe(str(JFK))
+    assert info.has_audio and not info.has_video
+    assert 10.9 < info.duration < 11.1
+    seen = []
+    samples = audio.load_audio(str(JFK), progress=seen.append)
+    assert samples.dtype == np.float32
+    assert abs(len(samples) / audio.SAMPLE_RATE - 11.0) < 0.05
+    assert 0.05 < np.abs(samples).max() <= 1.0
+    assert seen[-1] == 1.0
+
+
+def test_audio_from_video_track(media_dir):
+    info = audio.probe(str(media_dir / "jfk.mp4"))
+    assert info.has_audio and info.has_video
+    a = audio.load_audio(str(media_dir / "jfk.mp4"))
+    b = audio.load_audio(str(JFK))
+    n = min(len(a), len(b))
+    assert abs(len(a) - len(b)) < 0.1 * audio.SAMPLE_RATE
+    # AAC is lossy and adds a small delay; the envelopes still line up.
+    env = lambda x: np.abs(x[: n - n % 1600]).reshape(-1, 1600).mean(1)
+    assert np.corrcoef(env(a), env(b))[0, 1] > 0.95
+
+
+def test_mel_matches_faster_whisper():
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    samples = audio.load_audio(str(JFK))
+    ours = audio.log_mel_spectrogram(samples, 80, padding=audio.N_SAMPLES)
+    ref = FeatureExtractor(feature_size=80)(samples, padding=audio.N_SAMPLES)
+    n = min(ref.shape[1], ours.shape[0])
+    assert abs(ref.shape[1] - ours.shape[0]) <= 1
+    assert np.abs(ours[:n] - ref.T[:n]).max() < 1e-3
+
+
+def test_cancel_stops_decoding():
+    from subtitler.errors import Cancelled
+
+    with pytest.raises(Cancelled):
+        audio.load_audio(str(JFK), cancel=lambda: True)
+
+
+@pytest.mark.parametrize("name,message", [
+    ("missing.mp4", "does not exist"),
+    ("notes.mp4", "is not a media file"),
+    ("silent_video.mp4", "has no audio track"),
+    ("empty.wav", "is empty"),
+    ("truncated.mp4", "is not a media file"),
+])
+def test_bad_inputs_raise_one_sentence(media_dir, name, message):
+    with pytest.raises(MediaError) as e:
+        audio.load_audio(str(media_dir / name))
+    assert message in str(e.value)
+    assert "\n" not in str(e.value) and "Traceback" not in str(e.value)
+
+
+def test_folder_and_unreadable_paths(media_dir, tmp_path):
+    with pytest.raises(MediaError, match="is a folder"):
+        audio.probe(str(media_dir))
+    with pytest.raises(MediaError, match="does not exist"):
+        audio.probe(str(media_dir / "notes.mp4" / "inside.wav"))

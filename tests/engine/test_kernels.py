@@ -1,0 +1,219 @@
+"""The CPU replacements for MLX's scalar kernels give MLX's answers, through the C
+kernels and through the NumPy/MLX fallback alike."""
+
+import shutil
+import sysconfig
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+
+from subtitler.engine.cpu import blas as _blas
+from subtitler.engine.cpu import ops as cpu_ops
+from subtitler.engine.whisper.decoding import top_indices
+from subtitler.engine.whisper.tokenizer import get_tokenizer
+
+
+@pytest.fixture(params=["c", "fallback"])
+def kernels(request, monkeypatch):
+    """Run a test with the C kernels, then without them."""
+    lib = cpu_ops._kernels()
+    if request.param == "c":
+        if lib is None:
+            built = list(Path(cpu_ops.__file__).parent.glob("_kernels*.so"))
+            compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+            assert not (shutil.which(compiler) and not built), "a C compiler is here but _kernels was not built"
+            pytest.skip("subtitler.engine.cpu._kernels was not built (no C compiler at install)")
+    else:
+        monkeypatch.setattr(cpu_ops, "_lib", False)
+    return request.param
+
+
+def test_exp_rows_are_accurate_and_sum(kernels):
+    rng = np.random.default_rng(5)
+    a = np.concatenate([rng.uniform(-80, 10, (6, 3000)), np.full((1, 3000), -np.inf)]).astype(np.float32)
+    a[2, ::7] = -np.inf
+    rows = a[:, :2999]  # a view: the row stride is not the row length
+    shifted = rows - np.nan_to_num(rows.max(axis=1, keepdims=True), neginf=0.0)  # rounded to float32 as the kernels do
+    want = np.exp(shifted.astype(np.float64))
+    last_column = a[:, 2999].copy()
+    sums = cpu_ops._exp_rows_inplace(rows)  # in place, on the view
+    got = rows
+    normal = want[:6] > 1e-30  # relative error where the result is a normal float
+    assert (np.abs(got[:6] - want[:6])[normal] / want[:6][normal]).max() < 3e-7
+    assert np.allclose(sums[:, 0], want.sum(axis=1), rtol=1e-5)
+    assert (got[6] == 0).all() and sums[6, 0] == 0  # a fully masked row
+    np.testing.assert_array_equal(a[:, 2999], last_column)  # nothing written past the view
+
+
+def test_gelu_host_path_on_big_inputs(kernels):
+    x = mx.array(np.random.default_rng(6).normal(0, 4, (1500, 1536)).astype(np.float32))
+    assert mx.abs(cpu_ops.gelu(x) - nn.gelu(x)).max().item() < 2e-6
+
+
+def test_gelu_matches_the_erf_form(kernels):
+    x = mx.array(np.random.default_rng(0).normal(0, 4, (64, 1536)).astype(np.float32))
+    assert mx.abs(cpu_ops.gelu(x) - nn.gelu(x)).max().item() < 2e-6
+
+
+def test_logsumexp_matches_mlx_including_masked_rows():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 6, (4, 51864)).astype(np.float32)
+    x[1, ::3] = -np.inf
+    x[3] = -np.inf  # a fully masked row stays -inf
+    a, b = np.array(cpu_ops.logsumexp(mx.array(x))), np.array(mx.logsumexp(mx.array(x), axis=-1, keepdims=True))
+    exact = np.log(np.exp(x[:3].astype(np.float64)).sum(axis=-1, keepdims=True))
+    assert np.abs(a[:3] - exact).max() < 5e-6  # MLX's own is 2e-5 off here
+    assert np.abs(a[:3] - b[:3]).max() < 1e-4
+    assert a[3, 0] == -np.inf
+
+
+@pytest.mark.parametrize("d64", [True, False])
+@pytest.mark.parametrize("masked", [False, True])
+def test_long_attention_matches_mlx(masked, d64, kernels, monkeypatch):
+    """Heads as the model hands them over: strided views of one fused projection,
+    keys and values transposed or not, with and without a causal mask; by the
+    kernel for heads of 64 and by the one through sgemm. 301 rows and keys: not
+    whole blocks of 6 rows or panels of 16 keys."""
+    used = []
+    monkeypatch.setattr(cpu_ops, "_attention_heads", _spy(cpu_ops._attention_heads, used))
+    monkeypatch.setattr(cpu_ops, "D64_KERNEL", d64)
+    rng = np.random.default_rng(2)
+    t, s, h, d = 301, 301, 6, 64
+    fused = mx.array(rng.normal(0, 2, (1, t, 3 * h * d)).astype(np.float32))
+    q, k, v = (part.reshape(1, t, h, d).transpose(0, 2, 1, 3) for part in mx.split(fused, 3, axis=-1))
+    mask = nn.MultiHeadAttention.create_additive_causal_mask(t) if masked else None
+    scores = (q * 0.125) @ k.swapaxes(-1, -2)
+    want = mx.softmax(scores if mask is None else scores + mask, axis=-1, precise=True) @ v
+    want = want.transpose(0, 2, 1, 3).reshape(1, t, -1)
+    for kt, vv in ((k.swapaxes(-1, -2), v), (mx.contiguous(k.swapaxes(-1, -2)), mx.contiguous(v.swapaxes(-1, -2)).swapaxes(-1, -2))):
+        got = cpu_ops.attention(q, kt, vv, 0.125, mask)
+        assert got.shape == (1, t, h * d)
+        assert mx.abs(got - want).max().item() < 1e-4
+    assert bool(used) == (kernels == "c" and _blas.sgemm_address() is not None)
+
+
+def _spy(fn, calls: list):
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+def test_layer_norm_matches_mlx(kernels):
+    rng = np.random.default_rng(7)
+    norm = nn.LayerNorm(384)
+    norm.weight, norm.bias = mx.array(rng.normal(1, 0.3, 384).astype(np.float32)), mx.array(rng.normal(0, 0.3, 384).astype(np.float32))
+    x = mx.array((rng.normal(0, 3, (1, 1500, 384)) + rng.normal(0, 5, (1, 1500, 1))).astype(np.float32))
+    got, want = cpu_ops.layer_norm(x, norm), norm(x)
+    assert got.shape == want.shape
+    assert mx.abs(got - want).max().item() < 2e-5
+
+
+def test_half_logits_are_the_float32_product(kernels):
+    rng = np.random.default_rng(8)
+    table = mx.array(rng.normal(0, 0.05, (5003, 384)).astype(np.float16).astype(np.float32))  # exact in float16
+    half = cpu_ops.half_table(table)
+    if kernels == "fallback":
+        assert half is None
+        return
+    assert half is not None and half.dtype == np.float16
+    assert cpu_ops.half_table(table + 1e-4) is None  # not exact in float16: keep float32
+    for n in range(1, cpu_ops.LOGITS_MAX_ROWS + 1):
+        x = mx.array(rng.normal(0, 1, (n, 1, 384)).astype(np.float32))
+        got, want = cpu_ops.logits(x, half), x @ table.T
+        assert got.shape == (n, 1, 5003)
+        assert mx.abs(got - want).max().item() < 1e-4 * mx.abs(want).max().item()
+    with pytest.raises(ValueError):
+        cpu_ops.logits(mx.zeros((cpu_ops.LOGITS_MAX_ROWS + 1, 384)), half)
+
+
+@pytest.mark.parametrize("xp", [mx, np], ids=["mlx", "numpy"])
+def test_top_indices_finds_the_k_largest_with_ties_and_masks(xp):
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n, size, k = int(rng.integers(1, 6)), int(rng.integers(50, 60000)), int(rng.integers(1, 7))
+        x = rng.normal(size=(n, size)).astype(np.float32)
+        if trial % 3 == 0:
+            x[:, rng.integers(0, size, size // 2)] = -np.inf
+        if trial % 4 == 0:
+            x = np.round(x, 1)  # many ties
+        got = np.array(top_indices(xp.array(x), k))
+        assert got.shape == (n, k)
+        for row, idx in zip(x, got):
+            assert len(set(idx.tolist())) == k
+            assert np.array_equal(np.sort(row[idx]), np.sort(row)[-k:])
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_decoding_steps_by_the_c_kernel_match_mlx(model, rows):
+    """``cpu_decoder``'s whole-step kernel against the MLX decoder, step by step: the
+    same logits from the same prompt, with beam-search reorders in between."""
+    from conftest import JFK
+    from subtitler.engine import audio
+    from subtitler.engine.whisper.decoding import MlxSteps
+
+    kernel = model.decoder.step_kernel
+    if kernel is None:
+        pytest.skip("the C decoding step does not run here")
+    mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
+    cross = model.encode_window(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
+    tok = get_tokenizer(False)
+    prompt = mx.array([[*tok.sot_sequence, *tok.encode(" And so my fellow Americans")]])
+    _, cache, _ = model.decoder(prompt, cross)
+    ours, theirs = kernel.session(cross, cache, rows, capacity=16), MlxSteps(model.decoder, cross, cache, rows)
+    rng = np.random.default_rng(3)
+    for step in range(12):
+        tokens = rng.integers(0, 50000, rows).astype(np.int32)
+        a, b = ours(tokens), np.array(theirs(mx.array(tokens)))
+        assert a.shape == b.shape == (rows, model.dims.n_vocab)
+        assert np.abs(a - b).max() < 2e-4, f"step {step}"
+        assert (a.argmax(-1) == b.argmax(-1)).all()
+        if rows > 1 and step % 3 == 1:
+            order = rng.integers(0, rows, rows).tolist()
+            ours.reorder(order)
+            theirs.reorder(order)
+    with pytest.raises(ValueError):  # past its capacity
+        for _ in range(8):
+            ours(tokens)
+
+
+def test_encoder_blocks_by_the_c_kernel_match_mlx(model, monkeypatch):
+    """The encoder by ``cpu_blocks`` (its stem and its blocks) against MLX on a real
+    window: the same audio features (to float32 rounding)."""
+    from conftest import JFK
+    from subtitler.engine import audio
+
+    kernel = model.encoder.blocks_kernel
+    if kernel is None or model.encoder.stem_kernel is None:
+        pytest.skip("the C encoder does not run here")
+    mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
+    window = mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None]
+    ours = np.array(model.embed_audio(window))
+    monkeypatch.setattr(model.encoder, "blocks_kernel", None)
+    theirs = np.array(model.embed_audio(window))
+    assert ours.shape == theirs.shape == (1, 1500, model.dims.n_audio_state)
+    assert np.abs(ours - theirs).max() < 1e-4 * np.abs(theirs).max()
+
+
+def test_decoder_prompt_by_the_c_kernel_matches_mlx(model):
+    """The decoder over a prompt by ``cpu_blocks`` (causal self-attention, cross-attention
+    over a real window): MLX's logits for the chosen rows, and its keys and values."""
+    from conftest import JFK
+    from subtitler.engine import audio
+
+    if model.decoder.prompt_kernel is None:
+        pytest.skip("the C decoder prompt does not run here")
+    mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
+    cross = model.encode_window(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
+    tok = get_tokenizer(False)
+    tokens = mx.array([[tok.sot_prev, *tok.encode(" Ask not what your country can do for you,") * 6, *tok.sot_sequence]])
+    rows = [0, 17, tokens.shape[1] - 1]
+    logits, kv = model.decoder.prompt_on_host(tokens, cross, rows)
+    want, cache, _ = model.decoder(tokens, cross, rows=rows)
+    assert logits.shape == want.shape == (1, 3, model.dims.n_vocab)
+    assert np.abs(np.array(logits) - np.array(want)).max() < 2e-4
+    for (k, v), (wk, wv) in zip(kv, cache):
+        assert np.abs(k - np.array(wk[0])).max() < 1e-4 and np.abs(v - np.array(wv[0])).max() < 1e-4

@@ -1,0 +1,63 @@
+"""Timing quality on real audio: cues on speech, nothing over noise, readable lines."""
+
+import numpy as np
+import pytest
+
+from subtitler.engine import audio
+from subtitler.core.checks import check
+from subtitler.core.cues import build_cues, wrap_lines
+from subtitler.core.profiles import get_profile
+from subtitler.engine.transcribe import TranscribeOptions, transcribe
+
+from conftest import JFK, LS, normalize
+
+SR = audio.SAMPLE_RATE
+
+
+@pytest.fixture(scope="module")
+def noisy_clip():
+    """2 s silence, 35 s of loud noise with mains hum, 2 s silence, then jfk, all with a
+    faint noise floor: the noise-only stretch ends at 37 s."""
+    rng = np.random.default_rng(1)
+    jfk = audio.load_audio(str(JFK))
+    n = int(35 * SR)
+    noise = rng.normal(0, 0.03, n) + 0.02 * np.sin(2 * np.pi * 60 * np.arange(n) / SR)
+    x = np.concatenate([np.zeros(2 * SR), noise, np.zeros(2 * SR), jfk]).astype(np.float32)
+    x += rng.normal(0, 0.002, x.size).astype(np.float32)
+    return x
+
+
+def test_no_words_over_noise_and_cues_on_speech(model, noisy_clip):
+    decoded = list(transcribe(model, noisy_clip, TranscribeOptions(word_timestamps=True)))
+    words = [w for s in decoded for w in s.words]
+    assert "ask not what your country can do for you" in normalize(" ".join(s.text for s in decoded))
+    assert all(w.start >= 37.0 for w in words), [(w.word, w.start) for w in words if w.start < 37]
+    cues = build_cues(decoded, "default", int(len(noisy_clip) / 16))
+    assert cues[0].start >= 39_000  # jfk's first word is at 39.34 s
+    assert abs(cues[0].start - 39_340) <= 300
+
+
+@pytest.mark.parametrize("profile", ["default", "netflix"])
+@pytest.mark.parametrize("clip", [JFK, LS])
+def test_cues_keep_the_profile(model, clip, profile):
+    decoded = list(transcribe(model, str(clip), TranscribeOptions(word_timestamps=True)))
+    cues = build_cues(decoded, profile, int(audio.probe(str(clip)).duration * 1000))
+    p = get_profile(profile)
+    assert normalize(" ".join(c.text for c in cues)) == normalize(" ".join(s.text for s in decoded))
+    findings = check(cues, p)
+    # Only reading speed may be impossible to meet when the speaker talks fast.
+    assert {f.kind for f in findings} <= {"cps"}, findings
+    for c in cues:
+        # On its words; the outgoing cue gives up at most one minimum gap to the next.
+        assert c.start <= c.words[0].start and c.end >= c.words[-1].end - p.min_gap
+        assert c.end - c.words[-1].end <= max(300, p.min_duration)  # little time over silence
+
+
+def test_line_breaks_prefer_punctuation_and_avoid_articles():
+    p = get_profile("default")
+    text = "When the meeting ended, everybody walked to the station together"
+    lines = wrap_lines(text, p).split("\n")
+    assert lines[0].endswith("ended,")
+    assert all(len(line) <= 42 for line in lines)
+    text = "She gave the book to the man who had been waiting outside"
+    assert not any(line.split()[-1] in ("the", "a", "to") for line in wrap_lines(text, p).split("\n"))

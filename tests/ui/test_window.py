@@ -1,0 +1,300 @@
+"""The real window, driven offscreen with pytest-qt, with the bundled tiny.en."""
+
+import subprocess
+
+import pytest
+import srt
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QProgressBar, QTableView
+
+from subtitler.core import formats
+
+from conftest import JFK, JFK_TEXT, normalize
+
+
+@pytest.fixture
+def window(qtbot, model):
+    from ui.main_window import MainWindow
+
+    w = MainWindow()
+    w.confirm_close = False
+    w.model_cache["tiny.en"] = model  # loaded once for the session
+    w.modelCombo.setCurrentText("tiny.en")
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+@pytest.fixture(scope="session")
+def long_mp4(media_dir, ffmpeg):
+    """jfk and ls_test, alternating with 14 s of silence, in an mp4 of about 100 s
+    (four windows, one utterance each, so no window looks like a repetition loop)."""
+    from conftest import LS
+
+    out = media_dir / "long.mp4"
+    clips = [JFK, LS, JFK, LS]
+    inputs = [a for c in clips for a in ("-i", str(c))]
+    pads = ";".join(f"[{i + 1}:a]aresample=16000,apad=pad_dur=14[a{i}]" for i in range(len(clips)))
+    graph = pads + ";" + "".join(f"[a{i}]" for i in range(len(clips))) + f"concat=n={len(clips)}:v=0:a=1[a]"
+    subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=gray:s=160x120:r=5",
+                    *inputs, "-filter_complex", graph, "-map", "0:v", "-map", "[a]", "-shortest",
+                    "-c:v", "mpeg4", "-c:a", "aac", str(out)], check=True)
+    return out
+
+
+def transcribe(qtbot, w, timeout=120_000):
+    rows_before_end = []
+    w.model.rowsInserted.connect(lambda *a: rows_before_end.append(w.thread is not None))
+    with qtbot.waitSignal(w.transcription_finished, timeout=timeout) as blocker:
+        w.transcribeAction.trigger()
+    return blocker.args[0], rows_before_end
+
+
+def table_text(w):
+    return " ".join(w.doc[i].text for i in range(len(w.doc)))
+
+
+def test_transcribe_fills_the_table_live(qtbot, window, media_dir):
+    w = window
+    assert not w.transcribeAction.isEnabled()  # nothing open yet
+    assert w.open_media(str(media_dir / "jfk.mp4"))
+    assert w.transcribeAction.isEnabled()
+    status, rows_live = transcribe(qtbot, w)
+    assert status == "done"
+    table = w.findChild(QTableView, "segmentTable")
+    assert table.model().rowCount() == len(w.doc) > 0
+    assert normalize(table_text(w)) == JFK_TEXT
+    assert any(rows_live), "rows should appear while the worker is still running"
+    assert w.findChild(QProgressBar, "progressBar").value() == 100
+
+
+def test_edit_end_time_changes_export_and_undo_restores(qtbot, window, media_dir, tmp_path):
+    w = window
+    w.open_media(str(media_dir / "jfk.mp4"))
+    transcribe(qtbot, w)
+    out = tmp_path / "out.srt"
+    w.export_to(str(out))
+    before = list(srt.parse(out.read_text()))
+    idx = w.model.index(0, 2)
+    new_end = before[0].end.total_seconds() * 1000 - 250
+    from subtitler.core.timecode import format_ms
+    assert w.model.setData(idx, format_ms(int(new_end)))
+    assert w.model.data(idx) == format_ms(int(new_end))
+    w.export_to(str(out))
+    edited = list(srt.parse(out.read_text()))
+    assert edited[0].end.total_seconds() * 1000 == int(new_end)
+    w.undoAction.trigger()
+    w.export_to(str(out))
+    assert list(srt.parse(out.read_text()))[0].end == before[0].end
+    # A bad time is refused with a message and changes nothing.
+    assert not w.model.setData(idx, "not a time")
+    assert "Not a valid time" in w.last_error
+
+
+def test_split_merge_and_export_read_back(qtbot, window, media_dir, tmp_path):
+    w = window
+    w.open_media(str(media_dir / "jfk.mp4"))
+    transcribe(qtbot, w)
+    n = len(w.doc)
+    w.table.selectRow(0)
+    text = w.doc[0].text
+    assert w.split_current(len(text) // 2)
+    assert len(w.doc) == n + 1
+    w.export_to(str(tmp_path / "a.srt"))
+    w.export_to(str(tmp_path / "a.vtt"))
+    subs = list(srt.parse((tmp_path / "a.srt").read_text()))
+    vtt = formats.load(tmp_path / "a.vtt").segments
+    assert len(subs) == len(vtt) == n + 1
+    assert [s.content for s in subs] == [s.text for s in vtt]
+    assert normalize(" ".join(s.content for s in subs)) == JFK_TEXT
+    w.table.selectRow(0)
+    assert w.merge_current()
+    assert len(w.doc) == n and w.doc[0].text.split() == text.split()
+    w.undoAction.trigger()
+    w.undoAction.trigger()
+    assert len(w.doc) == n and w.doc[0].text == text
+
+
+def test_cancel_mid_run_keeps_partial_rows(qtbot, window, long_mp4):
+    w = window
+    w.open_media(str(long_mp4))
+    w.model.rowsInserted.connect(lambda *a: w.cancel())  # cancel as soon as a row shows
+    with qtbot.waitSignal(w.transcription_finished, timeout=120_000) as blocker:
+        w.transcribeAction.trigger()
+    assert blocker.args == ["cancelled"]
+    assert len(w.doc) >= 1
+    assert w.doc[-1].end <= 60_000  # stopped within a window: the last ones were never decoded
+    assert w.media_duration > 85_000
+    assert w.transcribeAction.isEnabled()
+
+
+def test_bad_file_shows_error_and_next_file_still_works(qtbot, window, media_dir):
+    w = window
+    assert not w.open_media(str(media_dir / "notes.mp4"))
+    assert w.last_error == "notes.mp4 is not a media file ffmpeg can read."
+    assert w.findChild(type(w._error_box), "errorBox").isVisible()
+    assert w.open_media(str(JFK))
+    status, _ = transcribe(qtbot, w)
+    assert status == "done" and normalize(table_text(w)) == JFK_TEXT
+
+
+def test_dragging_a_cue_edge_on_the_waveform_retimes_it(qtbot, window):
+    from subtitler.core.document import Segment
+    from subtitler.core.edits import Insert
+
+    w = window
+    w.open_media(str(JFK))
+    w.push(Insert(w.doc, 0, Segment(2000, 4000, "drag me")))
+    wave = w.waveform
+    wave.resize(1100, 120)
+    wave.view_start, wave.ms_per_px = 0, 10.0
+    x_end = int(wave.x_of(4000))
+    qtbot.mousePress(wave, Qt.LeftButton, pos=QPoint(x_end, 60))
+    qtbot.mouseMove(wave, QPoint(x_end + 50, 60))
+    qtbot.mouseRelease(wave, Qt.LeftButton, pos=QPoint(x_end + 50, 60))
+    assert (w.doc[0].start, w.doc[0].end) == (2000, 4500)
+    w.undoAction.trigger()
+    assert (w.doc[0].start, w.doc[0].end) == (2000, 4000)
+
+
+def test_readability_findings_colour_rows(qtbot, window):
+    from subtitler.core.document import Segment
+    from subtitler.core.edits import Insert
+
+    w = window
+    w.open_media(str(JFK))
+    w.push(Insert(w.doc, 0, Segment(0, 400, "Far too much text to read in this short a time")))
+    w.push(Insert(w.doc, 1, Segment(3000, 5000, "Fine.")))
+    assert w.model.data(w.model.index(0, 5), Qt.BackgroundRole) is not None
+    assert "characters per second" in w.model.data(w.model.index(0, 5), Qt.ToolTipRole)
+    assert w.model.data(w.model.index(1, 5), Qt.BackgroundRole) is None
+
+
+def test_import_and_autosave_recovery(qtbot, window, tmp_path):
+    w = window
+    w.open_media(str(JFK))
+    p = tmp_path / "in.srt"
+    p.write_text("1\n00:00:01,000 --> 00:00:03,000\nImported line\n")
+    assert w.import_subtitles(str(p))
+    assert w.doc[0].text == "Imported line"
+    w.find_replace("Imported", "Recovered")
+    w.autosave()
+    from ui.main_window import MainWindow
+    w2 = MainWindow()
+    w2.confirm_close = False
+    qtbot.addWidget(w2)
+    w2.open_media(str(JFK))
+    box = w2._recovery_box
+    assert box.isVisible()
+    qtbot.mouseClick(box.button(box.StandardButton.Yes), Qt.LeftButton)
+    assert w2.doc[0].text == "Recovered line"
+
+
+def test_overlay_follows_the_playhead(qtbot, window):
+    from subtitler.core.document import Segment
+    from subtitler.core.edits import Insert
+
+    w = window
+    w.open_media(str(JFK))
+    w.push(Insert(w.doc, 0, Segment(1000, 2000, "first")))
+    w.push(Insert(w.doc, 1, Segment(3000, 4000, "second")))
+    w.seek(3500)
+    assert w.overlay.toPlainText() == "second" and w.waveform.playhead == 3500
+    w.follow(1500)
+    assert w.current_row() == 0
+    w.seek(2500)
+    assert w.overlay.toPlainText() == ""
+    qtbot.waitUntil(lambda: w.waveform.peaks.size > 1000, timeout=10_000)  # audio arrives off the UI thread
+
+
+def test_model_download_reports_progress_and_cancels(monkeypatch):
+    """The worker's download callback feeds the progress bar and stops on cancel."""
+    from subtitler.errors import Cancelled
+    from ui.worker import TranscribeWorker
+
+    from subtitler.pipeline import Settings
+
+    w = TranscribeWorker("x.mp4", Settings(model="small.en"), {})
+    seen = []
+    w.download.connect(lambda d, t: seen.append((d, t)))
+    w._downloaded(10, 100)
+    assert seen == [(10, 100)]
+    w.cancel()
+    with pytest.raises(Cancelled):
+        w._downloaded(20, 100)
+
+
+def test_closing_mid_run_stops_the_worker(qtbot, model, long_mp4):
+    from ui.main_window import MainWindow
+
+    w = MainWindow()
+    w.confirm_close = False
+    w.model_cache["tiny.en"] = model
+    w.modelCombo.setCurrentText("tiny.en")
+    w.show()
+    w.open_media(str(long_mp4))
+    w.transcribeAction.trigger()
+    qtbot.waitUntil(lambda: len(w.doc) > 0, timeout=60_000)
+    thread = w.thread
+    assert thread is not None and thread.isRunning()
+    w.close()  # cancels, then waits for the worker to return
+    assert thread.isFinished()
+
+
+def test_model_picker_lists_downloaded_models(qtbot, tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub
+
+    from subtitler.engine.whisper.load import repo_for
+    from ui.main_window import MainWindow
+
+    repo = repo_for("small.en")
+    root = tmp_path / f"models--{repo.replace('/', '--')}"
+    snap = root / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text("abc")
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
+    w = MainWindow()
+    w.confirm_close = False
+    qtbot.addWidget(w)
+    items = [w.modelCombo.itemText(i) for i in range(w.modelCombo.count())]
+    assert items[0] == "tiny.en" and items.index("small.en") < items.index("small")
+
+
+def test_dropping_files_opens_media_and_imports_subtitles(qtbot, window, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    def drop(path):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        window.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+
+    drop(JFK)
+    assert window.media_path == str(JFK) and window.transcribeAction.isEnabled()
+    subs = tmp_path / "dropped.srt"
+    subs.write_text("1\n00:00:01,000 --> 00:00:02,000\nDropped in\n")
+    drop(subs)
+    assert window.media_path == str(JFK) and window.doc[0].text == "Dropped in"
+
+
+def test_window_and_cli_give_identical_subtitles(qtbot, window, long_mp4, tmp_path):
+    """One pipeline: the same file with the same (default) settings gives the same
+    SRT from the window as from the command line."""
+    import sys
+
+    w = window
+    w.profileCombo.setCurrentText("Default")
+    w.languageCombo.setCurrentIndex(0)
+    w.taskCombo.setCurrentIndex(0)
+    assert w.open_media(str(long_mp4))
+    status, _ = transcribe(qtbot, w)
+    assert status == "done"
+    w.export_to(str(tmp_path / "window.srt"))
+    r = subprocess.run([sys.executable, "-m", "subtitler", "transcribe", str(long_mp4), "--model", "tiny.en",
+                        "-o", str(tmp_path / "cli.srt"), "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    window_srt, cli_srt = (tmp_path / "window.srt").read_text(), (tmp_path / "cli.srt").read_text()
+    assert len(list(srt.parse(cli_srt))) >= 4
+    assert window_srt == cli_srt
