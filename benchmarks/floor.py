@@ -53,7 +53,7 @@ def encoder_products(model, mx):
     def run():
         outs = [enc.conv1(mel), enc.conv2(conv1_in)]
         for blk in enc.blocks:
-            w = blk.attn._qkv[0] if hasattr(blk.attn, "_qkv") else blk.attn.query.weight
+            w = blk.attn.fused_weights[0] if blk.attn.fused_weights is not None else blk.attn.query.weight
             outs += [x @ w.T, q @ kt, s @ v, x @ blk.attn.out.weight.T, x @ blk.mlp1.weight.T,
                      wide @ blk.mlp2.weight.T]
         mx.eval(outs)
@@ -74,12 +74,12 @@ def step_products(model, cross_kv, mx, context: int = 100):
     w_self = mx.softmax(mx.random.normal((1, h, 1, context)), axis=-1)
     w_cross = mx.softmax(mx.random.normal((1, h, 1, d.n_audio_ctx)), axis=-1)
     mx.eval(x, wide, q, k, v, w_self, w_cross)
-    emb_t = dec._embedding_t if dec._embedding_t is not None else dec.token_embedding.weight.T
+    emb_t = mx.contiguous(dec.token_embedding.weight.T)
 
     def run():
         outs = []
         for blk, (ckt, cvt) in zip(dec.blocks, cross_kv):
-            w = blk.attn._qkv[0] if hasattr(blk.attn, "_qkv") else blk.attn.query.weight
+            w = blk.attn.fused_weights[0] if blk.attn.fused_weights is not None else blk.attn.query.weight
             outs += [x @ w.T, q @ k.swapaxes(-1, -2), w_self @ v, x @ blk.attn.out.weight.T,
                      x @ blk.cross_attn.query.weight.T, q @ ckt, w_cross @ cvt.swapaxes(-1, -2), x @ blk.cross_attn.out.weight.T,
                      x @ blk.mlp1.weight.T, wide @ blk.mlp2.weight.T]
@@ -96,7 +96,9 @@ def main() -> int:
 
     import numpy as np
 
-    from subtitler.engine.whisper.load import load_model  # loads the BLAS before MLX
+    from subtitler.engine import runtime
+
+    runtime.prepare()  # the BLAS before MLX
     import mlx.core as mx
     import ctranslate2
     from faster_whisper.feature_extractor import FeatureExtractor
@@ -104,7 +106,8 @@ def main() -> int:
     from bench import machine
     from subtitler.engine import audio
     from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask
-    from subtitler.engine.whisper.load import offline_model_dir
+    from subtitler.engine.whisper.backend import backend_for
+    from subtitler.engine.whisper.load import load_model, offline_model_dir
     from subtitler.engine.whisper.tokenizer import get_tokenizer
 
     import clips
@@ -118,7 +121,7 @@ def main() -> int:
     padded = np.pad(samples, (0, audio.N_SAMPLES - len(samples)))
     ct2_mel = ctranslate2.StorageView.from_array(
         np.ascontiguousarray(FeatureExtractor(model.dims.n_mels)(padded)[None, :, : audio.N_FRAMES]))
-    cross_kv = model.encode_window(ours_mel)
+    cross_kv = backend_for(model).encode(ours_mel)
     ct2_encoded = ct2.encode(ct2_mel)
     tokenizer = get_tokenizer(False, model.num_languages, "en", "transcribe")
     prompt = [list(tokenizer.sot_sequence)]
@@ -140,7 +143,7 @@ def main() -> int:
                             "ct2 step", "ours step", "ours step products")}
     for _ in range(args.reps):
         rows["ct2 encoder"].append(timed(lambda: ct2.encode(ct2_mel)))
-        rows["ours encoder"].append(timed(lambda: model.encode_window(ours_mel)))
+        rows["ours encoder"].append(timed(lambda: backend_for(model).encode(ours_mel)))
         rows["ours encoder products"].append(timed(enc_products))
         t_long = timed(lambda: ct2_tokens(448))
         t_short = timed(lambda: ct2_tokens(short))

@@ -111,6 +111,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=2.5)
     args = ap.parse_args()
+    from subtitler.engine import runtime
+
+    runtime.prepare()  # the fast BLAS before anything imports MLX
     import clips
     from subtitler.engine.audio import probe
 

@@ -85,11 +85,11 @@ def cmd_doctor(args) -> int:
     report.update(blas.describe())
     import mlx.core as mx
 
-    from subtitler.engine.cpu import ops
+    from subtitler.engine.cpu import native
     from subtitler.engine.audio import ffmpeg_exe
 
     report["mlx"] = f"{mx.__version__} on {mx.default_device()}"
-    report["cpu kernels"] = "C kernels" if ops.kernels_available() else "MLX only (not built, or SUBTITLER_CPU_KERNELS=0)"
+    report["cpu kernels"] = "C kernels" if native.available() else "MLX only (not built, or SUBTITLER_CPU_KERNELS=0)"
     try:
         report["ffmpeg"] = ffmpeg_exe()
     except SubtitlerError as e:

@@ -39,12 +39,14 @@ def transcribe(
     import mlx.core as mx
 
     from subtitler.engine.runtime import ensure_thread_stream
+    from subtitler.engine.whisper.backend import backend_for
     from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask, detect_language
     from subtitler.engine.whisper.timing import add_word_timestamps
     from subtitler.engine.whisper.tokenizer import get_tokenizer
     from subtitler.engine.vad import is_repetition_loop, refine_words, speech_fraction, speech_mask
 
     ensure_thread_stream()
+    backend = backend_for(model)
     started = time.perf_counter()
     samples = audio_mod.load_audio(source, cancel=cancel) if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__") else np.asarray(source, np.float32)
     info = info if info is not None else TranscriptInfo()
@@ -63,7 +65,7 @@ def transcribe(
 
     def window(seek: int):
         seg = audio_mod.pad_or_trim(mel[seek : min(seek + N_FRAMES, content_frames)])
-        return model.encode_window(mx.array(seg)[None])
+        return backend.encode(mx.array(seg)[None])
 
     language = options.language if options.language not in (None, "auto") else None
     tokenizer = get_tokenizer(model.is_multilingual, model.num_languages, language, options.task)
@@ -109,7 +111,7 @@ def transcribe(
                 without_timestamps=options.without_timestamps,
                 seed=(options.seed * 1_000_003 + seek) % 2**32,  # each window its own draws
             )
-            result = DecodingTask(model, tokenizer, opts, cancel).run(kv, info.language)
+            result = DecodingTask(model, tokenizer, opts, cancel, backend).run(kv, info.language)
             needs_fallback = False
             if options.compression_ratio_threshold is not None and result.compression_ratio > options.compression_ratio_threshold:
                 needs_fallback = True

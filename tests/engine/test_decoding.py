@@ -86,38 +86,39 @@ def test_beam_state_follows_reordered_rows(xp):
     assert np.array(moved.penult)[:, 0].tolist() == [True, True, True]
 
 
-def test_rows_sharing_the_prompt_decode_as_rows_with_their_own_copy(model, monkeypatch):
+def test_rows_sharing_the_prompt_decode_as_rows_with_their_own_copy(model):
     """Beam search and best-of-N keep the prompt's keys and values once for all rows
     (``attend_after`` in MLX, the prefix of the C step): they must decode exactly as
     rows that each carry a copy, and the C step as MLX does."""
     from conftest import LS
     from subtitler.engine import audio
-    from subtitler.engine.whisper import decoding
-    from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask, MlxSteps
+    from subtitler.engine.cpu.backend import CpuBackend
+    from subtitler.engine.whisper.backend import MlxBackend, MlxSteps, backend_for
+    from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask
 
     tok = get_tokenizer(False)
     mel = audio.log_mel_spectrogram(audio.load_audio(str(LS)), 80, padding=audio.HOP_LENGTH)
-    cross = model.encode_window(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
+    cross = MlxBackend(model).encode(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
     prompt = tok.encode(" Ask not what your country can do for you, ask what you can do for your country.")
 
     class CopiedSteps(MlxSteps):
         def __init__(self, decoder, cross_kv, initial_cache, n):
             super().__init__(decoder, cross_kv, [(mx.repeat(k, n, 0), mx.repeat(v, n, 0)) for k, v in initial_cache], 1)
 
-    kernel = model.decoder.step_kernel
+    cpu = backend_for(model)
+    cpu = cpu if isinstance(cpu, CpuBackend) and cpu.step_kernel is not None else None
 
-    def decode(options, steps, step_kernel):
-        with monkeypatch.context() as m:
-            m.setattr(decoding, "MlxSteps", steps)
-            m.setattr(model.decoder, "step_kernel", step_kernel)
-            mx.random.seed(11)
-            return DecodingTask(model, tok, options).run(cross, "en")
+    def decode(options, steps=None, backend=None):
+        if backend is None:
+            backend = MlxBackend(model)
+            backend.steps_class = steps
+        return DecodingTask(model, tok, options, backend=backend).run(cross, "en")
 
     for options in (DecodingOptions(beam_size=5, prompt=prompt), DecodingOptions(temperature=0.7, best_of=3, prompt=prompt)):
-        shared, copied = decode(options, MlxSteps, None), decode(options, CopiedSteps, None)
+        shared, copied = decode(options, MlxSteps), decode(options, CopiedSteps)
         assert shared.tokens == copied.tokens and len(shared.tokens) > 10
         assert abs(shared.sum_logprob - copied.sum_logprob) < 1e-3
-        if kernel is not None:
-            by_kernel = decode(options, MlxSteps, kernel)
+        if cpu is not None:
+            by_kernel = decode(options, backend=cpu)
             assert by_kernel.tokens == shared.tokens
             assert abs(by_kernel.sum_logprob - shared.sum_logprob) < 1e-3

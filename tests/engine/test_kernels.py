@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from subtitler.engine.cpu import blas as _blas
+from subtitler.engine.cpu import native
 from subtitler.engine.cpu import ops as cpu_ops
 from subtitler.engine.whisper.decoding import top_indices
 from subtitler.engine.whisper.tokenizer import get_tokenizer
@@ -19,7 +20,7 @@ from subtitler.engine.whisper.tokenizer import get_tokenizer
 @pytest.fixture(params=["c", "fallback"])
 def kernels(request, monkeypatch):
     """Run a test with the C kernels, then without them."""
-    lib = cpu_ops._kernels()
+    lib = native.library()
     if request.param == "c":
         if lib is None:
             built = list(Path(cpu_ops.__file__).parent.glob("_kernels*.so"))
@@ -27,7 +28,7 @@ def kernels(request, monkeypatch):
             assert not (shutil.which(compiler) and not built), "a C compiler is here but _kernels was not built"
             pytest.skip("subtitler.engine.cpu._kernels was not built (no C compiler at install)")
     else:
-        monkeypatch.setattr(cpu_ops, "_lib", False)
+        monkeypatch.setattr(native, "_lib", False)
     return request.param
 
 
@@ -153,17 +154,17 @@ def test_decoding_steps_by_the_c_kernel_match_mlx(model, rows):
     same logits from the same prompt, with beam-search reorders in between."""
     from conftest import JFK
     from subtitler.engine import audio
-    from subtitler.engine.whisper.decoding import MlxSteps
+    from subtitler.engine.whisper.backend import MlxSteps
 
-    kernel = model.decoder.step_kernel
-    if kernel is None:
+    backend = _cpu_backend(model)
+    if backend.step_kernel is None:
         pytest.skip("the C decoding step does not run here")
     mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
-    cross = model.encode_window(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
+    cross = backend.encode(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
     tok = get_tokenizer(False)
     prompt = mx.array([[*tok.sot_sequence, *tok.encode(" And so my fellow Americans")]])
     _, cache, _ = model.decoder(prompt, cross)
-    ours, theirs = kernel.session(cross, cache, rows, capacity=16), MlxSteps(model.decoder, cross, cache, rows)
+    ours, theirs = backend.steps(cross, cache, rows, capacity=16), MlxSteps(model.decoder, cross, cache, rows)
     rng = np.random.default_rng(3)
     for step in range(12):
         tokens = rng.integers(0, 50000, rows).astype(np.int32)
@@ -180,20 +181,29 @@ def test_decoding_steps_by_the_c_kernel_match_mlx(model, rows):
             ours(tokens)
 
 
-def test_encoder_blocks_by_the_c_kernel_match_mlx(model, monkeypatch):
+def _cpu_backend(model):
+    from subtitler.engine.cpu.backend import CpuBackend
+    from subtitler.engine.whisper.backend import backend_for
+
+    backend = backend_for(model)
+    if not isinstance(backend, CpuBackend):
+        pytest.skip("the C kernels do not run here")
+    return backend
+
+
+def test_encoder_blocks_by_the_c_kernel_match_mlx(model):
     """The encoder by ``cpu_blocks`` (its stem and its blocks) against MLX on a real
     window: the same audio features (to float32 rounding)."""
     from conftest import JFK
     from subtitler.engine import audio
 
-    kernel = model.encoder.blocks_kernel
-    if kernel is None or model.encoder.stem_kernel is None:
+    backend = _cpu_backend(model)
+    if backend.blocks is None or backend.stem is None:
         pytest.skip("the C encoder does not run here")
     mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
     window = mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None]
-    ours = np.array(model.embed_audio(window))
-    monkeypatch.setattr(model.encoder, "blocks_kernel", None)
-    theirs = np.array(model.embed_audio(window))
+    ours = np.array(backend.embed_audio(window))
+    theirs = np.array(model.embed_audio(window))  # the model is the MLX network alone
     assert ours.shape == theirs.shape == (1, 1500, model.dims.n_audio_state)
     assert np.abs(ours - theirs).max() < 1e-4 * np.abs(theirs).max()
 
@@ -204,15 +214,16 @@ def test_decoder_prompt_by_the_c_kernel_matches_mlx(model):
     from conftest import JFK
     from subtitler.engine import audio
 
-    if model.decoder.prompt_kernel is None:
+    backend = _cpu_backend(model)
+    if backend.prompt_blocks is None:
         pytest.skip("the C decoder prompt does not run here")
     mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
-    cross = model.encode_window(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
+    cross = backend.encode(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
     tok = get_tokenizer(False)
-    tokens = mx.array([[tok.sot_prev, *tok.encode(" Ask not what your country can do for you,") * 6, *tok.sot_sequence]])
-    rows = [0, 17, tokens.shape[1] - 1]
-    logits, kv = model.decoder.prompt_on_host(tokens, cross, rows)
-    want, cache, _ = model.decoder(tokens, cross, rows=rows)
+    tokens = [tok.sot_prev, *tok.encode(" Ask not what your country can do for you,") * 6, *tok.sot_sequence]
+    rows = [0, 17, len(tokens) - 1]
+    logits, kv = backend.prompt(tokens, cross, rows)
+    want, cache, _ = model.decoder(mx.array([tokens]), cross, rows=rows)
     assert logits.shape == want.shape == (1, 3, model.dims.n_vocab)
     assert np.abs(np.array(logits) - np.array(want)).max() < 2e-4
     for (k, v), (wk, wv) in zip(kv, cache):

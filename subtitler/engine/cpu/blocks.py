@@ -25,6 +25,7 @@ import mlx.nn as nn
 import numpy as np
 
 from subtitler.engine.cpu import blas as _blas
+from subtitler.engine.cpu import native
 from subtitler.engine.cpu import ops as cpu_ops
 
 _P = ctypes.c_void_p
@@ -34,8 +35,7 @@ _LAYER_FIELDS = ("attn_ln_w", "attn_ln_b", "qkv_w", "qkv_b", "attn_out_w", "attn
                  "mlp_ln_w", "mlp_ln_b", "mlp1_w", "mlp1_b", "mlp2_w", "mlp2_b", "keys", "values")
 
 
-class _Layer(ctypes.Structure):
-    _fields_ = [(name, _P) for name in _LAYER_FIELDS]
+_Layer = native.pointers("_Layer", _LAYER_FIELDS)
 
 
 class _Blocks(ctypes.Structure):
@@ -44,7 +44,7 @@ class _Blocks(ctypes.Structure):
 
 
 def _library():
-    lib = cpu_ops._kernels()
+    lib = native.library()
     if lib is None or not lib.blocks_supported():
         return None
     return lib
@@ -60,7 +60,7 @@ def plain(blocks, final_norm) -> bool:
         attentions = (b.attn, *((b.cross_attn,) if hasattr(b, "cross_attn") else ()))
         linears = [b.mlp1, b.mlp2, *(x for a in attentions for x in (a.query, a.key, a.value, a.out))]
         norms = [b.attn_ln, b.mlp_ln, *((b.cross_attn_ln,) if hasattr(b, "cross_attn") else ())]
-        if getattr(b.attn, "_qkv", None) is None or any(type(x) is not nn.Linear for x in linears) \
+        if b.attn.fused_weights is None or any(type(x) is not nn.Linear for x in linears) \
                 or any("weight" not in n or "bias" not in n for n in norms):
             return False
     return final_norm is None or ("weight" in final_norm and "bias" in final_norm)
@@ -75,7 +75,7 @@ class Blocks:
         self._host = cpu_ops.HostArrays()
         self._layers = (_Layer * len(blocks))()
         for i, b in enumerate(blocks):
-            w, bias = b.attn._qkv
+            w, bias = b.attn.fused_weights
             fields = {
                 "attn_ln_w": b.attn_ln.weight, "attn_ln_b": b.attn_ln.bias, "qkv_w": w, "qkv_b": bias,
                 "attn_out_w": b.attn.out.weight, "attn_out_b": b.attn.out.bias,
@@ -105,13 +105,9 @@ class Blocks:
         return cls(blocks, final_norm, lib, sgemm)
 
     def _run(self, x: np.ndarray, model=None, mask: Optional[np.ndarray] = None) -> None:
-        status = self._lib.blocks_forward(ctypes.byref(model or self._model), x.ctypes.data, x.shape[0],
-                                          None if mask is None else mask.ctypes.data, self._sgemm, self._rest,
-                                          cpu_ops._workers())
-        if status == -2:
-            raise MemoryError("the transformer blocks could not allocate their buffers")
-        if status:
-            raise RuntimeError("the C transformer blocks do not run on this CPU")
+        native.check(self._lib.blocks_forward(ctypes.byref(model or self._model), x.ctypes.data, x.shape[0],
+                                              None if mask is None else mask.ctypes.data, self._sgemm, self._rest,
+                                              native.workers()), "the C transformer blocks")
 
     def encode(self, x) -> mx.array:
         """The encoder: x (B, T, C) after the stem and positions, an MLX array or a host
@@ -149,13 +145,13 @@ class Stem:
         self._lib, self._sgemm = lib, sgemm
         self._weights = [cpu_ops.host_array(a) for a in (
             encoder.conv1.weight, encoder.conv1.bias, encoder.conv2.weight, encoder.conv2.bias,
-            encoder._positional_embedding)]
+            encoder.positions)]
         self.n_state, self.n_mels = encoder.conv1.weight.shape[0], encoder.conv1.weight.shape[2]
 
     @classmethod
     def build(cls, encoder) -> Optional["Stem"]:
         """The stem for ``encoder``, or None where it does not apply (see ``Blocks``)."""
-        lib, sgemm = cpu_ops._kernels(), _blas.sgemm_address()
+        lib, sgemm = native.library(), _blas.sgemm_address()
         c1, c2 = encoder.conv1, encoder.conv2
         if lib is None or not sgemm or not cpu_ops.applies(c1.weight):
             return None
@@ -173,7 +169,6 @@ class Stem:
             raise ValueError(f"{n} mel frames are more than the encoder's {2 * self._weights[4].shape[0]}")
         w1, b1, w2, b2, positions = (w.ctypes.data for w in self._weights)
         for src, dst in zip(frames, out):
-            if self._lib.encoder_stem(src.ctypes.data, n, self.n_mels, w1, b1, w2, b2, positions, self.n_state,
-                                      dst.ctypes.data, self._sgemm):
-                raise MemoryError("the encoder's stem could not allocate its buffers")
+            native.check(self._lib.encoder_stem(src.ctypes.data, n, self.n_mels, w1, b1, w2, b2, positions,
+                                                self.n_state, dst.ctypes.data, self._sgemm), "the encoder's stem")
         return out

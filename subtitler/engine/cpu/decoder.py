@@ -25,6 +25,7 @@ import numpy as np
 
 from subtitler.engine.cpu import blas as _blas
 from subtitler.engine.cpu import blocks as cpu_blocks
+from subtitler.engine.cpu import native
 from subtitler.engine.cpu import ops as cpu_ops
 
 _P = ctypes.c_void_p
@@ -40,8 +41,7 @@ _LAYER_FIELDS = (
 _PRODUCTS = ("qkv_w", "attn_out_w", "cross_q_w", "cross_out_w", "mlp1_w", "mlp2_w")
 
 
-class _Layer(ctypes.Structure):
-    _fields_ = [(name, _P) for name in _LAYER_FIELDS]
+_Layer = native.pointers("_Layer", _LAYER_FIELDS)
 
 
 class _Model(ctypes.Structure):
@@ -58,7 +58,7 @@ MAX_ROWS = cpu_ops.LOGITS_MAX_ROWS
 
 
 def _library():
-    lib = cpu_ops._kernels()
+    lib = native.library()
     if lib is None:
         return None
     return lib if lib.decoder_supported() else None
@@ -73,7 +73,7 @@ class StepKernel:
     the steps of one window."""
 
     def __init__(self, decoder, lib):
-        self._lib = lib
+        self.lib = lib
         self._host = cpu_ops.HostArrays()  # what the pointers below point into
         first = decoder.blocks[0]
         self.n_state = first.attn.query.weight.shape[0]
@@ -87,7 +87,7 @@ class StepKernel:
         self.weights_f16 = all(h is not None for layer in halves for h in layer)
         self._layers = [self._layer(b, h if self.weights_f16 else None) for b, h in zip(decoder.blocks, halves)]
         self._token_embedding = self._host.pointer(decoder.token_embedding.weight)
-        half = decoder._embedding_half
+        half = decoder.embedding_half
         self._embedding_f16 = 0 if half is None else self._host.pointer(half)
         self._positional = self._host.pointer(decoder.positional_embedding)
         self._ln = (self._host.pointer(decoder.ln.weight), self._host.pointer(decoder.ln.bias))
@@ -104,7 +104,7 @@ class StepKernel:
     @staticmethod
     def _product_weights(b) -> tuple:
         """A block's product weights, in the order of ``_PRODUCTS``."""
-        return (b.attn._qkv[0], b.attn.out.weight, b.cross_attn.query.weight, b.cross_attn.out.weight,
+        return (b.attn.fused_weights[0], b.attn.out.weight, b.cross_attn.query.weight, b.cross_attn.out.weight,
                 b.mlp1.weight, b.mlp2.weight)
 
     def _layer(self, b, halves) -> dict:
@@ -112,7 +112,7 @@ class StepKernel:
         return {
             **dict(zip(_PRODUCTS, products)),
             "attn_ln_w": self._host.pointer(b.attn_ln.weight), "attn_ln_b": self._host.pointer(b.attn_ln.bias),
-            "qkv_b": self._host.pointer(b.attn._qkv[1]), "attn_out_b": self._host.pointer(b.attn.out.bias),
+            "qkv_b": self._host.pointer(b.attn.fused_weights[1]), "attn_out_b": self._host.pointer(b.attn.out.bias),
             "cross_ln_w": self._host.pointer(b.cross_attn_ln.weight), "cross_ln_b": self._host.pointer(b.cross_attn_ln.bias),
             "cross_q_b": self._host.pointer(b.cross_attn.query.bias), "cross_out_b": self._host.pointer(b.cross_attn.out.bias),
             "mlp_ln_w": self._host.pointer(b.mlp_ln.weight), "mlp_ln_b": self._host.pointer(b.mlp_ln.bias),
@@ -173,19 +173,13 @@ class CpuSteps:
     def __call__(self, tokens) -> np.ndarray:
         """``tokens`` (rows,) -> logits (rows, V) float32, a new host array."""
         ids = np.ascontiguousarray(np.asarray(tokens), np.int32).reshape(self.rows)
-        status = self._kernel._lib.decoder_step(ctypes.byref(self._model), _pointer(ids), self.length,
-                                                _pointer(self._logits), cpu_ops._workers())
-        if status == -2:
-            raise ValueError(f"more than {self._model.capacity} decoding steps")
-        if status == -3:
-            raise MemoryError("the decoding step could not allocate its buffers")
-        if status:
-            raise RuntimeError("the C decoding step does not run on this CPU")
+        native.check(self._kernel.lib.decoder_step(ctypes.byref(self._model), _pointer(ids), self.length,
+                                                   _pointer(self._logits), native.workers()), "the C decoding step")
         self.length += 1
         return self._logits.copy()
 
     def reorder(self, rows: Sequence[int]) -> None:
         """Row i continues what row ``rows[i]`` held."""
         src = np.ascontiguousarray(rows, np.int64)
-        if self._kernel._lib.decoder_reorder(ctypes.byref(self._model), _pointer(src), self.length):
-            raise MemoryError("could not reorder the decoding rows")
+        native.check(self._kernel.lib.decoder_reorder(ctypes.byref(self._model), _pointer(src), self.length),
+                     "the decoding rows' reorder")

@@ -48,6 +48,7 @@ import mlx.nn as nn
 import numpy as np
 
 from subtitler.engine.cpu import blas as _blas
+from subtitler.engine.cpu import native
 
 # erf(x) ~ x P(x^2) / Q(x^2) on [-4, 4] (the float32 approximation Eigen and XLA use;
 # outside that range erf is +-1 to float precision). Max error here 5e-7.
@@ -93,7 +94,7 @@ def gelu(x: mx.array) -> mx.array:
     """Exact (erf) GELU, as Whisper was trained with."""
     if not applies(x):
         return nn.gelu(x)
-    if x.size >= _HOST_MIN and _kernels() is not None:
+    if x.size >= _HOST_MIN and native.library() is not None:
         return _gelu_host(x)
     return _gelu_rational(x)
 
@@ -105,7 +106,7 @@ def _gelu_host(x: mx.array) -> mx.array:
     """GELU by the C kernel on an evaluated ``x``, its values split over the cores."""
     src = host_view(x).reshape(-1)
     out = np.empty_like(src)
-    lib = _kernels()
+    lib = native.library()
     _map(lambda ab: lib.gelu(src[ab[0]:].ctypes.data, out[ab[0]:].ctypes.data, ab[1] - ab[0]), _spans(src.size))
     return mx.array(out.reshape(x.shape))
 
@@ -113,7 +114,7 @@ def _gelu_host(x: mx.array) -> mx.array:
 def layer_norm(x: mx.array, norm: nn.LayerNorm) -> mx.array:
     """``norm(x)``; over the encoder's (1500, 384) rows by the C kernel, split over the
     cores: 1.8 -> 0.6 ms each here (best of 20), nine a window."""
-    lib = _kernels()
+    lib = native.library()
     if not (applies(x) and x.size >= _HOST_MIN and lib is not None and "weight" in norm and "bias" in norm):
         return norm(x)
     src = host_view(x).reshape(-1, x.shape[-1])
@@ -182,14 +183,10 @@ class HostArrays:
         return v.ctypes.data
 
 
-def _workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
-
-
 def _exp_rows_inplace(a: np.ndarray) -> np.ndarray:
     """exp(a - max) over the last axis of a 2-D array with contiguous rows, in place;
     returns the row sums (n, 1). A row of -inf gives zeros and a sum of 0."""
-    lib = _kernels()
+    lib = native.library()
     if lib is not None and a.dtype == np.float32 and a.strides[1] == 4:
         sums = np.empty((a.shape[0], 1), np.float32)
         lib.softmax_rows_exp(a.ctypes.data, a.shape[0], a.shape[1], a.strides[0] // 4, sums.ctypes.data)
@@ -201,50 +198,9 @@ def _exp_rows_inplace(a: np.ndarray) -> np.ndarray:
     return a.sum(axis=-1, keepdims=True)
 
 
-_lib = None
-
-
-def kernels_available() -> bool:
-    """Whether the C kernels were built and are switched on."""
-    return _kernels() is not None
-
-
-def _kernels():
-    """The C kernels (``subtitler.engine.cpu._kernels``) through ctypes, or None when
-    they were not built (no C compiler at install) or ``SUBTITLER_CPU_KERNELS=0``."""
-    global _lib
-    if _lib is None:
-        _lib = False
-        if os.environ.get("SUBTITLER_CPU_KERNELS", "").strip().lower() not in ("0", "off", "no", "false"):
-            try:
-                from subtitler.engine.cpu import _kernels as _cpu_kernels
-
-                lib = ctypes.CDLL(_cpu_kernels.__file__)
-                lib.softmax_rows_exp.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_long, ctypes.c_long,
-                                                 ctypes.c_void_p]
-                lib.gelu.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long]
-                L, P = ctypes.c_long, ctypes.c_void_p
-                lib.attention_heads.argtypes = [P, L, L, L, L, ctypes.c_float, P, L, L, P, L, L, ctypes.c_int,
-                                                P, L, L, ctypes.c_int, P, L, P, P, P, ctypes.c_int]
-                lib.attention_heads.restype = None
-                lib.logits_f16.argtypes = [P, L, L, P, L, P, ctypes.c_int]
-                lib.attention_d64.argtypes = [L, L, L, ctypes.c_float, P, L, L, P, L, L, ctypes.c_int,
-                                              P, L, L, ctypes.c_int, P, L, P, ctypes.c_int]
-                lib.layer_norm.argtypes = [P, P, L, L, P, P, ctypes.c_float]
-                lib.layer_norm.restype = None
-                lib.decoder_step.argtypes = [P, P, L, P, ctypes.c_int]
-                lib.decoder_reorder.argtypes = [P, P, L]
-                lib.blocks_forward.argtypes = [P, P, L, P, P, P, ctypes.c_int]
-                lib.encoder_stem.argtypes = [P, L, L, P, P, P, P, P, L, P, P]
-                _lib = lib
-            except (ImportError, OSError, AttributeError):
-                pass
-    return _lib or None
-
-
 def _spans(n: int, min_size: int = 1) -> list[tuple[int, int]]:
     """[0, n) cut into one span per worker thread (fewer, so each has ``min_size``)."""
-    parts = min(_workers(), max(1, n // min_size))
+    parts = min(native.workers(), max(1, n // min_size))
     bounds = np.linspace(0, n, parts + 1).astype(int).tolist()
     return list(zip(bounds[:-1], bounds[1:]))
 
@@ -256,7 +212,7 @@ def _map(fn, parts: list) -> list:
         return [fn(parts[0])]
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(_workers(), thread_name_prefix="subtitler-cpu")
+            _pool = ThreadPoolExecutor(native.workers(), thread_name_prefix="subtitler-cpu")
     return list(_pool.map(fn, parts))
 
 
@@ -282,7 +238,7 @@ def attention(q: mx.array, kt: mx.array, v: mx.array, scale: float, mask=None) -
     with the normalisation applied to the (T, D) output instead of the (T, S) weights.
     """
     sgemm = _blas.sgemm_address()
-    if q.shape[0] == 1 and sgemm and _kernels() is not None:
+    if q.shape[0] == 1 and sgemm and native.library() is not None:
         return _attention_heads(q, kt, v, scale, mask, sgemm)
     scores = mx.contiguous((q * scale) @ kt if mask is None else (q * scale) @ kt + mask)
     view = host_view(scores)
@@ -324,13 +280,13 @@ def _attention_heads(q, kt, v, scale, mask, sgemm) -> mx.array:
     if mask is not None:
         m = np.ascontiguousarray(np.broadcast_to(host_view(mask), (t, s)), np.float32)
     out = np.empty((t, h * d), np.float32)
-    lib = _kernels()
+    lib = native.library()
     if d == 64 and D64_KERNEL:
         _blas.rest_workers()  # its threads would share the cores with the BLAS's idle ones
         if lib.attention_d64(h, t, s, float(scale), qa.ctypes.data, q_head, ldq,
                              ka.ctypes.data, k_head, ldk, int(not k_transposed),
                              va.ctypes.data, v_head, ldv, int(v_transposed),
-                             out.ctypes.data, h * d, None if m is None else m.ctypes.data, _workers()) == 0:
+                             out.ctypes.data, h * d, None if m is None else m.ctypes.data, native.workers()) == native.OK:
             return mx.array(out)[None]
         # -1: no AVX2 here, -2: out of memory; either way the sgemm path below
     scores, sums = np.empty(t * s, np.float32), np.empty(t, np.float32)
@@ -340,7 +296,7 @@ def _attention_heads(q, kt, v, scale, mask, sgemm) -> mx.array:
         ka.ctypes.data, k_head, ldk, int(not k_transposed),
         va.ctypes.data, v_head, ldv, int(v_transposed),
         out.ctypes.data, h * d, None if m is None else m.ctypes.data,
-        scores.ctypes.data, sums.ctypes.data, _workers())
+        scores.ctypes.data, sums.ctypes.data, native.workers())
     return mx.array(out)[None]
 
 
@@ -348,7 +304,7 @@ def half_table(w: mx.array) -> np.ndarray | None:
     """``w`` (rows, k) as float16 for ``logits``, when the C kernels run on this CPU
     and float16 holds every value exactly (Whisper's weights are published in float16,
     so this is the float32 table in half the memory); otherwise None."""
-    lib = _kernels()
+    lib = native.library()
     if lib is None or not lib.logits_f16_supported() or not applies(w) or w.ndim != 2:
         return None
     return exact_half(w)
@@ -375,8 +331,8 @@ def logits(x: mx.array, table: np.ndarray) -> mx.array:
     6.2-6.6 -> 1.7-2.8 ms."""
     a = np.ascontiguousarray(host_view(x).reshape(-1, x.shape[-1]), np.float32)
     out = np.empty((a.shape[0], table.shape[0]), np.float32)
-    if a.shape[0] > LOGITS_MAX_ROWS or _kernels().logits_f16(
-            table.ctypes.data, table.shape[0], table.shape[1], a.ctypes.data, a.shape[0], out.ctypes.data,
-            _workers()) != 0:
+    if a.shape[0] > LOGITS_MAX_ROWS:
         raise ValueError(f"logits takes 1 to {LOGITS_MAX_ROWS} inputs, got {a.shape[0]}")
+    native.check(native.library().logits_f16(table.ctypes.data, table.shape[0], table.shape[1], a.ctypes.data,
+                                             a.shape[0], out.ctypes.data, native.workers()), "the output embedding")
     return mx.array(out).reshape(*x.shape[:-1], table.shape[0])

@@ -6,11 +6,11 @@ over tokens in Python. The only host transfers per step are the chosen tokens'
 completion flag (greedy/sampling) or the top beam+1 candidates per beam (beam
 search).
 
-The steps run through the MLX model (``MlxSteps``), or on the CPU through the C
-kernel of ``cpu_decoder`` (``CpuSteps``), whose logits are host (NumPy) arrays: the
-rules and the choice of tokens then run on them with NumPy, the same code over the
-other array module (``xp``), instead of copying the logits into MLX for a dozen
-small operations each step.
+The prompt and the steps run on the model's backend (``backend``): MLX, or our C
+kernels on x86 CPUs, whose logits are host (NumPy) arrays: the rules and the choice
+of tokens then run on them with NumPy, the same code over the other array module
+(``xp``), instead of copying the logits into MLX for a dozen small operations each
+step.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import mlx.core as mx
 import numpy as np
 
 from subtitler.errors import Cancelled
-from subtitler.engine.cpu import decoder as cpu_decoder
 from subtitler.engine.cpu import ops as cpu_ops
+from subtitler.engine.whisper.backend import backend_for
 from subtitler.engine.whisper.model import Whisper
 from subtitler.engine.whisper.tokenizer import Tokenizer
 
@@ -208,33 +208,9 @@ def _prefetch(*arrays) -> None:
         mx.async_eval(*arrays)
 
 
-class MlxSteps:
-    """The decoding steps of one window through the MLX model (any device):
-    ``steps(tokens)`` appends a token (n,) to each sequence and returns the next
-    logits (n, V); ``reorder(rows)`` makes sequence i continue sequence ``rows[i]``.
-
-    For one sequence the initial tokens' keys and values are its cache; ``n``
-    sequences share them (``shared``) and each starts a cache of its own, so beam
-    search reorders and extends only the rows' own positions."""
-
-    xp = mx  # the array module of the logits
-
-    def __init__(self, decoder, cross_kv, initial_cache, n: int):
-        self.decoder, self.cross_kv = decoder, cross_kv
-        self.cache, self.shared = (initial_cache, None) if n == 1 else (None, initial_cache)
-
-    def __call__(self, tokens: mx.array) -> mx.array:
-        logits, self.cache, _ = self.decoder(tokens[:, None], self.cross_kv, self.cache, shared=self.shared)
-        return logits[:, -1]
-
-    def reorder(self, rows: Sequence[int]) -> None:
-        if self.cache is not None:  # the rows' own positions; the shared ones stay as they are
-            idx = mx.array(rows)
-            self.cache = [(mx.take(k, idx, 0), mx.take(v, idx, 0)) for k, v in self.cache]
-
-
 class DecodingTask:
-    def __init__(self, model: Whisper, tokenizer: Tokenizer, options: DecodingOptions, cancel=None):
+    def __init__(self, model: Whisper, tokenizer: Tokenizer, options: DecodingOptions, cancel=None,
+                 backend=None):
         self.model = model
         self.cancel = cancel  # polled every few tokens: a cancelled window raises Cancelled
         self.tokenizer = tokenizer
@@ -253,11 +229,10 @@ class DecodingTask:
             self.rows = options.beam_size
         else:
             self.rows = options.best_of if (options.temperature > 0 and options.best_of) else 1
-        self.kernel = model.decoder.step_kernel if self.rows <= cpu_decoder.MAX_ROWS else None
+        self.backend = (backend or backend_for(model)).for_rows(self.rows)
         self.rules = LogitRules(
             tokenizer, model.dims.n_vocab, self.sample_begin, self._suppress_tokens(),
-            options.suppress_blank, not options.without_timestamps, max_init,
-            xp=mx if self.kernel is None else np,
+            options.suppress_blank, not options.without_timestamps, max_init, xp=self.backend.xp,
         )
 
     def _encode_piece(self, piece) -> list[int]:
@@ -298,24 +273,19 @@ class DecodingTask:
         return self._sample(cross_kv, language, self.rows)
 
     def _prefill(self, cross_kv, n: int):
-        """Run the initial tokens once. Returns the last logits (n, V), the steps that
-        continue from them (``MlxSteps`` or the C kernel's ``CpuSteps``) and the
-        no-speech probability. The ``n`` sequences share the initial tokens' keys and
-        values (as they share the cross-attention K/V); each has its own after them."""
-        tokens = mx.array([self.initial_tokens])
+        """Run the initial tokens once. Returns the last logits (n, V), the backend's
+        steps that continue from them and the no-speech probability. The ``n``
+        sequences share the initial tokens' keys and values (as they share the
+        cross-attention K/V); each has its own after them."""
         rows = [self.sot_index, len(self.initial_tokens) - 1]
-        decoder = self.model.decoder
-        if self.kernel is not None and decoder.prompt_kernel is not None:
-            logits, cache = decoder.prompt_on_host(tokens, cross_kv, rows)
-        else:
-            logits, cache, _ = decoder(tokens, cross_kv, rows=rows)
+        logits, prefix = self.backend.prompt(self.initial_tokens, cross_kv, rows)
         no_speech = mx.softmax(logits[0, 0], axis=-1)[self.tokenizer.no_speech]
         last = logits[:, 1]
         if n > 1:
             last = mx.repeat(last, n, 0)
-        if self.kernel is None:
-            return last, MlxSteps(self.model.decoder, cross_kv, cache, n), no_speech
-        return np.array(last), self.kernel.session(cross_kv, cache, n, self.sample_len + 1), no_speech
+        if self.backend.xp is np:
+            last = np.array(last)
+        return last, self.backend.steps(cross_kv, prefix, n, self.sample_len + 1), no_speech
 
     def _sample(self, cross_kv, language: str, n: int) -> DecodingResult:
         t = self.options.temperature

@@ -13,12 +13,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from subtitler.engine.cpu import blocks as cpu_blocks
-
-from subtitler.engine.cpu import decoder as cpu_decoder
-
 from subtitler.engine.cpu import ops as cpu_ops
-
 
 @dataclass(frozen=True)
 class ModelDimensions:
@@ -77,6 +72,11 @@ class MultiHeadAttention(nn.Module):
         self.query.weight, self.key.weight, self.value.weight = w[:n], w[n : 2 * n], w[2 * n :]
         mx.eval(w, b, self.query.weight, self.key.weight, self.value.weight)
         self._qkv = (w, b)
+
+    @property
+    def fused_weights(self) -> tuple[mx.array, mx.array] | None:
+        """The stacked (3C, C) query/key/value weights and their bias, once fused."""
+        return getattr(self, "_qkv", None)
 
     def qkv(self, x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
         """Query (B, T, C), and keys and values in head layout (B, H, T, D)."""
@@ -203,24 +203,21 @@ class AudioEncoder(nn.Module):
         self._positional_embedding = mx.array(sinusoids(dims.n_audio_ctx, n)).astype(dtype)
         self.blocks = [EncoderBlock(n, dims.n_audio_head) for _ in range(dims.n_audio_layer)]
         self.ln_post = nn.LayerNorm(n)
-        self.blocks_kernel = self.stem_kernel = None  # the blocks and the stem by C kernels on the CPU (``prepare``)
 
-    def _stem(self, mel: mx.array) -> mx.array:
+    @property
+    def positions(self) -> mx.array:
+        """The sinusoidal position table (n_audio_ctx, C) (not a trained parameter)."""
+        return self._positional_embedding
+
+    def stem(self, mel: mx.array) -> mx.array:
         """The convolutions, their GELUs and the positions, in MLX."""
         x = cpu_ops.gelu(self.conv1(mel))
         x = cpu_ops.gelu(self.conv2(x))
         return x + self._positional_embedding[: x.shape[1]]
 
-    def prepare(self) -> None:
-        """On the CPU, run the blocks by the C kernel where it applies (``cpu_blocks``)."""
-        self.blocks_kernel = cpu_blocks.Blocks.build(self.blocks, self.ln_post)
-        self.stem_kernel = cpu_blocks.Stem.build(self) if self.blocks_kernel is not None else None
-
     def __call__(self, mel: mx.array) -> mx.array:
         """mel (B, 3000, n_mels) -> audio features (B, 1500, n_state)."""
-        if self.blocks_kernel is not None:
-            return self.blocks_kernel.encode(self.stem_kernel(mel) if self.stem_kernel is not None else self._stem(mel))
-        x = self._stem(mel)
+        x = self.stem(mel)
         for block in self.blocks:
             x = block(x)
         return cpu_ops.layer_norm(x, self.ln_post)
@@ -235,8 +232,6 @@ class TextDecoder(nn.Module):
         self.blocks = [DecoderBlock(n, dims.n_text_head) for _ in range(dims.n_text_layer)]
         self.ln = nn.LayerNorm(n)
         self._embedding_t = self._embedding_half = None
-        self.step_kernel = None  # decoding steps by the C kernel on the CPU (see ``prepare``)
-        self.prompt_kernel = None  # and the prompt, by another
 
     def cross_kv(self, audio_features: mx.array) -> list[tuple[mx.array, mx.array]]:
         """Cross-attention keys/values of every layer, computed once per window."""
@@ -251,7 +246,7 @@ class TextDecoder(nn.Module):
         """
         offset = (shared[0][0].shape[2] if shared else 0) + (cache[0][0].shape[2] if cache else 0)
         t = tokens.shape[-1]
-        x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + t]
+        x = self.embed(tokens, offset)
         mask = None
         if t > 1:
             mask = nn.MultiHeadAttention.create_additive_causal_mask(t).astype(x.dtype)
@@ -265,9 +260,18 @@ class TextDecoder(nn.Module):
             all_weights.append(w)
         if rows is not None:
             x = x[:, mx.array(rows)]
-        return self._logits(x), new_cache, all_weights
+        return self.logits(x), new_cache, all_weights
 
-    def _logits(self, x: mx.array) -> mx.array:
+    def embed(self, tokens: mx.array, offset: int = 0) -> mx.array:
+        """tokens (B, T) at positions ``offset``.. -> the first block's input (B, T, C)."""
+        return self.token_embedding(tokens) + self.positional_embedding[offset : offset + tokens.shape[-1]]
+
+    @property
+    def embedding_half(self):
+        """The output embedding as a float16 host table, where ``prepare`` kept one."""
+        return self._embedding_half
+
+    def logits(self, x: mx.array) -> mx.array:
         """The final norm and the output projection: (B, T, C) -> (B, T, V) float32."""
         x = self.ln(x)
         if self._embedding_half is not None and x.size // x.shape[-1] <= cpu_ops.LOGITS_MAX_ROWS:
@@ -276,18 +280,8 @@ class TextDecoder(nn.Module):
             return (x @ self._embedding_t).astype(mx.float32)
         return self.token_embedding.as_linear(x).astype(mx.float32)
 
-    def prompt_on_host(self, tokens: mx.array, cross_kv, rows: list[int]):
-        """``__call__`` over a prompt (1, T) by the C kernels (``prompt_kernel`` must be
-        set): the logits (1, len(rows), V) of ``rows`` and each layer's keys and values
-        (H, T, D) as host arrays, for ``step_kernel``."""
-        t = tokens.shape[-1]
-        x = self.token_embedding(tokens) + self.positional_embedding[:t]
-        out, kv = self.prompt_kernel.prompt(x, cross_kv)
-        return self._logits(mx.array(out[rows])[None]), kv
-
     def prepare(self) -> None:
-        """On the CPU, run decoding steps by the C kernel where it applies
-        (``cpu_decoder``); keep the embedding in float16 for the output projection of
+        """On the CPU, keep the embedding in float16 for the output projection of
         decoding steps (``cpu_ops.logits``), when that holds it exactly; and a
         transposed copy for larger products: ``x @ E.T`` reads the 51k x d matrix
         against its layout and took twice as long per token here."""
@@ -298,8 +292,6 @@ class TextDecoder(nn.Module):
             self._embedding_half = cpu_ops.half_table(w)
             self._embedding_t = mx.contiguous(w.T)
             mx.eval(self._embedding_t)
-        self.step_kernel = cpu_decoder.StepKernel.build(self)
-        self.prompt_kernel = cpu_blocks.Blocks.build(self.blocks) if self.step_kernel is not None else None
 
 
 class Whisper(nn.Module):
@@ -319,7 +311,6 @@ class Whisper(nn.Module):
         """Derived weights for fast inference, once the weights are loaded."""
         for block in (*self.encoder.blocks, *self.decoder.blocks):
             block.attn.fuse_qkv()
-        self.encoder.prepare()
         self.decoder.prepare()
         cpu_ops.warm_up()
 
@@ -336,10 +327,3 @@ class Whisper(nn.Module):
 
     def embed_audio(self, mel: mx.array) -> mx.array:
         return self.encoder(mel.astype(self.dtype))
-
-    def encode_window(self, mel: mx.array) -> list:
-        """Encode one window (1, 3000, n_mels) and return the decoder's cross-attention
-        K/V, evaluated."""
-        kv = self.decoder.cross_kv(self.embed_audio(mel))
-        mx.eval(kv)
-        return kv

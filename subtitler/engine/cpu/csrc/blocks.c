@@ -58,18 +58,18 @@ static void rows_bias(float *c, long t, long n, const float *bias, int add) {
 int blocks_supported(void) { return have_avx2_fma(); }
 
 /* x (t x C, contiguous) goes through every block (and the final norm), in place.
- * mask: NULL, or (t x t) added to the self-attention scores. Returns 0; -1 when
- * unsupported here (heads other than 64 values, no AVX2), -2 when out of memory. */
+ * mask: NULL, or (t x t) added to the self-attention scores. Returns a STATUS_ (UNSUPPORTED:
+ * heads other than 64 values, or no AVX2). */
 int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, void *sgemm_address,
                    void (*rest)(void), int threads) {
     long C = m->n_state, H = m->n_head, S = m->n_audio;
-    if (!have_avx2_fma() || C != H * 64) return -1;
+    if (!have_avx2_fma() || C != H * 64) return STATUS_UNSUPPORTED;
     sgemm_fn sgemm = (sgemm_fn)sgemm_address;
     float *normed = malloc(sizeof(float) * t * C), *qkv = malloc(sizeof(float) * t * 3 * C),
           *att = malloc(sizeof(float) * t * C), *hidden = malloc(sizeof(float) * t * 4 * C);
     int status = 0;
     if (!normed || !qkv || !att || !hidden) {
-        status = -2;
+        status = STATUS_NO_MEMORY;
         goto done;
     }
     const float scale = 0.125f; /* 64 ** -0.5 */
@@ -140,7 +140,7 @@ static void windows_of_three(const float *x, long t_in, long c, long stride, flo
 /* The encoder's stem: out (t x C) = GELU(conv2(GELU(conv1(mel)))) + positions, for mel
  * (2t x n_mels); conv weights as MLX keeps them, (C, 3, in), which is (C, 3 in) in the
  * order of windows_of_three's rows. Each convolution is one sgemm over those rows.
- * Returns 0, or -2 when out of memory. */
+ * Returns a STATUS_. */
 int encoder_stem(const float *mel, long frames, long n_mels, const float *w1, const float *b1, const float *w2,
                  const float *b2, const float *positions, long C, float *out, void *sgemm_address) {
     sgemm_fn sgemm = (sgemm_fn)sgemm_address;
@@ -149,7 +149,7 @@ int encoder_stem(const float *mel, long frames, long n_mels, const float *w1, co
     float *first = malloc(sizeof(float) * frames * C);
     int status = 0;
     if (!rows || !first) {
-        status = -2;
+        status = STATUS_NO_MEMORY;
         goto done;
     }
     windows_of_three(mel, frames, n_mels, 1, rows, frames);

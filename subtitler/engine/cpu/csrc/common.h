@@ -65,6 +65,9 @@ static inline int run_jobs(void *(*fn)(void *), void *jobs, size_t job_size, int
     return failed;
 }
 
+/* What the kernels that can fail return; subtitler/engine/cpu/native.py turns these into exceptions. */
+enum { STATUS_OK = 0, STATUS_UNSUPPORTED = -1, STATUS_NO_MEMORY = -2, STATUS_TOO_LONG = -3 };
+
 /* The CBLAS sgemm (the preloaded BLAS's own, passed in by address). */
 typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                          const float *b, int ldb, float beta, float *c, int ldc);
@@ -82,7 +85,7 @@ void rows_f16(const uint16_t *table, long k, const float *x, long n, float *out,
 
 enum { LOGITS_MAX_N = 8 };
 
-/* Attention over heads of 64 values (kernels.c): 0, or -1 without AVX2 + FMA, -2 out of memory. */
+/* Attention over heads of 64 values (kernels.c): a STATUS_. */
 int attention_d64(long heads, long t, long s, float scale, const float *q, long q_head, long ldq, const float *k,
                   long k_head, long ldk, int k_rows_are_d, const float *v, long v_head, long ldv, int v_rows_are_d,
                   float *out, long ldo, const float *mask, int threads);

@@ -325,18 +325,17 @@ static int supported(const struct dec_model *m) {
 int decoder_supported(void) { return have_f16c(); }
 
 /* One step for m->rows rows: tokens (rows) at own position `length` (0 after the
- * prefix) -> logits (rows x V). Returns 0; -1 when this CPU or these sizes are not
- * supported, -2 when `length` is past the capacity, -3 when out of memory. */
+ * prefix) -> logits (rows x V). Returns a STATUS_ (TOO_LONG: `length` is past the capacity). */
 int decoder_step(const struct dec_model *m, const int32_t *tokens, long length, float *logits, int threads) {
 #ifdef X86_KERNELS
-    if (!supported(m)) return -1;
-    if (length < 0 || length >= m->capacity) return -2;
+    if (!supported(m)) return STATUS_UNSUPPORTED;
+    if (length < 0 || length >= m->capacity) return STATUS_TOO_LONG;
     long n = m->rows, C = m->n_state, S = m->n_audio, P = m->prefix;
     long score_floats = n * S > P + m->capacity ? n * S : P + m->capacity;
     threads = thread_count(threads);
     long per_thread = n * C + score_floats;
     float *buffer = malloc(sizeof(float) * (n * 10 * C + threads * per_thread));
-    if (!buffer) return -3;
+    if (!buffer) return STATUS_NO_MEMORY;
     for (long i = 0; i < n; i++) m->history[i * m->capacity + length] = (int32_t)i;
     struct step s = {m, tokens, length, logits, buffer, buffer + n * C, buffer + 4 * n * C, buffer + 5 * n * C,
                      buffer + 6 * n * C, {0, 0, 1}, 0};
@@ -354,21 +353,20 @@ int decoder_step(const struct dec_model *m, const int32_t *tokens, long length, 
     step_run(&jobs[0]);
     for (int i = 1; i < started; i++) pthread_join(tids[i], NULL);
     free(buffer);
-    return 0;
+    return STATUS_OK;
 #else
     (void)m; (void)tokens; (void)length; (void)logits; (void)threads;
-    return -1;
+    return STATUS_UNSUPPORTED;
 #endif
 }
 
 /* Row i continues what row src[i] held: its own positions 0 .. count - 1 become
- * src[i]'s (a rewrite of `history`; no key or value moves). Returns 0, or -3 when
- * out of memory. */
+ * src[i]'s (a rewrite of `history`; no key or value moves). Returns a STATUS_. */
 int decoder_reorder(const struct dec_model *m, const long *src, long count) {
     long n = m->rows, cap = m->capacity;
     if (count <= 0) return 0;
     int32_t *old = malloc(sizeof(int32_t) * n * count);
-    if (!old) return -3;
+    if (!old) return STATUS_NO_MEMORY;
     for (long i = 0; i < n; i++) memcpy(old + i * count, m->history + i * cap, sizeof(int32_t) * count);
     for (long i = 0; i < n; i++) memcpy(m->history + i * cap, old + src[i] * count, sizeof(int32_t) * count);
     free(old);

@@ -195,7 +195,7 @@ static void *logits_part_run(void *arg) {
 
 /* 0 on success; -1 when the kernel cannot run here or n is out of range. */
 int logits_f16(const uint16_t *table, long rows, long k, const float *x, long n, float *out, int threads) {
-    if (!have_f16c() || n < 1 || n > LOGITS_MAX_N) return -1;
+    if (!have_f16c() || n < 1 || n > LOGITS_MAX_N) return STATUS_UNSUPPORTED;
     struct logits_part parts[MAX_THREADS];
     threads = thread_count(threads);
     for (int i = 0; i < threads; i++)
@@ -296,7 +296,7 @@ int attention_d64(long heads, long t, long s, float scale,
                   const float *v, long v_head, long ldv, int v_rows_are_d,
                   float *out, long ldo, const float *mask, int threads) {
 #ifdef X86_KERNELS
-    if (!have_avx2_fma() || t < 1 || s < 1) return -1;
+    if (!have_avx2_fma() || t < 1 || s < 1) return STATUS_UNSUPPORTED;
     long blocks = (t + ATT_ROWS - 1) / ATT_ROWS, t_pad = blocks * ATT_ROWS;
     long s_pad = (s + ATT_PANEL - 1) / ATT_PANEL * ATT_PANEL;
     float *qp = calloc((size_t)t_pad * ATT_D, sizeof(float));
@@ -304,7 +304,7 @@ int attention_d64(long heads, long t, long s, float scale,
     float *vp = malloc(sizeof(float) * s * ATT_D);
     int status = 0;
     if (!qp || !kp || !vp) {
-        status = -2;
+        status = STATUS_NO_MEMORY;
         goto done;
     }
     threads = thread_count(threads);
@@ -334,7 +334,7 @@ int attention_d64(long heads, long t, long s, float scale,
         for (int i = 0; i < threads; i++)
             jobs[i] = (struct att_job){qp, kp, vp, mask, out, t, s, s_pad, ldo, h * ATT_D,
                                        blocks * i / threads, blocks * (i + 1) / threads};
-        if (run_jobs(att_job_run, jobs, sizeof jobs[0], threads)) status = -2;
+        if (run_jobs(att_job_run, jobs, sizeof jobs[0], threads)) status = STATUS_NO_MEMORY;
         if (status) break;
     }
 done:
@@ -346,7 +346,7 @@ done:
     (void)heads; (void)t; (void)s; (void)scale; (void)q; (void)q_head; (void)ldq; (void)k; (void)k_head;
     (void)ldk; (void)k_rows_are_d; (void)v; (void)v_head; (void)ldv; (void)v_rows_are_d; (void)out; (void)ldo;
     (void)mask; (void)threads;
-    return -1;
+    return STATUS_UNSUPPORTED;
 #endif
 }
 

@@ -1,0 +1,67 @@
+"""The native CPU backend: the Whisper network by our C kernels (``blocks``,
+``decoder``), with MLX for what they do not cover (the cross-attention keys and
+values, and decoding more rows than the C step takes).
+
+Same interface as ``subtitler.engine.whisper.backend.MlxBackend``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import mlx.core as mx
+import numpy as np
+
+from subtitler.engine.cpu import blocks as cpu_blocks
+from subtitler.engine.cpu import decoder as cpu_decoder
+from subtitler.engine.whisper.backend import MlxBackend
+
+
+class CpuBackend(MlxBackend):
+    xp = np  # the steps' logits are host arrays
+
+    def __init__(self, model, blocks, stem, prompt_blocks, step_kernel):
+        super().__init__(model)
+        self.blocks, self.stem = blocks, stem  # the encoder
+        self.prompt_blocks, self.step_kernel = prompt_blocks, step_kernel  # the decoder
+        self.mlx = MlxBackend(model)
+
+    @classmethod
+    def build(cls, model) -> Optional["CpuBackend"]:
+        """The backend for ``model``, or None where no C kernel applies (not an x86 CPU
+        with the kernels built, quantized or float16 weights, ``SUBTITLER_CPU_KERNELS=0``)."""
+        encoder, decoder = model.encoder, model.decoder
+        blocks = cpu_blocks.Blocks.build(encoder.blocks, encoder.ln_post)
+        stem = cpu_blocks.Stem.build(encoder) if blocks is not None else None
+        step_kernel = cpu_decoder.StepKernel.build(decoder)
+        prompt_blocks = cpu_blocks.Blocks.build(decoder.blocks) if step_kernel is not None else None
+        if blocks is None and step_kernel is None:
+            return None
+        return cls(model, blocks, stem, prompt_blocks, step_kernel)
+
+    def for_rows(self, n: int) -> MlxBackend:
+        """This backend for up to ``cpu_decoder.MAX_ROWS`` rows, MLX for more."""
+        return self if self.step_kernel is not None and n <= cpu_decoder.MAX_ROWS else self.mlx
+
+    def embed_audio(self, mel: mx.array) -> mx.array:
+        """The encoder's output (1, 1500, C) for a window's mel."""
+        if self.blocks is None:
+            return self.encoder(mel.astype(self.dtype))
+        return self.blocks.encode(self.stem(mel) if self.stem is not None else self.encoder.stem(mel))
+
+    def encode(self, mel: mx.array) -> list:
+        kv = self.decoder.cross_kv(self.embed_audio(mel))
+        mx.eval(kv)
+        return kv
+
+    def prompt(self, tokens: list[int], cross_kv, rows: list[int]):
+        """As MLX's, but the blocks run in C and the keys and values come back as host
+        arrays (H, T, D) per layer, as the C step takes them."""
+        if self.prompt_blocks is None:
+            return self.mlx.prompt(tokens, cross_kv, rows)
+        x = self.decoder.embed(mx.array([tokens]))
+        out, kv = self.prompt_blocks.prompt(x, cross_kv)
+        return self.decoder.logits(mx.array(out[rows])[None]), kv
+
+    def steps(self, cross_kv, prefix, n: int, capacity: int):
+        return self.step_kernel.session(cross_kv, prefix, n, capacity)
