@@ -61,3 +61,43 @@ def test_line_breaks_prefer_punctuation_and_avoid_articles():
     assert all(len(line) <= 42 for line in lines)
     text = "She gave the book to the man who had been waiting outside"
     assert not any(line.split()[-1] in ("the", "a", "to") for line in wrap_lines(text, p).split("\n"))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 40), (40, 3), (75, 550), (160, 1500)])
+def test_dtw_in_c_follows_the_numpy_path(shape):
+    """The C DTW gives the very path of the NumPy one (ties included: a cost with
+    repeated values), and the NumPy one stays a valid monotonic path."""
+    from subtitler.engine.cpu import native
+    from subtitler.engine.whisper.timing import dtw, dtw_numpy
+
+    rng = np.random.default_rng(shape[0] * 7 + shape[1])
+    for cost in (rng.normal(size=shape).astype(np.float32), rng.integers(0, 3, shape).astype(np.float32)):
+        rows, cols = dtw_numpy(cost)
+        assert rows[0] == 0 and cols[0] == 0 and rows[-1] == shape[0] - 1 and cols[-1] == shape[1] - 1
+        assert ((np.diff(rows) >= 0) & (np.diff(cols) >= 0) & (np.diff(rows) + np.diff(cols) >= 1)).all()
+        if native.library() is not None:
+            c_rows, c_cols = dtw(cost)
+            assert c_rows.tolist() == rows.tolist() and c_cols.tolist() == cols.tolist()
+
+
+def test_median_filter_is_the_median():
+    from subtitler.engine.whisper.timing import _median_filter
+
+    x = np.random.default_rng(0).normal(size=(4, 9, 300)).astype(np.float32)
+    padded = np.pad(x, [(0, 0), (0, 0), (3, 3)], mode="reflect")
+    want = np.median(np.lib.stride_tricks.sliding_window_view(padded, 7, axis=-1), axis=-1)
+    assert np.array_equal(_median_filter(x, 7), want)
+
+
+@pytest.mark.slow
+def test_word_times_hold_their_reference(model):
+    """Word times of jfk and ls_test within 20 ms of those recorded before word
+    timing got its fast path (tests/data/word_times_tiny_en.json)."""
+    import json
+    from pathlib import Path
+
+    ref = json.loads((Path(__file__).resolve().parent.parent / "data" / "word_times_tiny_en.json").read_text())
+    for name, clip in (("jfk", JFK), ("ls_test", LS)):
+        words = [w for s in transcribe(model, str(clip), TranscribeOptions(word_timestamps=True)) for w in s.words]
+        assert [w.word for w in words] == [r[0] for r in ref[name]]
+        assert max(max(abs(w.start - r[1]), abs(w.end - r[2])) for w, r in zip(words, ref[name])) <= 0.02

@@ -29,6 +29,7 @@ SIGNATURES = {
     "blocks_supported": ([], I),
     "blocks_forward": ([P, P, L, P, P, P, I], I),
     "encoder_stem": ([P, L, L, P, P, P, P, P, L, P, P], I),
+    "dtw_path": ([P, L, L, P, P], L),
 }
 
 # The kernels' return codes (STATUS_ in csrc/common.h).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -144,11 +145,13 @@ class MultiHeadAttention(nn.Module):
         o = o.reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3)
         return self.out(self.merge(o))
 
-    def scores(self, q: mx.array, kt: mx.array) -> mx.array:
-        """Scaled cross-attention logits (B, H, T, S) before softmax, for word alignment."""
+    def scores(self, q: mx.array, kt: mx.array, heads: Sequence[int]) -> mx.array:
+        """Scaled cross-attention logits (B, len(heads), T, S) of ``heads`` before
+        softmax, for word alignment (the other heads are not computed)."""
         b, t, _ = q.shape
-        s = self._shared_queries(q) @ kt
-        return s.reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3).astype(mx.float32)
+        idx = mx.array(list(heads))
+        s = mx.take(self._shared_queries(q), idx, axis=1) @ mx.take(kt[:1], idx, axis=1)
+        return s.reshape(len(heads), b, t, -1).transpose(1, 0, 2, 3).astype(mx.float32)
 
 
 class EncoderBlock(nn.Module):
@@ -176,9 +179,10 @@ class DecoderBlock(nn.Module):
         self.mlp2 = nn.Linear(4 * n_state, n_state)
         self.mlp_ln = nn.LayerNorm(n_state)
 
-    def __call__(self, x, cross_kv, self_kv=None, mask=None, want_weights=False, shared=None):
+    def __call__(self, x, cross_kv, self_kv=None, mask=None, want_weights=(), shared=None):
         """``self_kv``: the rows' own earlier keys and values; ``shared``: earlier keys
-        and values that all rows share (one new position per row then)."""
+        and values that all rows share (one new position per row then);
+        ``want_weights``: the cross-attention heads whose scores to return."""
         q, k, v = self.attn.qkv(self.attn_ln(x))
         if self_kv is not None:
             k = mx.concatenate([self_kv[0], k], axis=2)
@@ -189,7 +193,7 @@ class DecoderBlock(nn.Module):
             x = x + self.attn.attend_after(q, k, v, *shared)
         q = self.cross_attn.query(self.cross_attn_ln(x))
         x = x + self.cross_attn.attend_shared(q, *cross_kv)
-        weights = self.cross_attn.scores(q, cross_kv[0]) if want_weights else None
+        weights = self.cross_attn.scores(q, cross_kv[0], want_weights) if want_weights else None
         x = x + self.mlp2(cpu_ops.gelu(self.mlp1(self.mlp_ln(x))))
         return x, (k, v), weights
 
@@ -237,13 +241,16 @@ class TextDecoder(nn.Module):
         """Cross-attention keys/values of every layer, computed once per window."""
         return [b.cross_attn.shared_kv(audio_features) for b in self.blocks]
 
-    def __call__(self, tokens, cross_kv, cache=None, want_weights=False, rows=None, shared=None):
+    def __call__(self, tokens, cross_kv, cache=None, want_weights=None, rows=None, shared=None):
         """tokens (B, T) -> logits (B, T, V) float32, new cache, cross weights per layer.
 
         ``rows``: positions along T whose logits are wanted (default all); a prompt's
         other rows would cost a 51k-wide product each. ``shared``: per layer, keys and
         values (1, H, P, D) before ``cache`` that all rows share (T must be 1 then).
+        ``want_weights``: (layer, head) pairs whose cross-attention scores are
+        returned, per layer (B, heads of that layer, T, S), None for the others.
         """
+        heads = [[h for layer, h in (want_weights or ()) if layer == i] for i in range(len(self.blocks))]
         offset = (shared[0][0].shape[2] if shared else 0) + (cache[0][0].shape[2] if cache else 0)
         t = tokens.shape[-1]
         x = self.embed(tokens, offset)
@@ -254,7 +261,7 @@ class TextDecoder(nn.Module):
                 mask = mx.concatenate([mx.zeros((t, offset), dtype=x.dtype), mask], axis=1)
         new_cache, all_weights = [], []
         for i, block in enumerate(self.blocks):
-            x, kv, w = block(x, cross_kv[i], cache[i] if cache else None, mask, want_weights,
+            x, kv, w = block(x, cross_kv[i], cache[i] if cache else None, mask, heads[i],
                              shared[i] if shared else None)
             new_cache.append(kv)
             all_weights.append(w)

@@ -17,6 +17,7 @@
  * threads (ctypes releases the GIL), or pass a thread count.
  */
 #include "common.h"
+#include <math.h>
 
 /* Each row of x (rows x cols, row stride ld) becomes exp(row - max(row)), in place;
  * sums[i] gets the row's sum. A row of -inf stays 0 with a sum of 0. */
@@ -348,6 +349,49 @@ done:
     (void)mask; (void)threads;
     return STATUS_UNSUPPORTED;
 #endif
+}
+
+/* Dynamic time warping for word alignment: the minimum-cost monotonic path through
+ * cost (n x m), as timing.dtw computes it in NumPy (the same recurrence, the same
+ * tie-breaking: diagonal, then up, then left). rows/cols get the path (at most
+ * n + m entries); returns its length, or STATUS_NO_MEMORY. */
+long dtw_path(const float *cost, long n, long m, long *rows, long *cols) {
+    long w = m + 1;
+    double *acc = malloc(sizeof(double) * (n + 1) * w);
+    signed char *trace = malloc((size_t)(n + 1) * w);
+    if (!acc || !trace) {
+        free(acc);
+        free(trace);
+        return STATUS_NO_MEMORY;
+    }
+    for (long k = 0; k < (n + 1) * w; k++) acc[k] = INFINITY;
+    acc[0] = 0.0;
+    for (long i = 1; i <= n; i++)
+        for (long j = 1; j <= m; j++) {
+            double c0 = acc[(i - 1) * w + j - 1], c1 = acc[(i - 1) * w + j], c2 = acc[i * w + j - 1], best = c0;
+            signed char t = 0;
+            if (c1 < best) best = c1, t = 1;
+            if (c2 < best) best = c2, t = 2;
+            acc[i * w + j] = (double)cost[(i - 1) * m + j - 1] + best;
+            trace[i * w + j] = t;
+        }
+    for (long j = 0; j <= m; j++) trace[j] = 2;
+    for (long i = 0; i <= n; i++) trace[i * w] = 1;
+    long i = n, j = m, len = 0;
+    while (i > 0 || j > 0) { /* backwards; reversed below */
+        if (i >= 1 && j >= 1) rows[len] = i - 1, cols[len] = j - 1, len++;
+        signed char t = trace[i * w + j];
+        if (t == 0) i--, j--;
+        else if (t == 1) i--;
+        else j--;
+    }
+    for (long a = 0, b = len - 1; a < b; a++, b--) {
+        long r = rows[a], c = cols[a];
+        rows[a] = rows[b], cols[a] = cols[b], rows[b] = r, cols[b] = c;
+    }
+    free(acc);
+    free(trace);
+    return len;
 }
 
 static struct PyModuleDef module = {
