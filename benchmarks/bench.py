@@ -90,6 +90,7 @@ def main() -> int:
     ap.add_argument("--child")
     ap.add_argument("--minutes", type=float, default=2.5)
     ap.add_argument("--hour", action="store_true", help="also peak RSS of our engine on a 1-hour file")
+    ap.add_argument("--hours", type=float, nargs="*", default=[1.0], help="with --hour: the lengths in hours (e.g. 1 3)")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     args = ap.parse_args()
     if args.child:
@@ -132,14 +133,16 @@ def main() -> int:
                   f"(peak RSS {r['rss_mb']:.0f} MB)", flush=True)
         print(f"ratio subtitle-grade (ours / fw float32 word_timestamps+vad_filter, with load): "
               f"{grade['subtitler'] / grade['faster-whisper']:.2f}")
-    if args.hour:
-        hour = work / "hour.mp4"
-        if not hour.exists():
-            subprocess.run([clips.ffmpeg_exe(), "-y", "-loglevel", "error", "-stream_loop", "24", "-i", str(long_mp4),
-                            "-t", "3600", "-c", "copy", str(hour)], check=True)
-        r = measure({"clip": str(hour), "engine": "subtitler", "compute": "float32", "beam": 1})
-        results["hour"] = r
-        print(f"\n1-hour file: {r['time_s']:.0f} s, peak RSS {r['rss_mb']:.0f} MB")
+    for hours in args.hours if args.hour else []:
+        long_file = work / f"hours-{hours:g}.mp4"
+        seconds = int(hours * 3600)
+        if not long_file.exists():
+            loops = seconds // 150 + 1
+            subprocess.run([clips.ffmpeg_exe(), "-y", "-loglevel", "error", "-stream_loop", str(loops), "-i",
+                            str(long_mp4), "-t", str(seconds), "-c", "copy", str(long_file)], check=True)
+        r = measure({"clip": str(long_file), "engine": "subtitler", "compute": "float32", "beam": 1, "mode": "cues"})
+        results[f"hours {hours:g}"] = r
+        print(f"\n{hours:g}-hour file, default settings (cues): {r['time_s']:.0f} s, peak RSS {r['rss_mb']:.0f} MB")
     Path(args.out).write_text(json.dumps(results, indent=2))
     return 0
 

@@ -107,9 +107,15 @@ def cmd_doctor(args) -> int:
 def cmd_convert(args) -> int:
     from subtitler.core import formats
 
+    if args.list_formats:
+        print(formats.list_formats())
+        return 0
+    if not args.input or not args.output:
+        print("error: convert needs IN and OUT (or --list-formats).", file=sys.stderr)
+        return 2
     try:
-        doc = formats.load(args.input)
-        formats.save(doc, args.output)
+        doc = formats.load(args.input, encoding=args.encoding)
+        formats.save(doc, args.output, bom=args.bom)
     except SubtitlerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -121,7 +127,7 @@ def cmd_check(args) -> int:
     from subtitler.core.checks import check, format_finding
 
     try:
-        doc = formats.load(args.file)
+        doc = formats.load(args.file, encoding=args.encoding)
         findings = check(doc.segments, args.profile)
     except (SubtitlerError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -139,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("transcribe", help="transcribe media files to subtitles")
     t.add_argument("inputs", nargs="+", metavar="INPUT")
     t.add_argument("-o", "--output", help="output file (or folder, for several inputs)")
-    t.add_argument("--format", choices=["srt", "vtt", "txt", "json"])
+    t.add_argument("--format", choices=["srt", "vtt", "ass", "ssa", "txt", "json"])
     t.add_argument("--model", help="model name, Hugging Face repo id or folder (default: bundled tiny.en)")
     t.add_argument("--language", default=None, help="language code, or auto (default)")
     t.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
@@ -156,14 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=cmd_transcribe)
 
-    c = sub.add_parser("convert", help="convert between SRT, VTT, TXT and JSON by extension")
-    c.add_argument("input")
-    c.add_argument("output")
+    c = sub.add_parser("convert", help="convert between SRT, VTT, ASS/SSA, TXT and JSON by extension")
+    c.add_argument("input", nargs="?")
+    c.add_argument("output", nargs="?")
+    c.add_argument("--encoding", help="the input's text encoding (default: detected)")
+    c.add_argument("--bom", action="store_true", help="write a UTF-8 byte-order mark (for old players)")
+    c.add_argument("--list-formats", action="store_true", help="list the formats we read and write")
     c.set_defaults(func=cmd_convert)
 
     k = sub.add_parser("check", help="list readability problems; exit 1 if any")
     k.add_argument("file")
     k.add_argument("--profile", choices=["default", "netflix"], default="default")
+    k.add_argument("--encoding", help="the file's text encoding (default: detected)")
     k.set_defaults(func=cmd_check)
 
     d = sub.add_parser("doctor", help="say which BLAS, CPU path, ffmpeg and models this machine uses")

@@ -24,6 +24,18 @@ class SubtitleFileError(SubtitlerError):
         self.line = line
 
 
+class EncodingUnclear(SubtitleFileError):
+    """A subtitle file's text encoding cannot be told; ``candidates`` are the likely ones."""
+
+    def __init__(self, message: str, candidates: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.candidates = candidates
+
+
+class MissingTimeLine(SubtitleFileError):
+    """An SRT block has no time line (``line`` says where); it can be skipped."""
+
+
 class EditError(SubtitlerError):
     """An edit was refused; the message says why."""
 

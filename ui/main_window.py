@@ -24,7 +24,7 @@ from subtitler.engine.audio import load_audio, probe
 from subtitler.core.cues import has_letter, segment_from_decoded, wrap_lines
 from subtitler.core.document import Document
 from subtitler.core.edits import Delete, Edit, Merge, ReplaceText, SetTimes, Shift, SnapToNeighbours, Split, insert_after
-from subtitler.errors import EditError, SubtitlerError
+from subtitler.errors import EditError, EncodingUnclear, MissingTimeLine, SubtitlerError
 from subtitler.core.profiles import PROFILES
 from subtitler.core.timecode import format_ms, seconds_to_ms
 from subtitler.engine.whisper.languages import LANGUAGES
@@ -36,7 +36,8 @@ from ui.waveform import WaveformView
 from ui.worker import TranscribeWorker
 
 MEDIA_FILTER = "Media (*.mp4 *.mkv *.mov *.avi *.webm *.m4v *.mp3 *.wav *.flac *.m4a *.ogg *.opus *.aac);;All files (*)"
-SUBTITLE_FILTER = "Subtitles (*.srt *.vtt *.txt *.json)"
+ENCODINGS = ["utf-8", "cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1256", "gb18030", "big5", "cp932",
+             "euc_kr", "iso8859_15", "koi8_r"]
 MODELS = ["tiny.en", "base", "tiny", "base.en", "small", "small.en", "medium", "large-v3", "large-v3-turbo"]
 
 
@@ -370,16 +371,44 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Exported {len(self.doc)} subtitles to {path}")
         return True
 
-    def import_subtitles(self, path: str) -> bool:
+    def import_subtitles(self, path: str, encoding: Optional[str] = None, skip_bad: bool = False) -> bool:
+        """Read a subtitle file into the editor. When its encoding is unclear, or an SRT
+        block has no time line, ask (without blocking) and try again with the answer."""
         try:
-            loaded = formats.load(path)
+            loaded, skipped = formats.read_file(path, encoding=encoding, skip_bad=skip_bad)
+        except EncodingUnclear as e:
+            self._ask_encoding(path, str(e), e.candidates)
+            return False
+        except MissingTimeLine as e:
+            self._offer_skip(path, encoding, str(e))
+            return False
         except SubtitlerError as e:
             self.show_error(str(e))
             return False
         loaded.media_path, loaded.media_duration = self.media_path, self.media_duration
+        loaded.video_size = loaded.video_size or self.doc.video_size
         self._set_document(loaded)
-        self.statusBar().showMessage(f"Imported {len(loaded)} subtitles from {Path(path).name}")
+        note = f" (skipped the block at line {', '.join(map(str, skipped))})" if skipped else ""
+        self.statusBar().showMessage(f"Imported {len(loaded)} subtitles from {Path(path).name}{note}")
         return True
+
+    def _ask_encoding(self, path: str, message: str, candidates) -> None:
+        dialog = QInputDialog(self, objectName="encodingDialog")
+        dialog.setWindowTitle("Text encoding")
+        dialog.setLabelText(f"{message}\nWhich encoding is {Path(path).name} in?")
+        dialog.setComboBoxItems(list(candidates) + [c for c in ENCODINGS if c not in candidates])
+        dialog.textValueSelected.connect(lambda name: self.import_subtitles(path, encoding=name))
+        self._prompt = dialog
+        dialog.open()
+
+    def _offer_skip(self, path: str, encoding, message: str) -> None:
+        box = QMessageBox(QMessageBox.Question, "Import subtitles", f"{message}\n\nSkip that block and import the rest?",
+                          QMessageBox.Yes | QMessageBox.No, self)
+        box.setObjectName("skipBlockBox")
+        box.finished.connect(lambda r: self.import_subtitles(path, encoding, skip_bad=True)
+                             if box.clickedButton() == box.button(QMessageBox.Yes) else None)
+        self._prompt = box
+        box.open()
 
     def save_project(self) -> None:
         try:
@@ -413,7 +442,7 @@ class MainWindow(QMainWindow):
 
     def _import_dialog(self):
         path, _ = QFileDialog.getOpenFileName(self, "Import Subtitles", self.settings.value("exportDir", ""),
-                                              "Subtitles (*.srt *.vtt *.json)")
+                                              formats.dialog_filter(for_reading=True))
         if path:
             self.import_subtitles(path)
 
@@ -421,7 +450,7 @@ class MainWindow(QMainWindow):
         stem = Path(self.media_path).stem if self.media_path else "subtitles"
         start = str(Path(self.settings.value("exportDir", str(Path.home()))) / f"{stem}.srt")
         path, _ = QFileDialog.getSaveFileName(self, "Export Subtitles", start,
-                                              "SubRip (*.srt);;WebVTT (*.vtt);;Plain text (*.txt);;JSON (*.json)")
+                                              formats.dialog_filter(for_reading=False))
         if path:
             self.export_to(path)
 
@@ -442,7 +471,7 @@ class MainWindow(QMainWindow):
     def dropEvent(self, e):
         for url in e.mimeData().urls():
             path = url.toLocalFile()
-            if Path(path).suffix.lower() in (".srt", ".vtt", ".json"):
+            if Path(path).suffix.lower().lstrip(".") in formats.READABLE:
                 self.import_subtitles(path)
             else:
                 self.open_media(path)

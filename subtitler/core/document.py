@@ -23,8 +23,9 @@ class Word:
 class Segment:
     start: int  # ms
     end: int
-    text: str
+    text: str  # lines split by "\n"; <i>, <b>, <u> mark styles, and a file's own markup stays as it came
     words: list[Word] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # what a file format keeps per cue (VTT id and settings, ASS style)
 
     @property
     def duration(self) -> int:
@@ -47,6 +48,8 @@ class Document:
         self.model = model
         self.language = language
         self.media_duration = media_duration  # ms, when known
+        self.header: dict = {}  # what a file format keeps for the whole file (VTT blocks, ASS styles), by format
+        self.video_size: Optional[tuple[int, int]] = None  # width, height of the media's picture, when known
         self.revision = 0  # bumped on every change, for autosave/dirty tracking
         self._listeners: list[Listener] = []
 

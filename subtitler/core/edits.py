@@ -7,6 +7,8 @@ document exactly. The window wraps them in ``QUndoCommand`` unchanged.
 
 from __future__ import annotations
 
+import copy
+
 from typing import Iterable, Optional
 
 from subtitler.core.document import Document, Segment
@@ -90,7 +92,8 @@ class Split(Edit):
         if cut is None:
             cut = s.start + round(s.duration * pos / len(text))
         cut = min(max(cut, s.start + 1), s.end - 1)
-        super().__init__(doc, i, 1, [Segment(s.start, cut, left, lw), Segment(cut, s.end, right, rw)])
+        super().__init__(doc, i, 1, [Segment(s.start, cut, left, lw, copy.deepcopy(s.extra)),
+                                     Segment(cut, s.end, right, rw, copy.deepcopy(s.extra))])
         self.left_raw, self.right_raw = text[:pos], text[pos:]
 
 
@@ -130,7 +133,7 @@ class Merge(Edit):
             raise EditError("There is no following subtitle to merge with.")
         b = doc.segments[i + 1]
         joined = Segment(min(a.start, b.start), max(a.end, b.end), _join(a.text, b.text),
-                         [w for w in a.words + b.words] if a.words and b.words else [])
+                         [w for w in a.words + b.words] if a.words and b.words else [], copy.deepcopy(a.extra))
         super().__init__(doc, i, 2, [joined])
 
 

@@ -1,6 +1,7 @@
 """The real window, driven offscreen with pytest-qt, with the bundled tiny.en."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 import srt
@@ -298,3 +299,48 @@ def test_window_and_cli_give_identical_subtitles(qtbot, window, long_mp4, tmp_pa
     window_srt, cli_srt = (tmp_path / "window.srt").read_text(), (tmp_path / "cli.srt").read_text()
     assert len(list(srt.parse(cli_srt))) >= 4
     assert window_srt == cli_srt
+
+
+SUBS = Path(__file__).resolve().parent.parent / "data" / "subtitles"
+
+
+def test_import_and_export_ass(qtbot, window, tmp_path):
+    """An Aegisub script imports with every Dialogue line; an edit exports back to
+    .ass with its styles and overrides, and to .srt with the overrides dropped."""
+    w = window
+    assert w.import_subtitles(str(SUBS / "aegisub.ass"))
+    assert len(w.doc) == 5 and w.doc[2].text == "{\\an8\\pos(960,80)}NORTH GATE"
+    assert w.model.setData(w.model.index(0, 5), "Where is the <i>map</i>?")
+    assert w.export_to(str(tmp_path / "out.ass"))
+    script = (tmp_path / "out.ass").read_text()
+    assert "Where is the {\\i1}map{\\i0}?" in script and "Style: Sign,Georgia,48" in script and "[Fonts]" in script
+    assert w.export_to(str(tmp_path / "out.srt"))
+    assert "NORTH GATE" in (tmp_path / "out.srt").read_text() and "\\an8" not in (tmp_path / "out.srt").read_text()
+
+
+def test_import_asks_for_an_unclear_encoding(qtbot, window, tmp_path):
+    from PySide6.QtWidgets import QInputDialog
+
+    w = window
+    path = tmp_path / "unclear.srt"
+    path.write_bytes(b"1\n00:00:01,000 --> 00:00:02,000\n" + bytes(range(0x80, 0x100)) * 2 + b"\n")
+    assert not w.import_subtitles(str(path))
+    dialog = w.findChild(QInputDialog, "encodingDialog")
+    assert dialog is not None and dialog.isVisible()
+    dialog.setTextValue("iso8859_15")
+    dialog.accept()
+    qtbot.waitUntil(lambda: len(w.doc) == 1)
+    assert w.doc[0].text == (bytes(range(0x80, 0x100)) * 2).decode("iso8859_15").strip()
+
+
+def test_import_offers_to_skip_a_block_without_times(qtbot, window):
+    from PySide6.QtWidgets import QMessageBox
+
+    w = window
+    assert not w.import_subtitles(str(SUBS / "missing_time.srt"))
+    box = w.findChild(QMessageBox, "skipBlockBox")
+    assert box is not None and "line 5" in box.text()
+    box.button(QMessageBox.Yes).click()
+    qtbot.waitUntil(lambda: len(w.doc) == 2)
+    assert [s.text for s in w.doc] == ["Caption text #1", "Caption text #3"]
+    assert "line 5" in w.statusBar().currentMessage()
