@@ -317,6 +317,7 @@ class MainWindow(QMainWindow):
         self.samples = None
         self.media_duration = int(info.duration * 1000) or None
         self._set_document(Document(media_path=path, media_duration=self.media_duration))
+        self.doc.video_size = info.video_size  # an .ass export is sized for it
         self.waveform.set_audio(np.zeros(0, np.float32), duration_ms=self.media_duration or 0)
         self.audio_loader.load(path, info)
         self.mediaLabel.setText(f"{Path(path).name} — {format_ms(self.media_duration)}")
@@ -485,8 +486,10 @@ class MainWindow(QMainWindow):
             self.autosave()
         model_name = self.modelCombo.currentText().strip()
         self.settings.setValue("model", model_name)
+        video_size = self.doc.video_size
         self._set_document(Document(media_path=self.media_path, model=model_name,
                                     media_duration=self.media_duration))
+        self.doc.video_size = video_size
         self.progressBar.setValue(0)
         self.thread = QThread(self)
         self.worker = TranscribeWorker(self.media_path, self.settings_for(model_name), self.model_cache, self.samples)

@@ -63,10 +63,12 @@ class MediaInfo:
     duration: float  # seconds, 0.0 when unknown
     has_audio: bool
     has_video: bool
+    video_size: Optional[tuple[int, int]] = None  # width, height of the first video stream
 
 
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _STREAM = re.compile(r"Stream #\d+:\d+.*?: (Audio|Video):")
+_PICTURE = re.compile(r"Stream #\d+:\d+.*?: Video:.*?, (\d{2,5})x(\d{2,5})")
 
 
 def _check_path(path: str) -> None:
@@ -97,7 +99,9 @@ def probe(path: str) -> MediaInfo:
         raise MediaError(f"{os.path.basename(path)} is not a media file ffmpeg can read.")
     m = _DURATION.search(err)
     duration = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else 0.0
-    info = MediaInfo(path, duration, "Audio" in kinds, "Video" in kinds)
+    size = _PICTURE.search(err)
+    info = MediaInfo(path, duration, "Audio" in kinds, "Video" in kinds,
+                     (int(size[1]), int(size[2])) if size else None)
     if not info.has_audio:
         raise MediaError(f"{os.path.basename(path)} has no audio track to transcribe.")
     return info
