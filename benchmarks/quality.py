@@ -107,9 +107,66 @@ def peer(clip: str, vad: bool):
     return [(s.start, s.end, s.text.strip(), [(w.word, w.start, w.end) for w in (s.words or [])]) for s in segs]
 
 
+def write_wav(samples, path: Path) -> Path:
+    import wave
+
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def covered(cues, spans) -> float:
+    """Seconds of cues inside ``spans`` ((start, end) pairs)."""
+    return sum(overlap(a, b, c, d) for a, b in union([(c[0], c[1]) for c in cues]) for c, d in union(spans))
+
+
+def speech_detection(work: Path) -> None:
+    """The speech-detection cases: music, laughter, silence, speech over music, a loud
+    and a quiet speaker, and overlapping turns, each against its known speech spans."""
+    import vad_clips
+
+    print("\n## Speech detection\n")
+    print("| clip | engine | words | cues | WER | cue s over music-only | quiet-speaker WER (loud) "
+          "| cue s outside speech (0.3 s grace) | speech without a cue |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for clip in vad_clips.build_all():
+        wav = write_wav(clip.samples, work / "vad" / (clip.name.replace(" ", "_").replace(",", "") + ".wav"))
+        duration = len(clip.samples) / 16000
+        for name, cues in (("subtitler", ours(str(wav))), ("faster-whisper", peer(str(wav), False)),
+                           ("faster-whisper + VAD", peer(str(wav), True))):
+            hyp = [w for c in cues for w in words_of(c[2])]
+            ref = [w for s in clip.speech for w in words_of(s.text)]
+            speech = [(s.start, s.end) for s in clip.speech]
+            graced = [(a - 0.3, b + 0.3) for a, b in speech]
+            shown = sum(b - a for a, b in union([(c[0], c[1]) for c in cues]))
+            outside = shown - covered(cues, graced)
+            missed = sum(b - a for a, b in union(speech)) - covered(cues, speech)
+            quiet = ""
+            if clip.quiet:
+                def wer_of(spans):
+                    r = [w for s in spans for w in words_of(s.text)]
+                    h = [w for c in cues for w in words_of(c[2]) if any(overlap(c[0], c[1], s.start, s.end) > 0
+                                                                         for s in spans)]
+                    return wer(r, h)
+                loud = [s for s in clip.speech if s not in clip.quiet]
+                quiet = f"{wer_of(clip.quiet):.3f} ({wer_of(loud):.3f})"
+            total_speech = sum(b - a for a, b in union(speech))
+            print(f"| {clip.name} | {name} | {len(hyp)} | {len(cues)} | {wer(ref, hyp) if ref else 0:.3f} "
+                  f"| {covered(cues, clip.music):.1f} | {quiet} | {outside:.1f} "
+                  f"| {100 * missed / total_speech if total_speech else 0:.1f}% |", flush=True)
+    del duration
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=2.5)
+    ap.add_argument("--only", choices=["long", "vad"], help="run one part only")
     args = ap.parse_args()
     from subtitler.engine import runtime
 
@@ -118,6 +175,9 @@ def main() -> int:
     from subtitler.engine.audio import probe
 
     work = Path(os.environ.get("BENCH_DIR", "/tmp/subtitler-bench"))
+    if args.only == "vad":
+        speech_detection(work)
+        return 0
     mp4, spans, noise = clips.make(work, args.minutes)
     duration = probe(str(mp4)).duration
     speech = sum(s.end - s.start for s in spans)
@@ -133,6 +193,8 @@ def main() -> int:
         m = score(cues, spans, noise, duration)
         print(f"| {name} | {m['wer']:.3f} | {m['median_start_err']:.2f} | {m['over_nonspeech_s']:.1f} "
               f"({m['over_nonspeech_pct']:.1f}%) | {m['noise_words']} | {m['cues']} | {m['profile_break_pct']:.0f}% ({m['kinds']}) | {m['avoidable_pct']:.0f}% |")
+    if args.only is None:
+        speech_detection(work)
     return 0
 
 

@@ -1,4 +1,8 @@
-"""QAbstractTableModel over the core Document; inline edits become undoable commands."""
+"""QAbstractTableModel over the core Document; inline edits become undoable commands.
+
+The document announces each change before and after it, so rows are inserted and
+removed inside Qt's begin/end calls; findings are rechecked and ``dataChanged`` sent
+for the changed rows and their neighbour only."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Callable
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
-from subtitler.core.checks import check, cps
+from subtitler.core.checks import Findings, cps
 from subtitler.core.document import Document
 from subtitler.core.edits import Edit, EditText, SetTimes
 from subtitler.errors import EditError
@@ -27,47 +31,50 @@ class SegmentTableModel(QAbstractTableModel):
         self.doc = doc
         self.push = push
         self.on_error = on_error
-        self.profile = get_profile("default")
-        self.findings: dict[int, list] = {}
+        self.findings = Findings(doc.segments, "default")
         doc.subscribe(self._changed)
-        self._recheck()
+
+    @property
+    def profile(self):
+        return self.findings.profile
 
     def set_document(self, doc: Document) -> None:
         self.beginResetModel()
         self.doc.unsubscribe(self._changed)
         self.doc = doc
         doc.subscribe(self._changed)
-        self._recheck()
+        self.findings.recheck_all(doc.segments)
         self.endResetModel()
 
     def set_profile(self, name: str) -> None:
-        self.profile = get_profile(name)
-        self._recheck()
+        self.findings = Findings(self.doc.segments, name)
         if self.rowCount():
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, len(COLUMNS) - 1))
 
-    def _recheck(self) -> None:
-        self.findings = {}
-        for f in check(self.doc.segments, self.profile):
-            self.findings.setdefault(f.index, []).append(f)
-
     def _changed(self, kind, first, old, new):
-        # The core reports a replaced range; map it to row inserts/removals/changes.
-        if kind == "reset":
+        """``old`` rows at ``first`` become ``new`` ones: the first min(old, new) change,
+        the rest are inserted or removed at the end of the range."""
+        if kind == "about_to_reset":
             self.beginResetModel()
-            self._recheck()
+        elif kind == "reset":
+            self.findings.recheck_all(self.doc.segments)
             self.endResetModel()
-            return
-        if old > new:
-            self.beginRemoveRows(QModelIndex(), first + new, first + old - 1)
-            self.endRemoveRows()
-        elif new > old:
-            self.beginInsertRows(QModelIndex(), first + old, first + new - 1)
-            self.endInsertRows()
-        self._recheck()
-        if self.rowCount():
-            lo = max(0, first - 1)
-            self.dataChanged.emit(self.index(lo, 0), self.index(self.rowCount() - 1, len(COLUMNS) - 1))
+        elif kind == "about_to_replace":
+            if old > new:
+                self.beginRemoveRows(QModelIndex(), first + new, first + old - 1)
+            elif new > old:
+                self.beginInsertRows(QModelIndex(), first + old, first + new - 1)
+        elif kind == "replaced":
+            if old > new:
+                self.endRemoveRows()
+            elif new > old:
+                self.endInsertRows()
+            rows = self.findings.replaced(self.doc.segments, first, old, new)
+            if len(rows):
+                self.dataChanged.emit(self.index(rows[0], 0), self.index(rows[-1], len(COLUMNS) - 1))
+            if old != new and first + new < len(self.doc):  # the numbers of the rows after it moved
+                self.dataChanged.emit(self.index(first + new, 0), self.index(len(self.doc) - 1, 0),
+                                      [Qt.DisplayRole])
 
     # Qt API
     def rowCount(self, parent=QModelIndex()):
@@ -98,10 +105,11 @@ class SegmentTableModel(QAbstractTableModel):
                 f"{s.duration / 1000:.3f}", f"{cps(s):.1f}",
                 s.text if role == Qt.EditRole else s.text.replace("\n", " ⏎ "),
             ][col]
-        if role == Qt.BackgroundRole and index.row() in self.findings:
-            kinds = {f.kind for f in self.findings[index.row()]}
+        found = self.findings[index.row()] if role in (Qt.BackgroundRole, Qt.ToolTipRole) else None
+        if role == Qt.BackgroundRole and found:
+            kinds = {f.kind for f in found}
             return QBrush(ERROR if kinds & SERIOUS else WARN)
-        if role == Qt.ToolTipRole and index.row() in self.findings:
+        if role == Qt.ToolTipRole and found:
             return "\n".join(f.message[0].upper() + f.message[1:] for f in self.findings[index.row()])
         if role == Qt.TextAlignmentRole and col < COL_TEXT:
             return int(Qt.AlignRight | Qt.AlignVCenter)

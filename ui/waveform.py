@@ -43,8 +43,19 @@ class WaveformView(QWidget):
         doc.subscribe(self._changed)
         self.update()
 
-    def _changed(self, *args) -> None:
-        self.update()
+    def _changed(self, kind, first, old, new) -> None:
+        """Repaint what a change touched: the old and the new cues of the range (and
+        the one before, whose number may move), not the whole timeline."""
+        if kind in ("reset", "about_to_reset"):
+            self.update()
+            return
+        segs = self.doc.segments[max(0, first - 1) : first + (old if kind == "about_to_replace" else new)]
+        if not segs:
+            return
+        x0, x1 = self.x_of(min(s.start for s in segs)), self.x_of(max(s.end for s in segs))
+        if x1 >= 0 and x0 <= self.width():
+            self.update(int(max(0, x0 - EDGE_PX)), 0, int(min(self.width(), x1 + EDGE_PX) - max(0, x0 - EDGE_PX)) + 1,
+                        self.height())
 
     def set_audio(self, samples: np.ndarray, sample_rate: int = 16000, duration_ms: Optional[int] = None) -> None:
         """Show ``samples`` (or, while they load, an empty timeline of ``duration_ms``)."""
@@ -85,7 +96,8 @@ class WaveformView(QWidget):
         if self.doc is None:
             return None
         best = None
-        for i, s in enumerate(self.doc.segments):
+        for i in self.doc.visible(self.ms_of(x - EDGE_PX), self.ms_of(x + EDGE_PX)):
+            s = self.doc.segments[i]
             for which, ms in (("start", s.start), ("end", s.end)):
                 d = abs(self.x_of(ms) - x)
                 if d <= EDGE_PX and (best is None or d < best[0]):
@@ -99,7 +111,8 @@ class WaveformView(QWidget):
         h = self.height()
         mid = h / 2
         if self.doc is not None:
-            for i, s in enumerate(self.doc.segments):
+            for i in self.doc.visible(self.ms_of(0), self.ms_of(self.width())):
+                s = self.doc.segments[i]
                 x0, x1 = self.x_of(s.start), self.x_of(s.end)
                 if x1 < 0 or x0 > self.width():
                     continue

@@ -50,6 +50,36 @@ def check_segment(segments: list[Segment], i: int, profile: Profile) -> list[Fin
     return out
 
 
+class Findings:
+    """The findings of every segment of a list, kept up to date change by change: a
+    replaced range rechecks only its own segments and the one before it (overlap and
+    gap look at the next segment), so an edit among 10,000 cues costs the same as
+    among ten."""
+
+    def __init__(self, segments: list[Segment], profile: Profile | str | None = None):
+        self.profile = get_profile(profile)
+        self.segments = segments
+        self.by_row: list[list[Finding]] = []
+        self.recheck_all(segments)
+
+    def recheck_all(self, segments: list[Segment]) -> None:
+        self.segments = segments
+        self.by_row = [check_segment(segments, i, self.profile) for i in range(len(segments))]
+
+    def replaced(self, segments: list[Segment], first: int, old: int, new: int) -> range:
+        """Follow ``old`` segments at ``first`` having become ``new`` ones; returns the
+        rows whose findings may have changed."""
+        self.segments = segments
+        self.by_row[first : first + old] = [[] for _ in range(new)]
+        rows = range(max(0, first - 1), min(len(segments), first + new))
+        for i in rows:
+            self.by_row[i] = check_segment(segments, i, self.profile)
+        return rows
+
+    def __getitem__(self, row: int) -> list[Finding]:
+        return self.by_row[row]
+
+
 def check(segments: list[Segment], profile: Profile | str | None = None) -> list[Finding]:
     p = get_profile(profile)
     return [f for i in range(len(segments)) for f in check_segment(segments, i, p)]

@@ -1,11 +1,13 @@
 """The subtitle document: ordered segments in integer milliseconds plus metadata.
 
-Mutations go through four primitive methods that notify listeners, so a UI
-adapter (the Qt table model) can follow every change without knowing about edits.
+Mutations go through two primitives that notify listeners twice, before and after
+the change, so a UI adapter (the Qt table model) can wrap each change in Qt's
+begin/end calls exactly as its model contract asks, without knowing about edits.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -35,7 +37,11 @@ class Segment:
         return copy.deepcopy(self)
 
 
-# A change notification: ("reset" | "replace", first index, old count, new count).
+LOOKBACK = 8  # how many earlier segments may still show at a time (overlaps)
+
+# A change notification: (kind, first index, old count, new count), where kind is
+# "about_to_replace" then "replaced" (``old`` segments at ``first`` become ``new``
+# ones), or "about_to_reset" then "reset" (all of them).
 Listener = Callable[[str, int, int, int], None]
 
 
@@ -67,21 +73,26 @@ class Document:
             self._listeners.remove(fn)
 
     def _notify(self, kind: str, first: int, old: int, new: int) -> None:
-        self.revision += 1
         for fn in list(self._listeners):
             fn(kind, first, old, new)
 
     # The primitives every edit is built from.
     def replace_range(self, first: int, count: int, segments: list[Segment]) -> list[Segment]:
         """Replace ``count`` segments at ``first`` with ``segments``; returns the removed ones."""
+        new = [s.copy() for s in segments]
+        self._notify("about_to_replace", first, count, len(new))
         removed = self.segments[first : first + count]
-        self.segments[first : first + count] = [s.copy() for s in segments]
-        self._notify("replace", first, count, len(segments))
+        self.segments[first : first + count] = new
+        self.revision += 1
+        self._notify("replaced", first, count, len(new))
         return removed
 
     def set_segments(self, segments: list[Segment]) -> None:
+        old = len(self.segments)
+        self._notify("about_to_reset", 0, old, len(segments))
         self.segments = [s.copy() for s in segments]
-        self._notify("reset", 0, 0, len(self.segments))
+        self.revision += 1
+        self._notify("reset", 0, old, len(self.segments))
 
     def append(self, segment: Segment) -> None:
         self.replace_range(len(self.segments), 0, [segment])
@@ -90,8 +101,17 @@ class Document:
         return [s.copy() for s in self.segments]
 
     def index_at(self, ms: int) -> Optional[int]:
-        """The segment shown at time ``ms``, if any."""
-        for i, s in enumerate(self.segments):
-            if s.start <= ms < s.end:
-                return i
-        return None
+        """The segment shown at time ``ms``, if any (the first of overlapping ones).
+        Segments are kept in time order, so this is a binary search."""
+        i = bisect.bisect_right(self.segments, ms, key=lambda s: s.start)
+        hit = None
+        for j in range(i - 1, max(-1, i - 1 - LOOKBACK), -1):  # a few back: a long cue may still show
+            if self.segments[j].start <= ms < self.segments[j].end:
+                hit = j
+        return hit
+
+    def visible(self, start: int, end: int) -> range:
+        """Indices of the segments that may show between ``start`` and ``end`` ms."""
+        lo = bisect.bisect_left(self.segments, start, key=lambda s: s.start)
+        hi = bisect.bisect_right(self.segments, end, key=lambda s: s.start)
+        return range(max(0, lo - LOOKBACK), hi)

@@ -43,20 +43,20 @@ def transcribe(
     from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask, detect_language
     from subtitler.engine.whisper.timing import add_word_timestamps
     from subtitler.engine.whisper.tokenizer import get_tokenizer
-    from subtitler.engine.vad import is_repetition_loop, refine_words, speech_fraction, speech_mask
+    from subtitler.engine.vad import is_guess, refine_words, speech_mask
 
     ensure_thread_stream()
     backend = backend_for(model)
     started = time.perf_counter()
     samples = audio_mod.load_audio(source, cancel=cancel) if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__") else np.asarray(source, np.float32)
     info = info if info is not None else TranscriptInfo()
+    speech = speech_mask(samples) if (options.word_timestamps or options.vad_guards) else None
     # Framing as faster-whisper does it (one hop of padding, windows zero-padded in
     # log-mel space), so our output can be compared token for token with the peer.
     mel = audio_mod.log_mel_spectrogram(samples, model.dims.n_mels, padding=HOP_LENGTH)
     content_frames = mel.shape[0] - 1
     duration = content_frames * HOP_LENGTH / SAMPLE_RATE
     info.duration = duration
-    speech = speech_mask(samples) if (options.word_timestamps or options.vad_guards) else None
 
     def report(frames: int):
         if progress:
@@ -173,8 +173,7 @@ def transcribe(
                 if s.words:
                     s.start, s.end = s.words[0].start, s.words[-1].end
         if options.vad_guards:
-            new = [s for s in new if speech_fraction(speech, s.start, s.end) >= options.min_speech_fraction
-                   and not is_repetition_loop(s.text)]
+            new = [s for s in new if not is_guess(s, speech, options.min_speech_fraction)]
         for s in new:
             s.end = min(s.end, duration)
             s.start = min(s.start, s.end)

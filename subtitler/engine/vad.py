@@ -1,7 +1,15 @@
-"""A light energy-based voice activity pass (numpy only): where is there speech?
+"""Where is there speech? A mask over 10-ms frames, from two passes:
 
-Used to pull word boundaries onto speech (DTW tends to hand a pause to the word
-after it) and to keep subtitles off silence and noise.
+- Silero VAD (``silero``), a neural network trained to tell speech from music,
+  laughter and noise, gives P(speech) every 32 ms; its speech regions (with
+  hysteresis, and a margin) say where speech may be;
+- an energy pass puts the edges on the 10-ms frames that carry sound, relative to
+  the loudest sound nearby (not in the whole file), so a quiet speaker beside a loud
+  one keeps every word.
+
+The transcription loop uses it to skip windows without speech, to drop segments
+decoded over non-speech, and to pull word boundaries onto speech (DTW tends to hand
+a pause to the word after it).
 """
 
 from __future__ import annotations
@@ -19,17 +27,53 @@ def frame_db(samples: np.ndarray) -> np.ndarray:
     return 20 * np.log10(np.sqrt((x * x).mean(axis=1)) + 1e-9)
 
 
-def speech_mask(samples: np.ndarray, margin_db: float = 18.0) -> np.ndarray:
-    """Boolean per 10 ms frame: True where the level is within ``margin_db`` of the
-    loud speech peaks and clearly above the noise floor."""
+# Silero's speech regions: start above ON, end below OFF (its own defaults), and a
+# region is widened by MARGIN on each side (its probabilities lag the speech by a
+# chunk or two). Measured on benchmarks/quality.py's clips (``--vad`` cases).
+ON, OFF = 0.5, 0.35
+MARGIN_MS = 200
+LOCAL_MS = 1500  # the energy pass compares a frame with the loudest sound this close
+MARGIN_DB = 18.0  # a frame counts as sound within this much of that loudest sound
+FLOOR_DB = 6.0  # and this much above the file's noise floor
+
+
+def neural_regions(samples: np.ndarray) -> np.ndarray:
+    """Boolean per 10 ms frame: inside one of Silero's speech regions (with margins)."""
+    from subtitler.engine import silero
+
+    n = len(samples) // FRAME
+    probs = silero.speech_probabilities(samples)
+    on = np.zeros(len(probs), bool)
+    active = False
+    for i, p in enumerate(probs):  # hysteresis (112,500 chunks in an hour: a few tens of ms)
+        active = p >= ON if not active else p >= OFF
+        on[i] = active
+    chunk_of_frame = np.minimum((np.arange(n) * FRAME) // silero.CHUNK, len(on) - 1)
+    frames = on[chunk_of_frame] if len(on) else np.zeros(n, bool)
+    margin = MARGIN_MS // 10
+    if frames.any() and margin:  # widen each region by the margin: a maximum filter
+        padded = np.pad(frames, margin)
+        frames = np.lib.stride_tricks.sliding_window_view(padded, 2 * margin + 1).any(axis=1)
+    return frames
+
+
+def sound_mask(samples: np.ndarray) -> np.ndarray:
+    """Boolean per 10 ms frame: within ``MARGIN_DB`` of the loudest sound within
+    ``LOCAL_MS`` and ``FLOOR_DB`` above the noise floor."""
     db = frame_db(samples)
     if db.size == 0:
         return np.zeros(0, bool)
     smooth = np.convolve(db, np.ones(3) / 3, mode="same")
     floor = np.percentile(smooth, 10)
-    peak = np.percentile(smooth, 99.5)
-    threshold = max(peak - margin_db, floor + 6.0)
-    return smooth > threshold
+    half = LOCAL_MS // 20
+    local_peak = np.lib.stride_tricks.sliding_window_view(np.pad(smooth, half, mode="edge"), 2 * half + 1).max(axis=1)
+    return (smooth > local_peak - MARGIN_DB) & (smooth > floor + FLOOR_DB)
+
+
+def speech_mask(samples: np.ndarray) -> np.ndarray:
+    """Boolean per 10 ms frame: speech, as the two passes agree on it."""
+    sound = sound_mask(samples)
+    return sound & neural_regions(samples)[: len(sound)]
 
 
 def refine_words(words, mask: np.ndarray, min_keep: float = 0.05) -> None:
@@ -55,6 +99,30 @@ def speech_fraction(mask: np.ndarray, start: float, end: float) -> float:
     a, b = max(0, int(start * 100)), max(0, int(np.ceil(end * 100)))
     span = mask[a:b]
     return float(span.mean()) if span.size else 0.0
+
+
+LONE_WORD_PROBABILITY = 0.5  # below this a lone word is a guess
+LONE_WORD_SPEECH = 0.5  # and with less of its time over speech than this, a guess at noise
+
+
+def is_lone_guess(segment, mask: np.ndarray) -> bool:
+    """A segment of one low-probability word that lies mostly over non-speech: what
+    Whisper writes over music or a cough ("2", "you"). Over the clips of
+    benchmarks/quality.py a tenth of the real words have a probability under 0.32, so
+    probability alone is no test: the guard needs all three (one word, under 0.5,
+    and less than half of it over speech); no segment of those clips meets them."""
+    words = [w for w in segment.words if w.word.strip()]
+    if len(words) != 1:
+        return False
+    w = words[0]
+    return w.probability < LONE_WORD_PROBABILITY and speech_fraction(mask, w.start, w.end) < LONE_WORD_SPEECH
+
+
+def is_guess(segment, mask: np.ndarray, min_speech: float) -> bool:
+    """Whether a decoded segment is noise rather than speech: too little of it over
+    speech, a repetition loop, or a lone low-probability word over non-speech."""
+    return (speech_fraction(mask, segment.start, segment.end) < min_speech or is_repetition_loop(segment.text)
+            or is_lone_guess(segment, mask))
 
 
 def is_repetition_loop(text: str, min_repeats: int = 4) -> bool:

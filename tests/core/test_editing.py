@@ -143,11 +143,39 @@ def test_shift_from_here_on_and_replace_text():
 def test_document_notifies_listeners():
     doc = Document([Segment(0, 1000, "a")])
     seen = []
-    doc.subscribe(lambda *a: seen.append(a))
+    doc.subscribe(lambda *a: seen.append((*a, len(doc))))  # and how many segments it had then
     e = Insert(doc, 1, Segment(1500, 2000, "b"))
     e.do()
     e.undo()
-    assert seen == [("replace", 1, 0, 1), ("replace", 1, 1, 0)]
+    assert seen == [("about_to_replace", 1, 0, 1, 1), ("replaced", 1, 0, 1, 2),
+                    ("about_to_replace", 1, 1, 0, 2), ("replaced", 1, 1, 0, 1)]
+    seen.clear()
+    doc.set_segments([Segment(0, 10, "x"), Segment(20, 30, "y")])
+    assert seen == [("about_to_reset", 0, 1, 2, 1), ("reset", 0, 1, 2, 2)]
+
+
+def test_findings_follow_changes_like_a_full_check():
+    """Incremental findings equal a fresh check after every kind of edit."""
+    from subtitler.core.checks import Findings
+
+    doc = Document([Segment(i * 1000, i * 1000 + 900, f"cue {i}") for i in range(30)])
+    findings = Findings(doc.segments, "default")
+    doc.subscribe(lambda kind, first, old, new: kind == "replaced" and findings.replaced(doc.segments, first, old, new))
+
+    def same():
+        want = {}
+        for f in check(doc.segments, "default"):
+            want.setdefault(f.index, []).append(f.kind)
+        assert {i: [f.kind for f in fs] for i, fs in enumerate(findings.by_row) if fs} == want
+
+    edits = [SetTimes(doc, 4, end=5500), Split(doc, 10, 2), Merge(doc, 3), Delete(doc, 7, 3),
+             Insert(doc, 0, Segment(0, 100, "x")), Shift(doc, 50, 5), EditText(doc, 2, "a much longer text " * 5)]
+    for e in edits:
+        e.do()
+        same()
+    for e in reversed(edits):
+        e.undo()
+        same()
 
 
 # ------------------------------------------------------------------ checks

@@ -18,6 +18,7 @@
  */
 #include "common.h"
 #include <math.h>
+#include <string.h>
 
 /* Each row of x (rows x cols, row stride ld) becomes exp(row - max(row)), in place;
  * sums[i] gets the row's sum. A row of -inf stays 0 with a sum of 0. */
@@ -349,6 +350,45 @@ done:
     (void)mask; (void)threads;
     return STATUS_UNSUPPORTED;
 #endif
+}
+
+/* An LSTM cell (PyTorch's gate order: input, forget, cell, output) run over n steps
+ * from a zero state: gates_in (n x 4h) holds each step's input product and biases,
+ * whh_t (h x 4h) the recurrent weights transposed; out (n x h) gets the hidden states. For the
+ * speech detector (subtitler/engine/silero.py): one call for a whole recording. */
+/* exp_cephes has no upper clamp: past 88 its exponent bits overflow, so the argument stays below. */
+static inline __attribute__((always_inline)) float sigmoid_c(float x) {
+    return 1.0f / (1.0f + exp_cephes(-(x > -80.0f ? x : -80.0f)));
+}
+
+CLONES int lstm_sequence(const float *gates_in, const float *restrict whh_t, long n, long h, float *out) {
+    float *restrict hid = calloc((size_t)h, sizeof(float)), *restrict cell = calloc((size_t)h, sizeof(float)),
+          *restrict g = malloc(sizeof(float) * 4 * h);
+    if (!hid || !cell || !g) {
+        free(hid);
+        free(cell);
+        free(g);
+        return STATUS_NO_MEMORY;
+    }
+    for (long t = 0; t < n; t++) {
+        memcpy(g, gates_in + t * 4 * h, sizeof(float) * 4 * h);
+        for (long k = 0; k < h; k++) { /* g += hid[k] * row k: vectorizes over the gates */
+            const float *restrict w = whh_t + k * 4 * h;
+            const float x = hid[k];
+            for (long r = 0; r < 4 * h; r++) g[r] += w[r] * x;
+        }
+        for (long r = 0; r < 4 * h; r++) /* tanh(x) = 2 sigmoid(2x) - 1 for the cell gate */
+            g[r] = (r >= 2 * h && r < 3 * h) ? 2.0f * sigmoid_c(2.0f * g[r]) - 1.0f : sigmoid_c(g[r]);
+        for (long k = 0; k < h; k++) {
+            cell[k] = g[h + k] * cell[k] + g[k] * g[2 * h + k];
+            hid[k] = g[3 * h + k] * (2.0f * sigmoid_c(2.0f * cell[k]) - 1.0f);
+        }
+        memcpy(out + t * h, hid, sizeof(float) * h);
+    }
+    free(hid);
+    free(cell);
+    free(g);
+    return STATUS_OK;
 }
 
 /* Dynamic time warping for word alignment: the minimum-cost monotonic path through

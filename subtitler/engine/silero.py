@@ -1,0 +1,97 @@
+"""Silero VAD (v6, 16 kHz), the network that faster-whisper and WhisperX run, ported
+to NumPy: a speech probability for every 32 ms of audio.
+
+The weights come from Silero's ONNX file (``packaging/extract_silero_vad.py``; MIT,
+``assets/LICENSE.silero``); neither ONNX Runtime nor torch is needed. Each 512-sample
+chunk, with the 64 samples before it, goes through a 4-frame STFT, four small
+convolutions and an LSTM cell whose state runs from chunk to chunk, then a sigmoid.
+Everything but the LSTM is independent per chunk, so it runs for all chunks at once
+as a few matrix products; the LSTM's recurrence runs in C (``lstm_sequence``) where
+the kernels were built, in NumPy elsewhere.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from subtitler.engine.cpu import native
+
+SAMPLE_RATE = 16000
+CHUNK = 512  # samples: one probability per 32 ms
+CONTEXT = 64  # samples of the previous chunk each chunk sees
+WEIGHTS = Path(__file__).resolve().parent / "assets" / "silero_vad.npz"
+
+
+@lru_cache(maxsize=1)
+def _weights() -> dict[str, np.ndarray]:
+    with np.load(WEIGHTS) as z:
+        return {k: np.ascontiguousarray(z[k], np.float32) for k in z.files}
+
+
+def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int) -> np.ndarray:
+    """Conv1d with kernel 3 and padding 1, channels last: x (N, L, C_in) -> (N, L_out, C_out),
+    as three products over shifted (and strided) views."""
+    n, length, c = x.shape
+    padded = np.zeros((n, length + 2, c), np.float32)
+    padded[:, 1:-1] = x
+    out_len = (length - 1) // stride + 1
+    y = b + sum(padded[:, k : k + stride * (out_len - 1) + 1 : stride].reshape(n * out_len, c) @ w[:, :, k].T
+                for k in range(3))
+    return y.reshape(n, out_len, -1)
+
+
+def _features(samples: np.ndarray) -> np.ndarray:
+    """The LSTM's input for every chunk: (chunks, 128)."""
+    w = _weights()
+    n = (len(samples) + CHUNK - 1) // CHUNK
+    audio = np.zeros(n * CHUNK + CONTEXT, np.float32)
+    audio[CONTEXT : CONTEXT + len(samples)] = samples
+    # Each row: the chunk's context and the chunk, then 64 samples reflected at the end.
+    rows = np.lib.stride_tricks.sliding_window_view(audio, CHUNK + CONTEXT)[::CHUNK][:n]
+    x = np.concatenate([rows, rows[:, -2 : -CONTEXT - 2 : -1]], axis=1)  # (n, 640)
+    frames = np.lib.stride_tricks.sliding_window_view(x, 256, axis=1)[:, ::128]  # (n, 4, 256)
+    # The model's STFT is a convolution with a windowed DFT basis (its first row is the
+    # window): the same magnitudes by an FFT, at a fraction of the product's cost.
+    window = w["stft_forward_basis_buffer"][0, 0]
+    h = np.abs(np.fft.rfft(frames * window, axis=-1)).astype(np.float32)  # (n, 4, 129), channels last
+    for i, stride in enumerate((1, 2, 2, 1)):
+        h = np.maximum(_conv(h, w[f"encoder_{i}_reparam_conv_weight"], w[f"encoder_{i}_reparam_conv_bias"], stride), 0)
+    return np.ascontiguousarray(h[:, 0, :])
+
+
+def _lstm(x: np.ndarray) -> np.ndarray:
+    """The LSTM cell over the chunks in order: hidden states (chunks, 128)."""
+    w = _weights()
+    gates_in = np.ascontiguousarray(x @ w["decoder_rnn_weight_ih"].T + w["decoder_rnn_bias_ih"] + w["decoder_rnn_bias_hh"])
+    whh = w["decoder_rnn_weight_hh"]
+    n, hidden = len(x), whh.shape[1]
+    out = np.empty((n, hidden), np.float32)
+    lib = native.library()
+    if lib is not None:
+        whh_t = np.ascontiguousarray(whh.T)  # (h, 4h): the kernel adds one row per hidden unit
+        native.check(lib.lstm_sequence(gates_in.ctypes.data, whh_t.ctypes.data, n, hidden, out.ctypes.data),
+                     "the speech detector")
+        return out
+    h = np.zeros(hidden, np.float32)
+    c = np.zeros(hidden, np.float32)
+    for t in range(n):
+        g = gates_in[t] + whh @ h
+        i, f, gg, o = np.split(g, 4)
+        c = c / (1 + np.exp(-f)) + np.tanh(gg) / (1 + np.exp(-i))
+        h = np.tanh(c) / (1 + np.exp(-o))
+        out[t] = h
+    return out
+
+
+def speech_probabilities(samples: np.ndarray) -> np.ndarray:
+    """P(speech) for each 32-ms chunk of 16 kHz mono ``samples``."""
+    if len(samples) == 0:
+        return np.zeros(0, np.float32)
+    w = _weights()
+    h = _lstm(_features(np.asarray(samples, np.float32)))
+    logits = np.maximum(h, 0) @ w["decoder_decoder_2_weight"][0, :, 0] + w["decoder_decoder_2_bias"][0]
+    return (1 / (1 + np.exp(-logits))).astype(np.float32)
