@@ -23,6 +23,19 @@ COL_START, COL_END, COL_TEXT = 1, 2, 5
 WARN = QColor(255, 224, 178)
 ERROR = QColor(255, 205, 210)
 SERIOUS = {"overlap", "too_long", "line_count"}
+_DISPLAY, _EDIT, _BACKGROUND, _TOOLTIP, _ALIGN = (int(r.value) for r in (
+    Qt.DisplayRole, Qt.EditRole, Qt.BackgroundRole, Qt.ToolTipRole, Qt.TextAlignmentRole))
+_RIGHT = int((Qt.AlignRight | Qt.AlignVCenter).value)
+_WARN_BRUSH, _ERROR_BRUSH = QBrush(WARN), QBrush(ERROR)
+_SELECTABLE = Qt.ItemIsEnabled | Qt.ItemIsSelectable
+_EDITABLE = _SELECTABLE | Qt.ItemIsEditable
+_CELLS = [  # the text of each column but the last, from (row, segment)
+    lambda i, s: str(i + 1),
+    lambda i, s: format_ms(s.start),
+    lambda i, s: format_ms(s.end),
+    lambda i, s: f"{s.duration / 1000:.3f}",
+    lambda i, s: f"{cps(s):.1f}",
+]
 
 
 class SegmentTableModel(QAbstractTableModel):
@@ -89,30 +102,31 @@ class SegmentTableModel(QAbstractTableModel):
         return None
 
     def flags(self, index):
-        f = Qt.ItemIsEnabled | Qt.ItemIsSelectable
-        if index.column() in (COL_START, COL_END, COL_TEXT):
-            f |= Qt.ItemIsEditable
-        return f
+        if not index.isValid():
+            return Qt.NoItemFlags
+        return _EDITABLE if index.column() in (COL_START, COL_END, COL_TEXT) else _SELECTABLE
 
     def data(self, index, role=Qt.DisplayRole):
-        if not index.isValid() or index.row() >= len(self.doc):
+        # Called for every visible cell and role on each repaint: plain ints for the
+        # roles (PySide6's enum comparisons cost microseconds each), one column's text.
+        row = index.row()
+        if row >= len(self.doc.segments) or row < 0:
             return None
-        s = self.doc[index.row()]
+        role = int(role.value) if hasattr(role, "value") else int(role)
         col = index.column()
-        if role in (Qt.DisplayRole, Qt.EditRole):
-            return [
-                str(index.row() + 1), format_ms(s.start), format_ms(s.end),
-                f"{s.duration / 1000:.3f}", f"{cps(s):.1f}",
-                s.text if role == Qt.EditRole else s.text.replace("\n", " ⏎ "),
-            ][col]
-        found = self.findings[index.row()] if role in (Qt.BackgroundRole, Qt.ToolTipRole) else None
-        if role == Qt.BackgroundRole and found:
-            kinds = {f.kind for f in found}
-            return QBrush(ERROR if kinds & SERIOUS else WARN)
-        if role == Qt.ToolTipRole and found:
-            return "\n".join(f.message[0].upper() + f.message[1:] for f in self.findings[index.row()])
-        if role == Qt.TextAlignmentRole and col < COL_TEXT:
-            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == _DISPLAY or role == _EDIT:
+            s = self.doc.segments[row]
+            if col == COL_TEXT:
+                return s.text if role == _EDIT else s.text.replace("\n", " ⏎ ")
+            return _CELLS[col](row, s)
+        if role == _BACKGROUND:
+            found = self.findings[row]
+            return (_ERROR_BRUSH if any(f.kind in SERIOUS for f in found) else _WARN_BRUSH) if found else None
+        if role == _TOOLTIP:
+            found = self.findings[row]
+            return "\n".join(f.message[0].upper() + f.message[1:] for f in found) if found else None
+        if role == _ALIGN and col < COL_TEXT:
+            return _RIGHT
         return None
 
     def setData(self, index, value, role=Qt.EditRole):
