@@ -185,7 +185,9 @@ def test_import_and_autosave_recovery(qtbot, window, tmp_path):
     w2.confirm_close = False
     qtbot.addWidget(w2)
     w2.open_media(str(JFK))
-    box = w2._recovery_box
+    from PySide6.QtWidgets import QMessageBox
+
+    box = w2.findChild(QMessageBox, "recoveryBox")
     assert box.isVisible()
     qtbot.mouseClick(box.button(box.StandardButton.Yes), Qt.LeftButton)
     assert w2.doc[0].text == "Recovered line"
@@ -211,7 +213,7 @@ def test_overlay_follows_the_playhead(qtbot, window):
 def test_model_download_reports_progress_and_cancels(monkeypatch):
     """The worker's download callback feeds the progress bar and stops on cancel."""
     from subtitler.errors import Cancelled
-    from ui.worker import TranscribeWorker
+    from ui.transcription import TranscribeWorker
 
     from subtitler.pipeline import Settings
 

@@ -1,0 +1,113 @@
+"""The player: the transport under the video, and the whole picture with its aspect
+ratio whatever the layout. Real videos made with ffmpeg, played offscreen."""
+
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from subtitler.core.document import Segment
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, ffmpeg):
+    """Solid red 16:9 and 4:3 videos with a tone: the picture is red, a letterbox black."""
+    d = tmp_path_factory.mktemp("videos")
+    for name, size in (("wide", "320x180"), ("square", "320x240")):
+        subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-f", "lavfi", "-i", f"color=c=red:s={size}:r=25:d=6",
+                        "-f", "lavfi", "-i", "sine=frequency=440:duration=6", "-shortest", "-c:v", "mpeg4",
+                        "-c:a", "aac", str(d / f"{name}.mp4")], check=True)
+    return d
+
+
+@pytest.fixture
+def window(qtbot):
+    from ui.main_window import MainWindow
+
+    w = MainWindow()
+    w.confirm_close = False
+    w.resize(1280, 800)
+    qtbot.addWidget(w)
+    w.show()
+    if w.player.player is None:
+        pytest.skip("QtMultimedia is not installed (PySide6-Essentials only)")
+    return w
+
+
+def wait(qtbot, seconds):
+    qtbot.wait(int(seconds * 1000))
+
+
+def red_box(widget):
+    """The red picture's box in a grab of ``widget``: (width, height, (x0, x1, y0, y1))."""
+    img = widget.grab().toImage()
+    img = img.convertToFormat(img.Format.Format_RGB32)
+    a = np.frombuffer(img.constBits(), np.uint8, count=img.sizeInBytes())
+    a = a.reshape(img.height(), img.bytesPerLine() // 4, 4)[:, : img.width()]
+    ys, xs = np.nonzero((a[:, :, 2] > 150) & (a[:, :, 1] < 80) & (a[:, :, 0] < 80))
+    return img.width(), img.height(), (xs.min(), xs.max(), ys.min(), ys.max()) if xs.size else None
+
+
+@pytest.mark.parametrize("name,ratio", [("wide", 16 / 9), ("square", 4 / 3)])
+def test_whole_frame_shows_with_its_aspect_ratio_whatever_the_splitter(qtbot, window, videos, name, ratio):
+    w = window
+    assert w.open_media(str(videos / f"{name}.mp4"))
+    qtbot.waitUntil(lambda: red_box(w.player.view)[2] is not None, timeout=10_000)  # the first frame, paused
+    assert not w.player.playing
+    for sizes in ([760, 520], [420, 860], [900, 380]):
+        w.splitter.setSizes(sizes)
+        wait(qtbot, 0.3)
+        vw, vh, (x0, x1, y0, y1) = red_box(w.player.view)
+        pw, ph = x1 - x0 + 1, y1 - y0 + 1
+        assert abs(pw / ph - ratio) < 0.03, (sizes, pw, ph)
+        # the picture fills the view in one direction (letterbox in the other), and is never cut
+        assert (pw >= vw - 4) or (ph >= vh - 4)
+        assert x0 >= 0 and y0 >= 0 and x1 < vw and y1 < vh
+        # the cue overlay lies on the picture
+        w.player.show_text("A subtitle")
+        ob = w.player.overlay.sceneBoundingRect()
+        assert x0 - 1 <= ob.left() and ob.right() <= x1 + 1 and y0 - 1 <= ob.top() and ob.bottom() <= y1 + 1
+
+
+def test_play_pause_scrub_and_steps(qtbot, window, videos):
+    w = window
+    w.open_media(str(videos / "wide.mp4"))
+    for i, (a, b) in enumerate([(500, 1500), (2000, 3000), (3500, 4500)]):
+        w.doc.append(Segment(a, b, f"cue {i}"))
+    play = w.player.playButton
+    qtbot.waitUntil(lambda: w.player.player.duration() > 5000, timeout=10_000)
+    play.click()
+    qtbot.waitUntil(lambda: w.player.playing and w.player.position() > 300, timeout=10_000)
+    play.click()
+    qtbot.waitUntil(lambda: not w.player.playing, timeout=5000)
+    w.player.slider.sliderMoved.emit(2500)  # a scrub
+    assert w.player.timeLabel.text() == "00:00:02.500 / 00:00:06.000"
+    assert w.current_row() == 1 and w.overlay.toPlainText() == "cue 1"
+    assert w.waveform.playhead == 2500
+    w.findChild(type(play), "forwardSecond").click()
+    assert w.player.timeLabel.text().startswith("00:00:03.500") and w.current_row() == 2
+    w.findChild(type(play), "backFrame").click()
+    assert w.player.timeLabel.text().startswith("00:00:03.460")
+    w.player.speedCombo.setCurrentIndex(3)
+    assert w.player.player.playbackRate() == 2.0
+
+
+def test_loop_plays_the_selected_cue_again(qtbot, window, videos):
+    w = window
+    w.open_media(str(videos / "wide.mp4"))
+    w.doc.append(Segment(1000, 1600, "looped"))
+    w.doc.append(Segment(3000, 4000, "never reached"))
+    qtbot.waitUntil(lambda: w.player.player.duration() > 5000, timeout=10_000)
+    w.table.selectRow(0)
+    w.player.loopButton.setChecked(True)
+    w.seek(1000)
+    w.player.toggle_play()
+    seen = []
+    w.player.positionChanged.connect(seen.append)
+    deadline = time.time() + 3.0
+    while time.time() < deadline:
+        qtbot.wait(50)
+    w.player.toggle_play()
+    assert seen and max(seen) < 1900  # never played on past the cue
+    assert any(b < a for a, b in zip(seen, seen[1:]))  # and went back to its start

@@ -1,0 +1,191 @@
+"""Transcription in the window: a worker on a QThread that runs the one pipeline
+(``subtitler.pipeline.transcribe_media``) and streams its segments by signal, and
+the controller that starts, cancels and finishes it."""
+
+from __future__ import annotations
+
+import traceback
+
+from typing import Optional
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from subtitler.errors import Cancelled, SubtitlerError
+
+
+class TranscribeWorker(QObject):
+    status = Signal(str)
+    segment = Signal(object)  # subtitler.engine.types.DecodedSegment
+    progress = Signal(float, float, object)  # seconds done, total, eta seconds or None
+    download = Signal(int, int)  # bytes done, total
+    finished = Signal(str, str)  # "done" | "cancelled" | "failed", message
+
+    def __init__(self, media_path: str, settings, model_cache: dict, samples=None):
+        super().__init__()
+        self.media_path = media_path
+        self.samples = samples  # the audio, if the window has decoded it already
+        self.settings = settings  # subtitler.pipeline.Settings
+        self.model_name = settings.model
+        self.model_cache = model_cache  # shared between runs: loading is slow
+        self._cancel = False
+        self.document = None  # the subtitles when finished: all of them, or those before a cancel
+
+    def _downloaded(self, done: int, total: int) -> None:
+        """Download progress from huggingface_hub; raising here stops the download."""
+        if self._cancel:
+            raise Cancelled()
+        self.download.emit(done, total)
+        self.status.emit(f"Downloading {self.model_name}: {done / 1e6:.0f} of {total / 1e6:.0f} MB")
+
+    def cancel(self) -> None:
+        self._cancel = True
+
+    def cancelled(self) -> bool:
+        return self._cancel
+
+    @Slot()
+    def run(self) -> None:
+        from subtitler import pipeline
+
+        try:
+            model = self.model_cache.get(self.model_name)
+            if model is None:
+                self.model_cache.clear()  # one model in memory at a time: switching frees the last one
+                self.status.emit(f"Loading model {self.model_name}…")
+                model = pipeline.load_model(self.model_name, progress=self._downloaded)
+                self.model_cache[self.model_name] = model
+            self.status.emit("Transcribing…")
+            self.document = pipeline.transcribe_media(
+                self.media_path, self.settings, model=model, samples=self.samples,
+                on_segment=self.segment.emit, progress=lambda p: self.progress.emit(p.done, p.total, p.eta),
+                cancel=self.cancelled)
+            self.finished.emit("done", "")
+        except Cancelled as e:
+            self.document = getattr(e, "document", None)
+            self.finished.emit("cancelled", "Cancelled: the subtitles decoded so far are kept.")
+        except SubtitlerError as e:
+            self.finished.emit("failed", str(e))
+        except Exception as e:  # a bug: still a message, never a dead window
+            traceback.print_exc()
+            self.finished.emit("failed", f"Transcription failed unexpectedly ({e.__class__.__name__}: {e}).")
+
+
+class TranscriptionController(QObject):
+    """Runs one transcription at a time on a QThread and relays what it reports."""
+
+    segment = Signal(object)  # DecodedSegment, as decoded
+    progress = Signal(float, float, object)  # seconds done, total, eta seconds or None
+    download = Signal(int, int)  # bytes done, total
+    status = Signal(str)
+    finished = Signal(str, str, object)  # "done" | "cancelled" | "failed", message, Document or None
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model_cache: dict = {}  # the loaded model, kept between runs (one at a time)
+        self.thread: Optional[QThread] = None
+        self.worker: Optional[TranscribeWorker] = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None
+
+    def start(self, media_path: str, settings, samples=None) -> None:
+        if self.running:
+            return
+        self.thread = QThread(self)
+        self.worker = TranscribeWorker(media_path, settings, self.model_cache, samples)
+        self.worker.moveToThread(self.thread)
+        self.thread.started.connect(self.worker.run)
+        self.worker.segment.connect(self.segment)
+        self.worker.progress.connect(self.progress)
+        self.worker.download.connect(self.download)
+        self.worker.status.connect(self.status)
+        self.worker.finished.connect(self._finished)
+        self.thread.start()
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def stop(self) -> None:
+        """Cancel and wait (cancel is polled every few tokens, so this is short)."""
+        self.cancel()
+        if self.thread is not None:
+            self.thread.quit()
+            self.thread.wait()
+
+    def _finished(self, status: str, message: str) -> None:
+        worker, thread = self.worker, self.thread
+        self.worker = self.thread = None
+        thread.quit()
+        thread.wait()
+        worker.deleteLater()
+        self.finished.emit(status, message, worker.document)
+
+
+class TranscriptionMixin:
+    """The window's side of a transcription: start, cancel, live rows, progress. A part of ``MainWindow``."""
+
+    def transcribe(self) -> None:
+        if self.media_path is None or self.transcription.running:
+            return
+        if len(self.doc) and self.session.dirty:
+            self.autosave()
+        model_name = self.modelCombo.currentText().strip()
+        self.settings.setValue("model", model_name)
+        self.session.set_document(type(self.doc)(model=model_name))
+        self.progressBar.setValue(0)
+        self.transcription.start(self.media_path, self.settings_for(model_name), self.session.samples)
+        self._set_running(True)
+
+    def settings_for(self, model_name: str):
+        """The pipeline settings the window's boxes stand for (the CLI's flags, the same defaults)."""
+        from subtitler.pipeline import Settings
+
+        return Settings(model=model_name, language=self.languageCombo.currentData(), task=self.taskCombo.currentData(),
+                        profile=self.model.profile.name)
+
+    def cancel(self) -> None:
+        if self.transcription.running:
+            self.transcription.cancel()
+            self.statusBar().showMessage("Cancelling after the current window…")
+
+    def _on_segment(self, seg) -> None:
+        from subtitler.core.cues import has_letter, segment_from_decoded, wrap_lines
+
+        s = segment_from_decoded(seg)
+        s.text = wrap_lines(s.text, self.model.profile)  # live rows wrapped like the final cues
+        if s.words:
+            s.start, s.end = s.words[0].start, s.words[-1].end
+        if s.end > s.start and has_letter(s.text):
+            self.doc.append(s)
+            self.table.scrollToBottom()
+
+    def _on_download(self, done: int, total: int) -> None:
+        self.progressBar.setValue(int(100 * done / total) if total else 0)
+        self.progressBar.setFormat("Downloading model: %p%")
+
+    def _on_progress(self, done: float, total: float, eta) -> None:
+        from subtitler.core.timecode import format_ms, seconds_to_ms
+
+        self.progressBar.setValue(int(100 * done / total) if total else 0)
+        left = f", about {int(eta) // 60}:{int(eta) % 60:02d} left" if eta is not None and done < total else ""
+        self.progressBar.setFormat(f"%p%{left}")
+        self.statusBar().showMessage(f"Transcribing… {format_ms(seconds_to_ms(done), hours=False)} of "
+                                     f"{format_ms(seconds_to_ms(total), hours=False)}{left}")
+
+    def _on_finished(self, status: str, message: str, document) -> None:
+        if document is not None and len(document) and status in ("done", "cancelled"):
+            self.doc.language = document.language  # the pipeline's cues replace the live rows in one step
+            self.doc.set_segments(document.segments)
+        self._set_running(False)
+        if status == "done":
+            self.progressBar.setValue(100)
+            self.progressBar.setFormat("%p%")
+            self.statusBar().showMessage(f"Done: {len(self.doc)} subtitles. Edit them, then Export.")
+        elif status == "cancelled":
+            self.statusBar().showMessage(message)
+        else:
+            self.show_error(message)
+        self.autosave()
+        self.transcription_finished.emit(status)
