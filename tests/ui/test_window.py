@@ -346,3 +346,28 @@ def test_import_offers_to_skip_a_block_without_times(qtbot, window):
     qtbot.waitUntil(lambda: len(w.doc) == 2)
     assert [s.text for s in w.doc] == ["Caption text #1", "Caption text #3"]
     assert "line 5" in w.statusBar().currentMessage()
+
+
+def test_switching_models_frees_the_previous_one(qtbot, window, model, media_dir):
+    """tiny.en -> base -> tiny.en in the picker: one model in memory at a time, and
+    MLX's memory after the switch back is that of one tiny model again."""
+    import gc
+
+    import mlx.core as mx
+
+    from subtitler.engine.whisper.load import offline_model_dir
+
+    if offline_model_dir("base") is None:
+        pytest.skip("the offline base model is not installed")
+    w = window
+    w.model_cache.clear()
+    w.open_media(str(JFK))
+    used = []
+    for name in ("tiny.en", "base", "tiny.en"):
+        w.modelCombo.setCurrentText(name)
+        status, _ = transcribe(qtbot, w)
+        assert status == "done" and list(w.model_cache) == [name]
+        gc.collect()
+        used.append(mx.get_active_memory())
+    assert used[1] > used[0] + 50e6  # base is bigger than tiny.en: the measure sees the models
+    assert abs(used[2] - used[0]) <= 0.1 * used[0]
