@@ -36,39 +36,64 @@ def settings_from(args) -> "Settings":
 
 
 def cmd_transcribe(args) -> int:
+    from subtitler import batch
     from subtitler.core import formats
-    from subtitler import pipeline
 
     out_is_file = args.output and not Path(args.output).is_dir() and Path(args.output).suffix
     fmt = args.format or (formats.format_of(args.output) if out_is_file else "srt")
-    if args.output and len(args.inputs) > 1 and not Path(args.output).is_dir():
+    if out_is_file and len(args.inputs) > 1:
         print("error: -o must be a folder when there are several inputs.", file=sys.stderr)
         return 2
-    settings = settings_from(args)
+    if args.ray is not None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            print('error: --ray needs Ray: pip install "subtitler[cluster]"', file=sys.stderr)
+            return 2
     try:
-        model = pipeline.load_model(pipeline.model_name(settings))
+        if out_is_file:
+            jobs, skipped = [batch.Job(args.inputs[0], Path(args.output))], []
+        else:
+            jobs, skipped = batch.plan(args.inputs, args.output, fmt, args.keep_extension_in_name, args.skip_existing)
     except SubtitlerError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = batch.Report(skipped=skipped)
+    for job in skipped:
+        print(f"skipped (up to date): {job.input} -> {job.output}", file=sys.stderr)
+    batch.measure(jobs)
+    progress = batch.Progress(jobs, lambda line: print(line, file=sys.stderr))
+
+    in_process = args.ray is None and not (args.jobs > 1 and len(jobs) > 1)
+
+    def done(job) -> None:
+        if in_process and not args.quiet:
+            sys.stderr.write("\n")  # after the file's own progress bar
+        failed = next((msg for j, msg in report.failed if j is job), None)
+        if failed is not None:
+            print(f"error: {failed}", file=sys.stderr)
+        elif not args.quiet:
+            progress.done(job)
+            print(f"{job.input} -> {job.output}", file=sys.stderr)
+
+    settings = settings_from(args)
+    try:
+        if args.ray is not None:
+            batch.run_ray(jobs, settings, fmt, args.ray or None, report, done)
+        elif args.jobs > 1 and len(jobs) > 1:
+            batch.run_processes(jobs, settings, fmt, args.jobs, report, done)
+        else:
+            bar = None if args.quiet else (lambda job: _progress_bar(Path(job.input).name))
+            batch.run_here(jobs, settings, fmt, report, done, bar)
+    except SubtitlerError as e:  # the model could not be loaded
+        print(f"error: {e}", file=sys.stderr)
         return 1
-    failed = 0
-    for inp in args.inputs:
-        out = Path(args.output) if args.output else Path(inp).with_suffix("." + fmt)
-        if out.is_dir():
-            out = out / (Path(inp).stem + "." + fmt)
-        try:
-            bar = _progress_bar(Path(inp).name) if not args.quiet else None
-            doc = pipeline.transcribe_media(inp, settings, model=model, progress=bar)
-            if bar:
-                sys.stderr.write("\n")
-            formats.save(doc, out, fmt)
-            if not args.quiet:
-                print(f"{inp} -> {out} ({len(doc)} subtitles, language {doc.language})", file=sys.stderr)
-        except SubtitlerError as e:
-            if not args.quiet:
-                sys.stderr.write("\n")
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
-    return 1 if failed else 0
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {report.summary()}; the files written are kept.", file=sys.stderr)
+        return 130
+    if len(jobs) + len(skipped) > 1 or report.failed:
+        print(report.summary(), file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def cmd_doctor(args) -> int:
@@ -159,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --segments: keep word timings too (always on for cues and JSON)")
     t.add_argument("--prompt", help="initial prompt: names, spelling, style")
     t.add_argument("--seed", type=int, default=0, help="seed for the sampling fallback (default 0): same input, same output")
+    t.add_argument("--jobs", type=int, default=1, metavar="N", help="N worker processes, each with its model")
+    t.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray: a local runtime, or 'auto', or ray://host:10001 (pip install subtitler[cluster])")
+    t.add_argument("--skip-existing", action="store_true", help="skip inputs whose output is newer than the input")
+    t.add_argument("--keep-extension-in-name", action="store_true",
+                   help="name outputs a.mp4.srt, so a.mp4 and a.mkv don't collide")
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=cmd_transcribe)
 

@@ -31,3 +31,15 @@ def ensure_thread_stream() -> None:
         mx.default_stream(mx.default_device())
     except RuntimeError:
         mx.set_default_stream(mx.new_stream(mx.default_device()))
+
+
+def has_gpu_backend() -> bool:
+    """Whether MLX here runs on a GPU (Metal on Apple silicon, or the mlx[cuda] wheel),
+    told without importing MLX."""
+    import importlib.util
+    import platform
+    import sys
+
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return True
+    return importlib.util.find_spec("mlx_cuda") is not None

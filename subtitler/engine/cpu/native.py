@@ -80,5 +80,7 @@ def pointers(name: str, fields: Iterable[str]) -> type:
 
 
 def workers() -> int:
-    """How many threads the kernels split their work over."""
-    return max(1, min(8, os.cpu_count() or 1))
+    """How many threads the kernels split their work over: the cores, or
+    ``SUBTITLER_THREADS`` (a batch gives each worker process its share)."""
+    chosen = os.environ.get("SUBTITLER_THREADS", "").strip()
+    return max(1, min(8, int(chosen) if chosen.isdigit() else os.cpu_count() or 1))
