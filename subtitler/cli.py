@@ -91,7 +91,7 @@ def cmd_transcribe(args) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: {report.summary()}; the files written are kept.", file=sys.stderr)
         return 130
-    if len(jobs) + len(skipped) > 1 or report.failed:
+    if len(jobs) + len(skipped) > 1:
         print(report.summary(), file=sys.stderr)
     return 1 if report.failed else 0
 

@@ -32,7 +32,7 @@ class FilesMixin:
         self.waveform.set_audio(np.zeros(0, np.float32), duration_ms=self.media_duration or 0)
         self.mediaLabel.setText(f"{Path(path).name} — {format_ms(self.media_duration)}")
         self.setWindowTitle(f"{Path(path).name} — subtitler")
-        self.player.set_source(path)
+        self.player.set_source(path, self.session.media.has_video)
         self._remember_recent(path)
         self._set_running(False)
         self.statusBar().showMessage(f"Opened {Path(path).name}. Click Transcribe.")

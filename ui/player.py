@@ -127,10 +127,10 @@ class Player(QWidget):
         self.transport.setEnabled(self.player is not None)
 
     # ------------------------------------------------------------------ media
-    def set_source(self, path: str) -> None:
+    def set_source(self, path: str, has_video: bool = True) -> None:
         if self.player is None:
             return
-        self._first_frame = True
+        self._first_frame = has_video
         self.player.setSource(QUrl.fromLocalFile(os.path.abspath(path)))
 
     def _status(self, status) -> None:
@@ -193,7 +193,8 @@ class Player(QWidget):
         self.timeLabel.setText(f"{format_ms(ms)} / {format_ms(total)}")
 
     def stop(self) -> None:
-        if self.player is not None:
+        self._first_frame = False
+        if self.playing:
             self.player.stop()
 
     # ------------------------------------------------------------------ picture and overlay
