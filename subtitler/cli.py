@@ -26,7 +26,7 @@ def _progress_bar(name: str):
     return show
 
 
-def settings_from(args) -> "Settings":
+def settings_from(args):
     from subtitler.pipeline import Settings
 
     return Settings(model=args.model, language=args.language, task=args.task, beam_size=args.beam_size,
@@ -46,7 +46,7 @@ def cmd_transcribe(args) -> int:
         return 2
     if args.ray is not None:
         try:
-            import ray  # noqa: F401
+            import ray  # noqa: F401  (is it installed?)
         except ImportError:
             print('error: --ray needs Ray: pip install "subtitler[cluster]"', file=sys.stderr)
             return 2

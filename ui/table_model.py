@@ -15,7 +15,6 @@ from subtitler.core.checks import Findings, cps
 from subtitler.core.document import Document
 from subtitler.core.edits import Edit, EditText, SetTimes
 from subtitler.errors import EditError
-from subtitler.core.profiles import get_profile
 from subtitler.core.timecode import format_ms, parse_ms
 
 COLUMNS = ["#", "Start", "End", "Duration", "CPS", "Text"]

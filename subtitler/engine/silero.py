@@ -12,7 +12,6 @@ the kernels were built, in NumPy elsewhere.
 
 from __future__ import annotations
 
-import ctypes
 from functools import lru_cache
 from pathlib import Path
 

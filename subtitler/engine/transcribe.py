@@ -8,7 +8,7 @@ cancel callback is polled between windows: what was decoded before it stays.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 

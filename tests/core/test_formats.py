@@ -1,7 +1,6 @@
 """Subtitle files from the wild: WebVTT with headers, legacy encodings, Advanced
 SubStation, strict SRT, and writers that never produce an invalid file."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -152,15 +152,12 @@ def test_top_indices_finds_the_k_largest_with_ties_and_masks(xp):
 def test_decoding_steps_by_the_c_kernel_match_mlx(model, rows):
     """``cpu_decoder``'s whole-step kernel against the MLX decoder, step by step: the
     same logits from the same prompt, with beam-search reorders in between."""
-    from conftest import JFK
-    from subtitler.engine import audio
     from subtitler.engine.whisper.backend import MlxSteps
 
     backend = _cpu_backend(model)
     if backend.step_kernel is None:
         pytest.skip("the C decoding step does not run here")
-    mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
-    cross = backend.encode(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
+    cross = backend.encode(_jfk_window())
     tok = get_tokenizer(False)
     prompt = mx.array([[*tok.sot_sequence, *tok.encode(" And so my fellow Americans")]])
     _, cache, _ = model.decoder(prompt, cross)
@@ -179,6 +176,15 @@ def test_decoding_steps_by_the_c_kernel_match_mlx(model, rows):
     with pytest.raises(ValueError):  # past its capacity
         for _ in range(8):
             ours(tokens)
+
+
+def _jfk_window() -> mx.array:
+    """The first (only) window of jfk.flac's log-mel, (1, 3000, 80)."""
+    from conftest import JFK
+    from subtitler.engine import audio
+
+    mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
+    return mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None]
 
 
 def _cpu_backend(model):
@@ -211,14 +217,10 @@ def test_encoder_blocks_by_the_c_kernel_match_mlx(model):
 def test_decoder_prompt_by_the_c_kernel_matches_mlx(model):
     """The decoder over a prompt by ``cpu_blocks`` (causal self-attention, cross-attention
     over a real window): MLX's logits for the chosen rows, and its keys and values."""
-    from conftest import JFK
-    from subtitler.engine import audio
-
     backend = _cpu_backend(model)
     if backend.prompt_blocks is None:
         pytest.skip("the C decoder prompt does not run here")
-    mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
-    cross = backend.encode(mx.array(audio.pad_or_trim(mel[: audio.N_FRAMES]))[None])
+    cross = backend.encode(_jfk_window())
     tok = get_tokenizer(False)
     tokens = [tok.sot_prev, *tok.encode(" Ask not what your country can do for you,") * 6, *tok.sot_sequence]
     rows = [0, 17, len(tokens) - 1]

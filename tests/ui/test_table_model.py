@@ -1,6 +1,5 @@
 """The table model keeps Qt's model contract through every kind of change."""
 
-import pytest
 from PySide6.QtGui import QUndoStack
 from PySide6.QtTest import QAbstractItemModelTester
 

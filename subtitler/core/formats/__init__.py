@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple, Optional
 
 from subtitler.core.document import Document
 from subtitler.core.formats import ass, plain, subrip, vtt
-from subtitler.core.formats.encoding import atomic_write, decode_text, read_text  # noqa: F401
+from subtitler.core.formats.encoding import atomic_write, read_text
 from subtitler.errors import SubtitleFileError
 
 

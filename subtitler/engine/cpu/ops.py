@@ -38,8 +38,6 @@ alignment, and every stage elsewhere.
 
 from __future__ import annotations
 
-import ctypes
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
