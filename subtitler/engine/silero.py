@@ -43,12 +43,10 @@ def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int) -> np.ndarra
     return y.reshape(n, out_len, -1)
 
 
-def _features(samples: np.ndarray) -> np.ndarray:
-    """The LSTM's input for every chunk: (chunks, 128)."""
+def _features(audio: np.ndarray, n: int) -> np.ndarray:
+    """The LSTM's input for ``n`` chunks: (n, 128). ``audio`` holds the 64 samples
+    before the first chunk, then the chunks (n * 512 samples)."""
     w = _weights()
-    n = (len(samples) + CHUNK - 1) // CHUNK
-    audio = np.zeros(n * CHUNK + CONTEXT, np.float32)
-    audio[CONTEXT : CONTEXT + len(samples)] = samples
     # Each row: the chunk's context and the chunk, then 64 samples reflected at the end.
     rows = np.lib.stride_tricks.sliding_window_view(audio, CHUNK + CONTEXT)[::CHUNK][:n]
     x = np.concatenate([rows, rows[:, -2 : -CONTEXT - 2 : -1]], axis=1)  # (n, 640)
@@ -62,8 +60,9 @@ def _features(samples: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(h[:, 0, :])
 
 
-def _lstm(x: np.ndarray) -> np.ndarray:
-    """The LSTM cell over the chunks in order: hidden states (chunks, 128)."""
+def _lstm(x: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """The LSTM cell over the chunks in order, from ``state`` (2, 128: hidden, cell),
+    which it leaves at the last chunk's: the hidden states (chunks, 128)."""
     w = _weights()
     gates_in = np.ascontiguousarray(x @ w["decoder_rnn_weight_ih"].T + w["decoder_rnn_bias_ih"] + w["decoder_rnn_bias_hh"])
     whh = w["decoder_rnn_weight_hh"]
@@ -72,25 +71,36 @@ def _lstm(x: np.ndarray) -> np.ndarray:
     lib = native.library()
     if lib is not None:
         whh_t = np.ascontiguousarray(whh.T)  # (h, 4h): the kernel adds one row per hidden unit
-        native.check(lib.lstm_sequence(gates_in.ctypes.data, whh_t.ctypes.data, n, hidden, out.ctypes.data),
-                     "the speech detector")
+        native.check(lib.lstm_sequence(gates_in.ctypes.data, whh_t.ctypes.data, n, hidden, out.ctypes.data,
+                                       state.ctypes.data), "the speech detector")
         return out
-    h = np.zeros(hidden, np.float32)
-    c = np.zeros(hidden, np.float32)
+    h, c = state[0].copy(), state[1].copy()
     for t in range(n):
         g = gates_in[t] + whh @ h
         i, f, gg, o = np.split(g, 4)
         c = c / (1 + np.exp(-f)) + np.tanh(gg) / (1 + np.exp(-i))
         h = np.tanh(c) / (1 + np.exp(-o))
         out[t] = h
+    state[0], state[1] = h, c
     return out
+
+
+BLOCK = 4096  # chunks (131 s) at a time: an hour's features at once had taken 2.3 GB
 
 
 def speech_probabilities(samples: np.ndarray) -> np.ndarray:
     """P(speech) for each 32-ms chunk of 16 kHz mono ``samples``."""
-    if len(samples) == 0:
-        return np.zeros(0, np.float32)
     w = _weights()
-    h = _lstm(_features(np.asarray(samples, np.float32)))
-    logits = np.maximum(h, 0) @ w["decoder_decoder_2_weight"][0, :, 0] + w["decoder_decoder_2_bias"][0]
-    return (1 / (1 + np.exp(-logits))).astype(np.float32)
+    n = (len(samples) + CHUNK - 1) // CHUNK
+    out = np.empty(n, np.float32)
+    state = np.zeros((2, w["decoder_rnn_weight_hh"].shape[1]), np.float32)
+    for a in range(0, n, BLOCK):
+        b = min(n, a + BLOCK)
+        audio = np.zeros((b - a) * CHUNK + CONTEXT, np.float32)  # the context, then the chunks (zero-padded)
+        piece = np.asarray(samples[max(0, a * CHUNK - CONTEXT) : b * CHUNK], np.float32)
+        start = CONTEXT if a == 0 else 0
+        audio[start : start + len(piece)] = piece
+        h = _lstm(_features(audio, b - a), state)
+        logits = np.maximum(h, 0) @ w["decoder_decoder_2_weight"][0, :, 0] + w["decoder_decoder_2_bias"][0]
+        out[a:b] = 1 / (1 + np.exp(-logits))
+    return out

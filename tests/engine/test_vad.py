@@ -103,3 +103,12 @@ def test_guards():
     loop = _segment([(2.0, 3.9, " Thank you." * 8, 0.9)])
     assert vad.is_repetition_loop(loop.text) and vad.is_guess(loop, mask, 0.1)
     assert not vad.is_repetition_loop("And so my fellow Americans, ask not what your country can do for you")
+
+
+def test_blocks_carry_the_state(lstm_path, monkeypatch):
+    """Long recordings go through in blocks (bounded memory); the LSTM state and the
+    chunk context cross each block's edge, so the probabilities are the same."""
+    x = load_audio(str(LS))
+    whole = silero.speech_probabilities(x)
+    monkeypatch.setattr(silero, "BLOCK", 37)
+    assert np.abs(silero.speech_probabilities(x) - whole).max() < 1e-6

@@ -353,7 +353,7 @@ done:
 }
 
 /* An LSTM cell (PyTorch's gate order: input, forget, cell, output) run over n steps
- * from a zero state: gates_in (n x 4h) holds each step's input product and biases,
+ * from state (2 x h: hidden, cell; left at the last step's): gates_in (n x 4h) holds each step's input product and biases,
  * whh_t (h x 4h) the recurrent weights transposed; out (n x h) gets the hidden states. For the
  * speech detector (subtitler/engine/silero.py): one call for a whole recording. */
 /* exp_cephes has no upper clamp: past 88 its exponent bits overflow, so the argument stays below. */
@@ -361,7 +361,8 @@ static inline __attribute__((always_inline)) float sigmoid_c(float x) {
     return 1.0f / (1.0f + exp_cephes(-(x > -80.0f ? x : -80.0f)));
 }
 
-CLONES int lstm_sequence(const float *gates_in, const float *restrict whh_t, long n, long h, float *out) {
+CLONES int lstm_sequence(const float *gates_in, const float *restrict whh_t, long n, long h, float *out,
+                         float *state) {
     float *restrict hid = calloc((size_t)h, sizeof(float)), *restrict cell = calloc((size_t)h, sizeof(float)),
           *restrict g = malloc(sizeof(float) * 4 * h);
     if (!hid || !cell || !g) {
@@ -370,6 +371,8 @@ CLONES int lstm_sequence(const float *gates_in, const float *restrict whh_t, lon
         free(g);
         return STATUS_NO_MEMORY;
     }
+    memcpy(hid, state, sizeof(float) * h);
+    memcpy(cell, state + h, sizeof(float) * h);
     for (long t = 0; t < n; t++) {
         memcpy(g, gates_in + t * 4 * h, sizeof(float) * 4 * h);
         for (long k = 0; k < h; k++) { /* g += hid[k] * row k: vectorizes over the gates */
@@ -385,6 +388,8 @@ CLONES int lstm_sequence(const float *gates_in, const float *restrict whh_t, lon
         }
         memcpy(out + t * h, hid, sizeof(float) * h);
     }
+    memcpy(state, hid, sizeof(float) * h);
+    memcpy(state + h, cell, sizeof(float) * h);
     free(hid);
     free(cell);
     free(g);
