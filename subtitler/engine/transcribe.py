@@ -20,6 +20,10 @@ from subtitler.errors import Cancelled
 # The engine is imported lazily so ``subtitler`` stays importable without MLX.
 
 
+SKIP_FRAMES = 100  # a window opening on more than 1 s without speech skips ahead...
+LEAD_FRAMES = 20  # ...to 0.2 s before the speech
+
+
 def _temperatures(t) -> tuple[float, ...]:
     return tuple(t) if isinstance(t, (list, tuple)) else (float(t),)
 
@@ -90,6 +94,13 @@ def transcribe(
     while seek < content_frames:
         if cancel and cancel():
             raise Cancelled()
+        if options.vad_guards and seek:
+            # A window that would open on a long stretch without speech starts at the
+            # speech instead (a little before it): fewer windows, each with more speech,
+            # as faster-whisper's VAD gets by cutting the non-speech out.
+            ahead = np.flatnonzero(speech[seek : seek + N_FRAMES])
+            if ahead.size and ahead[0] > SKIP_FRAMES:
+                seek += int(ahead[0]) - LEAD_FRAMES
         offset = seek * HOP_LENGTH / SAMPLE_RATE
         size = min(N_FRAMES, content_frames - seek)
         seg_duration = size * HOP_LENGTH / SAMPLE_RATE

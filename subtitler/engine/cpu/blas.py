@@ -74,6 +74,8 @@ def _cpu_flags() -> set[str]:
 def _site_dirs() -> list[str]:
     dirs = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     dirs.update(p for p in sys.path if p.endswith("site-packages"))
+    if getattr(sys, "frozen", False):  # a PyInstaller bundle keeps the wheels' folders in its own
+        dirs.add(getattr(sys, "_MEIPASS", os.path.dirname(sys.executable)))
     return sorted(dirs)
 
 
