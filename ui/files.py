@@ -110,6 +110,15 @@ class FilesMixin:
         if path:
             self.import_subtitles(path)
 
+    def _import_with_encoding_dialog(self):
+        """Import with the text encoding chosen first (it overrides detection)."""
+        name, ok = QInputDialog.getItem(self, "Import Subtitles", "Text encoding of the file:", ENCODINGS, 0, False)
+        if ok:
+            path, _ = QFileDialog.getOpenFileName(self, "Import Subtitles", self.settings.value("exportDir", ""),
+                                                  formats.dialog_filter(for_reading=True))
+            if path:
+                self.import_subtitles(path, encoding=name)
+
     def _export_dialog(self):
         stem = Path(self.media_path).stem if self.media_path else "subtitles"
         start = str(Path(self.settings.value("exportDir", str(Path.home()))) / f"{stem}.srt")

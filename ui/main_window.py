@@ -20,11 +20,8 @@ from ui.files import FilesMixin
 from ui.player import Player
 from ui.session import Session
 from ui.table_model import COL_TEXT, SegmentTableModel
-from ui.transcription import TranscriptionController, TranscriptionMixin
+from ui.transcription import TranscriptionController, TranscriptionMixin, model_choices
 from ui.waveform import WaveformView
-
-MODELS = ["tiny.en", "base", "tiny", "base.en", "small", "small.en", "medium", "large-v3", "large-v3-turbo"]
-
 
 class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
     transcription_finished = Signal(str)  # "done" | "cancelled" | "failed"
@@ -108,6 +105,8 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         A, E = self._action, self.editing
         self.openAction = A("openAction", "&Open Media…", self._open_dialog, QKeySequence.Open)
         self.importAction = A("importAction", "&Import Subtitles…", self._import_dialog, "Ctrl+I")
+        self.importEncodingAction = A("importEncodingAction", "Import Subtitles with &Encoding…",
+                                      self._import_with_encoding_dialog, "Ctrl+Shift+I")
         self.exportAction = A("exportAction", "&Export Subtitles…", self._export_dialog, "Ctrl+E")
         self.saveAction = A("saveAction", "&Save Project", self.save_project, QKeySequence.Save)
         self.transcribeAction = A("transcribeAction", "Transcribe", self.transcribe, "Ctrl+R",
@@ -143,7 +142,7 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         tb.addSeparator()
         self.modelCombo = QComboBox(objectName="modelCombo", editable=True,
                                     toolTip="Bundled and downloaded models; or type a Hugging Face repo or a folder")
-        self.modelCombo.addItems(self._model_choices())
+        self.modelCombo.addItems(model_choices())
         self.modelCombo.setCurrentText(self.settings.value("model", self.modelCombo.itemText(0)))
         self.languageCombo = QComboBox(objectName="languageCombo")
         self.languageCombo.addItem("Auto-detect", None)
@@ -170,7 +169,7 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         tb.addActions([self.undoAction, self.redoAction, self.exportAction])
         m = self.menuBar()
         f = m.addMenu("&File")
-        f.addActions([self.openAction, self.importAction])
+        f.addActions([self.openAction, self.importAction, self.importEncodingAction])
         self.recentMenu = f.addMenu("Open &Recent")
         self._fill_recent()
         f.addSeparator()
@@ -204,13 +203,6 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.languageCombo.currentIndexChanged.connect(
             lambda _: self.settings.setValue("language", self.languageCombo.currentData() or ""))
         self.profileCombo.currentTextChanged.connect(self._profile_changed)
-
-    def _model_choices(self) -> list[str]:
-        """Installed offline models first, then downloaded ones, then the rest of the hub list."""
-        from subtitler.engine.whisper.load import downloaded_models, offline_models
-
-        local = offline_models() + [m for m in downloaded_models() if m not in offline_models()]
-        return local + [m for m in MODELS if m not in local]
 
     # ------------------------------------------------------------------ state and errors
     def show_error(self, message: str) -> None:

@@ -123,6 +123,17 @@ class TranscriptionController(QObject):
         self.finished.emit(status, message, worker.document)
 
 
+MODELS = ["tiny.en", "base", "tiny", "base.en", "small", "small.en", "medium", "large-v3", "large-v3-turbo"]
+
+
+def model_choices() -> list[str]:
+    """The model picker's list: installed offline models, then downloaded ones, then the hub's."""
+    from subtitler.engine.whisper.load import downloaded_models, offline_models
+
+    local = offline_models() + [m for m in downloaded_models() if m not in offline_models()]
+    return local + [m for m in MODELS if m not in local]
+
+
 class TranscriptionMixin:
     """The window's side of a transcription: start, cancel, live rows, progress. A part of ``MainWindow``."""
 
