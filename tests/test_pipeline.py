@@ -130,6 +130,24 @@ def test_sampling_is_seeded_so_a_file_gives_the_same_subtitles(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_clip_that_falls_back_to_sampling_decodes_the_same_twice(model):
+    """ls_test played backwards is no language: decoding fails its thresholds at every
+    temperature and falls back to sampling; the draws come from the seed, so two runs
+    give the same segments, and another seed may not."""
+    from subtitler.engine.audio import load_audio
+    from subtitler.engine.transcribe import transcribe
+    from subtitler.engine.types import TranscribeOptions
+
+    from conftest import LS
+
+    backwards = load_audio(str(LS))[::-1].copy()
+    runs = [[(s.start, s.end, s.text, s.temperature) for s in transcribe(model, backwards, TranscribeOptions(
+        word_timestamps=True, seed=seed))] for seed in (0, 0)]
+    assert runs[0] and any(t > 0 for *_, t in runs[0])  # it did fall back
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.slow
 def test_pipeline_defaults_are_tight_cues(model):
     from subtitler import pipeline
 
