@@ -2,7 +2,7 @@
 
 import sys
 
-CLI = {"transcribe", "convert", "check", "--version", "-h", "--help"}
+CLI = {"transcribe", "convert", "check", "doctor", "--version", "-h", "--help"}
 
 
 def main() -> int:
