@@ -12,12 +12,12 @@ import numpy as np
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from subtitler.core import formats
+from subtitler.core.formats.encoding import CANDIDATES
 from subtitler.core.timecode import format_ms
 from subtitler.errors import EncodingUnclear, MissingTimeLine, SubtitlerError
 
 MEDIA_FILTER = "Media (*.mp4 *.mkv *.mov *.avi *.webm *.m4v *.mp3 *.wav *.flac *.m4a *.ogg *.opus *.aac);;All files (*)"
-ENCODINGS = ["utf-8", "cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1256", "gb18030", "big5", "cp932",
-             "euc_kr", "iso8859_15", "koi8_r"]
+ENCODINGS = ["utf-8", *CANDIDATES]  # what the import prompt offers: the ones detection chooses from
 
 
 class FilesMixin:

@@ -10,6 +10,10 @@ from typing import Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from subtitler import pipeline
+from subtitler.core.cues import has_letter, segment_from_decoded, wrap_lines
+from subtitler.core.timecode import format_ms, seconds_to_ms
+
 from subtitler.errors import Cancelled, SubtitlerError
 
 
@@ -45,8 +49,6 @@ class TranscribeWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        from subtitler import pipeline
-
         try:
             model = self.model_cache.get(self.model_name)
             if model is None:
@@ -151,9 +153,7 @@ class TranscriptionMixin:
 
     def settings_for(self, model_name: str):
         """The pipeline settings the window's boxes stand for (the CLI's flags, the same defaults)."""
-        from subtitler.pipeline import Settings
-
-        return Settings(model=model_name, language=self.languageCombo.currentData(), task=self.taskCombo.currentData(),
+        return pipeline.Settings(model=model_name, language=self.languageCombo.currentData(), task=self.taskCombo.currentData(),
                         profile=self.model.profile.name)
 
     def cancel(self) -> None:
@@ -162,8 +162,6 @@ class TranscriptionMixin:
             self.statusBar().showMessage("Cancelling after the current window…")
 
     def _on_segment(self, seg) -> None:
-        from subtitler.core.cues import has_letter, segment_from_decoded, wrap_lines
-
         s = segment_from_decoded(seg)
         s.text = wrap_lines(s.text, self.model.profile)  # live rows wrapped like the final cues
         if s.words:
@@ -177,8 +175,6 @@ class TranscriptionMixin:
         self.progressBar.setFormat("Downloading model: %p%")
 
     def _on_progress(self, done: float, total: float, eta) -> None:
-        from subtitler.core.timecode import format_ms, seconds_to_ms
-
         self.progressBar.setValue(int(100 * done / total) if total else 0)
         left = f", about {int(eta) // 60}:{int(eta) % 60:02d} left" if eta is not None and done < total else ""
         self.progressBar.setFormat(f"%p%{left}")
