@@ -19,6 +19,7 @@ from typing import Callable, Optional
 from subtitler.core import formats
 from subtitler.core.formats.plain import document_from_dict, document_to_dict
 from subtitler.errors import SubtitlerError
+from subtitler import pipeline
 from subtitler.pipeline import Settings
 
 
@@ -77,8 +78,6 @@ def measure(jobs: list[Job]) -> None:
 
 def transcribe_file(path: str, settings: Settings, model, progress=None) -> dict:
     """One file through the pipeline: the document, as plain data (it crosses processes)."""
-    from subtitler import pipeline
-
     return document_to_dict(pipeline.transcribe_media(path, settings, model=model, progress=progress))
 
 
@@ -98,8 +97,6 @@ def run_here(jobs: list[Job], settings: Settings, fmt: str, report: Report, done
              file_progress: Optional[Callable[[Job], Callable]] = None) -> None:
     """One file after another in this process (``file_progress(job)`` gives a callback
     for the progress within a file)."""
-    from subtitler import pipeline
-
     model = pipeline.load_model(pipeline.model_name(settings))
     for job in jobs:
         try:
@@ -119,7 +116,6 @@ def threads_per_worker(workers: int) -> int:
 def _worker(conn, settings: Settings, threads: int) -> None:
     """A worker process: load the model once, then transcribe what the driver sends."""
     os.environ["SUBTITLER_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
-    from subtitler import pipeline
     from subtitler.engine import runtime
 
     runtime.prepare()  # a new process: the fast BLAS before MLX

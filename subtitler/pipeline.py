@@ -51,10 +51,7 @@ class Settings:
 
 def model_name(settings: Settings) -> str:
     """The model the settings ask for, the default one when they name none."""
-    from subtitler.engine import runtime
-
-    runtime.prepare()  # the model catalogue lives beside the loader, which imports MLX
-    from subtitler.engine.whisper.load import default_model
+    from subtitler.engine.whisper.catalog import default_model
 
     return settings.model or default_model()
 

@@ -130,7 +130,7 @@ MODELS = ["tiny.en", "base", "tiny", "base.en", "small", "small.en", "medium", "
 
 def model_choices() -> list[str]:
     """The model picker's list: installed offline models, then downloaded ones, then the hub's."""
-    from subtitler.engine.whisper.load import downloaded_models, offline_models
+    from subtitler.engine.whisper.catalog import downloaded_models, offline_models
 
     local = offline_models() + [m for m in downloaded_models() if m not in offline_models()]
     return local + [m for m in MODELS if m not in local]

