@@ -124,21 +124,32 @@ def load_audio(
         "-i", path, "-map", "0:a:0", "-vn", "-f", "s16le", "-ac", "1",
         "-acodec", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-",
     ]
-    chunks: list[bytes] = []
-    got = 0
     # The decoder starts first, and the probe (clear errors, the duration for progress)
     # runs while it does: one ffmpeg start-up (about 40 ms here) less to wait for.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         info = info or probe(path)
         expected = max(1, int(info.duration * SAMPLE_RATE))
+        # Converted as it arrives, into room for the duration the header gives: the
+        # only copy of the audio held is the float one (3 hours: 691 MB).
+        samples = np.empty(expected + SAMPLE_RATE, np.float32)
+        got, odd = 0, b""
         assert proc.stdout is not None
         while True:
             block = proc.stdout.read(1 << 20)
             if not block:
                 break
-            chunks.append(block)
-            got += len(block) // 2
+            if odd:
+                block, odd = odd + block, b""
+            if len(block) % 2:
+                block, odd = block[:-1], block[-1:]
+            pcm = np.frombuffer(block, np.int16)
+            if got + pcm.size > samples.size:  # longer than the header said
+                samples = np.concatenate([samples[:got], np.empty(max(got, pcm.size), np.float32)])
+            part = samples[got : got + pcm.size]
+            part[:] = pcm
+            part /= 32768.0
+            got += pcm.size
             if progress:
                 progress(min(1.0, got / expected))
             if cancel and cancel():
@@ -149,16 +160,14 @@ def load_audio(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    raw = b"".join(chunks)
-    raw = raw[: len(raw) // 2 * 2]
-    if rc != 0 and not raw:
+    if rc != 0 and not got:
         first = stderr.strip().splitlines()[-1] if stderr.strip() else "unknown error"
         raise MediaError(f"{os.path.basename(path)} could not be decoded ({first}).")
-    if not raw:
+    if not got:
         raise MediaError(f"{os.path.basename(path)} contains no decodable audio.")
     if progress:
         progress(1.0)
-    return np.frombuffer(raw, np.int16).astype(np.float32) / 32768.0
+    return samples[:got]
 
 
 @lru_cache(maxsize=2)
@@ -175,34 +184,100 @@ def _hann() -> np.ndarray:
     return np.hanning(N_FFT + 1)[:-1].astype(np.float32)
 
 
-def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0) -> np.ndarray:
-    """Whisper's log-mel: shape (n_frames, n_mels), float32.
+class LogMel:
+    """Whisper's log-mel of a recording, computed a window at a time.
 
     Centered STFT with reflect padding, power spectrum, mel projection, log10 clamped
-    to 8 below the maximum, scaled to roughly [-1, 1]. Computed in blocks so an hour
-    of audio never holds its whole complex spectrum in memory.
+    to 8 below the recording's maximum, scaled to roughly [-1, 1]: the same values as
+    for the whole file at once, without holding it (3 hours: 346 MB). The maximum
+    takes one pass over the audio up front. Its blocks of ``BLOCK`` frames are kept when
+    the recording is under ``KEEP_FRAMES``; a longer one computes them again as windows
+    ask for them (always the same blocks, so a frame's value never depends on which
+    window asked for it), keeping the last two.
     """
-    audio = np.asarray(audio, dtype=np.float32)
-    if padding:
-        audio = np.pad(audio, (0, padding))
-    half = N_FFT // 2
-    x = np.pad(audio, (half, half), mode="reflect") if audio.size > half else np.pad(audio, (half, half))
-    n_frames = 1 + (x.size - N_FFT) // HOP_LENGTH - 1  # Whisper drops the last frame
-    filters = mel_filters(n_mels).T  # (201, n_mels)
-    window = _hann()
-    frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP_LENGTH]
-    out = np.empty((n_frames, n_mels), dtype=np.float32)
-    block = 4096
-    for i in range(0, n_frames, block):
-        spec = np.fft.rfft(frames[i : min(i + block, n_frames)] * window, axis=-1)
-        power = (spec.real**2 + spec.imag**2).astype(np.float32)
-        out[i : i + block] = power @ filters
-    np.maximum(out, 1e-10, out=out)
-    np.log10(out, out=out)
-    np.maximum(out, out.max() - 8.0, out=out)
-    out += 4.0
-    out /= 4.0
-    return out
+
+    BLOCK = 4096  # frames: 41 s
+    KEEP_FRAMES = 1 << 17  # 22 minutes: 42 MB of mel for 80 bands
+
+    def __init__(self, audio: np.ndarray, n_mels: int = 80, padding: int = 0, gain: Optional[np.ndarray] = None):
+        """``gain``: an optional linear gain per ``HOP_LENGTH`` samples, interpolated
+        between the hops' centres (``subtitler.engine.level``)."""
+        self.audio = np.asarray(audio, dtype=np.float32)
+        self.gain = gain
+        self.n_mels = n_mels
+        self.length = self.audio.size + padding  # the signal: the audio, then ``padding`` zeros
+        self.n_frames = self.length // HOP_LENGTH  # Whisper drops the last STFT frame
+        self._reflect = self.length > N_FFT // 2
+        self._cache: dict[int, np.ndarray] = {}
+        self._keep = 2 if self.n_frames > self.KEEP_FRAMES else self.n_frames // self.BLOCK + 1
+        self.ceiling = max((float(self._block(i).max()) for i in range(0, self.n_frames, self.BLOCK)),
+                           default=-10.0)
+
+    def _signal(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``lo:hi`` of the signal padded by N_FFT // 2 on each side (reflected)."""
+        half = N_FFT // 2
+        a, b = lo - half, hi - half  # positions in the unpadded signal
+        out = np.zeros(hi - lo, np.float32)
+        n = self.audio.size
+        m0, m1 = max(a, 0), min(b, n)
+        if m1 > m0:
+            out[m0 - a : m1 - a] = self.audio[m0:m1]
+            if self.gain is not None:
+                out[m0 - a : m1 - a] *= self._gain_at(np.arange(m0, m1))
+        if self._reflect:
+            edges = [np.arange(a, min(b, 0)), np.arange(max(a, self.length), b)]
+            for pos, mirror in zip(edges, (-edges[0], 2 * self.length - 2 - edges[1])):
+                inside = mirror < n  # the reflection of the zero padding is zeros
+                if inside.any():
+                    out[pos[inside] - a] = self.audio[mirror[inside]]
+                    if self.gain is not None:
+                        out[pos[inside] - a] *= self._gain_at(mirror[inside])
+        return out
+
+    def _gain_at(self, index: np.ndarray) -> np.ndarray:
+        """The gain at sample positions ``index`` (ascending)."""
+        first = max(0, int(index[0]) // HOP_LENGTH - 1)
+        stop = min(len(self.gain), int(index[-1]) // HOP_LENGTH + 2)
+        if stop <= first:  # past the last hop: its gain holds
+            return np.full(index.size, self.gain[-1], np.float32)
+        centres = np.arange(first, stop) * HOP_LENGTH + HOP_LENGTH / 2
+        return np.interp(index, centres, self.gain[first:stop]).astype(np.float32)
+
+    def _block(self, first: int) -> np.ndarray:
+        """log10 of the mel power of frames ``first`` to ``first + BLOCK``, unclamped."""
+        block = self._cache.get(first)
+        if block is None:
+            stop = min(first + self.BLOCK, self.n_frames)
+            x = self._signal(first * HOP_LENGTH, (stop - 1) * HOP_LENGTH + N_FFT)
+            frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP_LENGTH]
+            spec = np.fft.rfft(frames * _hann(), axis=-1)
+            block = (spec.real**2 + spec.imag**2).astype(np.float32) @ mel_filters(self.n_mels).T
+            np.maximum(block, 1e-10, out=block)
+            np.log10(block, out=block)
+            if len(self._cache) >= self._keep:
+                self._cache.pop(min(self._cache))
+            self._cache[first] = block
+        return block
+
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` (clipped to the recording), shape (frames, n_mels)."""
+        start, stop = max(0, start), min(stop, self.n_frames)
+        out = np.empty((max(0, stop - start), self.n_mels), np.float32)
+        first = start - start % self.BLOCK
+        for b in range(first, stop, self.BLOCK):
+            block = self._block(b)
+            lo, hi = max(start, b), min(stop, b + len(block))
+            out[lo - start : hi - start] = block[lo - b : hi - b]
+        np.maximum(out, self.ceiling - 8.0, out=out)
+        out += 4.0
+        out /= 4.0
+        return out
+
+
+def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0) -> np.ndarray:
+    """Whisper's log-mel of the whole of ``audio``: shape (n_frames, n_mels), float32."""
+    mel = LogMel(audio, n_mels, padding)
+    return mel.frames(0, mel.n_frames)
 
 
 def pad_or_trim(mel: np.ndarray, length: int = N_FRAMES) -> np.ndarray:

@@ -47,6 +47,7 @@ def transcribe(
     from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask, detect_language
     from subtitler.engine.whisper.timing import add_word_timestamps
     from subtitler.engine.whisper.tokenizer import get_tokenizer
+    from subtitler.engine.level import speech_gain
     from subtitler.engine.vad import is_guess, refine_words, speech_mask
 
     ensure_thread_stream()
@@ -57,8 +58,9 @@ def transcribe(
     speech = speech_mask(samples) if (options.word_timestamps or options.vad_guards) else None
     # Framing as faster-whisper does it (one hop of padding, windows zero-padded in
     # log-mel space), so our output can be compared token for token with the peer.
-    mel = audio_mod.log_mel_spectrogram(samples, model.dims.n_mels, padding=HOP_LENGTH)
-    content_frames = mel.shape[0] - 1
+    gain = speech_gain(samples, speech) if speech is not None and options.level_speech else None
+    mel = audio_mod.LogMel(samples, model.dims.n_mels, padding=HOP_LENGTH, gain=gain)  # a window at a time
+    content_frames = mel.n_frames - 1
     duration = content_frames * HOP_LENGTH / SAMPLE_RATE
     info.duration = duration
 
@@ -68,7 +70,7 @@ def transcribe(
                               time.perf_counter() - started))
 
     def window(seek: int):
-        seg = audio_mod.pad_or_trim(mel[seek : min(seek + N_FRAMES, content_frames)])
+        seg = audio_mod.pad_or_trim(mel.frames(seek, min(seek + N_FRAMES, content_frames)))
         return backend.encode(mx.array(seg)[None])
 
     language = options.language if options.language not in (None, "auto") else None

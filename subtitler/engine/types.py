@@ -43,10 +43,11 @@ class TranscribeOptions:
     initial_prompt: Optional[str] = None
     word_timestamps: bool = False
     without_timestamps: bool = False
-    # Speech-aware guards from the energy VAD: skip windows without any speech, drop
+    # Speech-aware guards from the speech detector: skip windows without any speech, drop
     # segments decoded over noise or stuck in a repetition loop.
     vad_guards: bool = True
     min_speech_fraction: float = 0.1
+    level_speech: bool = True  # raise quiet speech to the loudest speech's level (engine/level.py)
     seed: int = 0  # sampling at temperature > 0 draws from this seed: same input, same output
 
 

@@ -42,6 +42,26 @@ def test_mel_matches_faster_whisper():
     assert np.abs(ours[:n] - ref.T[:n]).max() < 1e-3
 
 
+def test_mel_a_window_at_a_time_is_the_whole_files(monkeypatch):
+    """Windows computed on demand (long recordings keep no whole log-mel) hold the very
+    values of the whole file's log-mel, whichever window asks first; a gain of 1 is no
+    gain, and a gain is the same as scaling the samples."""
+    from subtitler.engine.audio import HOP_LENGTH, LogMel
+
+    samples = np.concatenate([audio.load_audio(str(JFK))] * 3)  # 33 s: three blocks
+    whole = audio.log_mel_spectrogram(samples, 80, padding=HOP_LENGTH)
+    monkeypatch.setattr(LogMel, "KEEP_FRAMES", 1000)  # as for a recording of hours
+    mel = LogMel(samples, 80, padding=HOP_LENGTH)
+    assert mel.n_frames == whole.shape[0] and len(mel._cache) <= 2
+    for start in (3000, 0, 1234, 8000, 4095):
+        assert np.array_equal(mel.frames(start, start + 3000), whole[start : start + 3000])
+    ones = LogMel(samples, 80, padding=HOP_LENGTH, gain=np.ones(len(samples) // HOP_LENGTH, np.float32))
+    assert np.array_equal(ones.frames(0, 3000), whole[:3000])
+    half = LogMel(samples, 80, padding=HOP_LENGTH, gain=np.full(len(samples) // HOP_LENGTH, 0.5, np.float32))
+    assert np.allclose(half.frames(0, 3000), audio.log_mel_spectrogram(samples * 0.5, 80, HOP_LENGTH)[:3000],
+                       atol=1e-6)
+
+
 def test_cancel_stops_decoding():
     from subtitler.errors import Cancelled
 
