@@ -252,6 +252,34 @@ def sgemm_address() -> int | None:
     return ctypes.cast(fn, ctypes.c_void_p).value
 
 
+_SGEMM = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_float, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                          ctypes.c_float, ctypes.c_void_p, ctypes.c_int)
+_sgemm_fn = None
+
+
+def product(a, w):
+    """``a @ w.T`` for float32 ``a`` (m, k) and ``w`` (n, k) (a layer's weight as stored),
+    through the preloaded BLAS on all its threads, NumPy's product (one thread, see
+    ``_quiet_numpy_blas``) when none was preloaded. For host code's larger products."""
+    import numpy as np
+
+    global _sgemm_fn
+    address = sgemm_address()
+    m, k = a.shape
+    n = w.shape[0]
+    if address is None or max(m, n, k) >= 2**31:
+        return a @ w.T
+    if _sgemm_fn is None or ctypes.cast(_sgemm_fn, ctypes.c_void_p).value != address:
+        _sgemm_fn = _SGEMM(address)
+    a = np.ascontiguousarray(a, np.float32)
+    w = np.ascontiguousarray(w, np.float32)
+    out = np.empty((m, n), np.float32)
+    if m and n:
+        _sgemm_fn(101, 111, 112, m, n, k, 1.0, a.ctypes.data, k, w.ctypes.data, k, 0.0, out.ctypes.data, n)
+    return out
+
+
 def rest_workers() -> None:
     """Stop the BLAS's idle worker threads before the host runs threads of its own.
 

@@ -361,6 +361,8 @@ static inline __attribute__((always_inline)) float sigmoid_c(float x) {
     return 1.0f / (1.0f + exp_cephes(-(x > -80.0f ? x : -80.0f)));
 }
 
+#define LSTM_LANES 64
+
 CLONES int lstm_sequence(const float *gates_in, const float *restrict whh_t, long n, long h, float *out,
                          float *state) {
     float *restrict hid = calloc((size_t)h, sizeof(float)), *restrict cell = calloc((size_t)h, sizeof(float)),
@@ -374,14 +376,32 @@ CLONES int lstm_sequence(const float *gates_in, const float *restrict whh_t, lon
     memcpy(hid, state, sizeof(float) * h);
     memcpy(cell, state + h, sizeof(float) * h);
     for (long t = 0; t < n; t++) {
-        memcpy(g, gates_in + t * 4 * h, sizeof(float) * 4 * h);
-        for (long k = 0; k < h; k++) { /* g += hid[k] * row k: vectorizes over the gates */
-            const float *restrict w = whh_t + k * 4 * h;
-            const float x = hid[k];
-            for (long r = 0; r < 4 * h; r++) g[r] += w[r] * x;
+        /* g = gates_in[t] + whh_t' hid, 64 gates at a time held in registers over all of
+         * hid (the sum over k in the same order as one gate at a time). */
+        for (long r0 = 0; r0 < 4 * h; r0 += LSTM_LANES) {
+            const long m = 4 * h - r0 < LSTM_LANES ? 4 * h - r0 : LSTM_LANES;
+            float acc[LSTM_LANES];
+            memcpy(acc, gates_in + t * 4 * h + r0, sizeof(float) * m);
+            if (m == LSTM_LANES) {
+                for (long k = 0; k < h; k++) {
+                    const float *restrict w = whh_t + k * 4 * h + r0;
+                    const float x = hid[k];
+#pragma omp simd
+                    for (long r = 0; r < LSTM_LANES; r++) acc[r] += w[r] * x;
+                }
+            } else {
+                for (long k = 0; k < h; k++)
+                    for (long r = 0; r < m; r++) acc[r] += whh_t[k * 4 * h + r0 + r] * hid[k];
+            }
+            memcpy(g + r0, acc, sizeof(float) * m);
         }
-        for (long r = 0; r < 4 * h; r++) /* tanh(x) = 2 sigmoid(2x) - 1 for the cell gate */
-            g[r] = (r >= 2 * h && r < 3 * h) ? 2.0f * sigmoid_c(2.0f * g[r]) - 1.0f : sigmoid_c(g[r]);
+#pragma omp simd
+        for (long r = 0; r < 2 * h; r++) g[r] = sigmoid_c(g[r]); /* input and forget gates */
+#pragma omp simd
+        for (long r = 2 * h; r < 3 * h; r++) g[r] = 2.0f * sigmoid_c(2.0f * g[r]) - 1.0f; /* tanh: the cell gate */
+#pragma omp simd
+        for (long r = 3 * h; r < 4 * h; r++) g[r] = sigmoid_c(g[r]); /* output gate */
+#pragma omp simd
         for (long k = 0; k < h; k++) {
             cell[k] = g[h + k] * cell[k] + g[k] * g[2 * h + k];
             hid[k] = g[3 * h + k] * (2.0f * sigmoid_c(2.0f * cell[k]) - 1.0f);
