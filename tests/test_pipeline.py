@@ -109,6 +109,21 @@ def test_no_cue_without_a_letter():
     assert [c.text for c in segments_as_cues(segs)] == ["Hello there.", "Привет, мир"]
 
 
+def test_cues_a_short_pause_apart_are_chained():
+    """A pause under half a second between two cues closes up to the profile's minimum
+    gap (the subtitle stays through the pause); a longer one stays; no cue grows past
+    the profile's longest."""
+    segs = [_decoded([(1.0, 1.5, " We", 0.9), (1.5, 2.0, " went", 0.9), (2.0, 2.6, " home.", 0.9)]),
+            _decoded([(2.9, 3.4, " It", 0.9), (3.4, 4.0, " rained.", 0.9)]),
+            _decoded([(6.0, 6.5, " Then", 0.9), (6.5, 7.2, " it", 0.9), (7.2, 8.0, " stopped.", 0.9)])]
+    a, b, c = build_cues(segs, "default", 20_000)
+    assert a.end == b.start - 83  # 300 ms apart: chained
+    assert b.end < c.start - 500  # 2 s apart: left apart (with at most the grace after speech)
+    slow = [_decoded([(0.0, 6.9, " Wait", 0.9)]), _decoded([(7.2, 7.8, " now", 0.9)])]
+    first, _ = build_cues(slow, "default", 20_000)
+    assert first.end == 7000  # the profile's 7 s, not up to the next cue
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "subtitler", *args], capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=ROOT)

@@ -152,13 +152,17 @@ def build_cues(decoded: Iterable, profile: Profile | str | None = None,
 
 
 def settle_times(cues: list[Segment], p: Profile, media_duration: Optional[int] = None) -> list[Segment]:
-    """Keep the minimum gap, and stretch short or fast cues into the silence after
-    them, never more than a grace period past speech unless the profile needs it."""
+    """Keep the minimum gap, stretch short or fast cues into the silence after them
+    (never more than a grace period past speech unless the profile needs it), and
+    chain cues less than ``chain_gap`` apart: a pause inside a sentence, or one
+    speaker taking over from another, keeps a subtitle on screen."""
     for i, c in enumerate(cues):
         limit = cues[i + 1].start - p.min_gap if i + 1 < len(cues) else (media_duration or c.end + 10_000)
         needed = max(p.min_duration, int(len(c.text.replace("\n", "")) / p.max_cps * 1000) + 1)
         target = max(c.end + min(GRACE, max(0, needed - c.duration)), c.start + needed)
         c.end = max(c.end, min(target, limit))
+        if i + 1 < len(cues) and c.end < limit < c.end + p.chain_gap:
+            c.end = max(c.end, min(limit, c.start + p.max_duration))
         if i + 1 < len(cues) and cues[i + 1].start - c.end < p.min_gap:
             c.end = max(c.start + 1, min(c.end, cues[i + 1].start - p.min_gap))
         if c.duration < needed:

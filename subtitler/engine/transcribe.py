@@ -87,6 +87,7 @@ def transcribe(
 
     all_tokens: list[int] = []
     prompt_reset_since = 0
+    spoken_until = 0.0  # the end of the last word timed: no word starts before it
     if options.initial_prompt:
         all_tokens += tokenizer.encode(" " + options.initial_prompt.strip())
     temps = _temperatures(options.temperature)
@@ -182,7 +183,7 @@ def transcribe(
         if options.word_timestamps and new:
             add_word_timestamps(model, tokenizer, new, kv, offset, size)
             for s in new:
-                refine_words(s.words, speech)
+                spoken_until = refine_words(s.words, speech, not_before=spoken_until)
                 if s.words:
                     s.start, s.end = s.words[0].start, s.words[-1].end
         if options.vad_guards:

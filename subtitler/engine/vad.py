@@ -76,22 +76,40 @@ def speech_mask(samples: np.ndarray) -> np.ndarray:
     return sound & neural_regions(samples)[: len(sound)]
 
 
-def refine_words(words, mask: np.ndarray, min_keep: float = 0.05) -> None:
-    """Move each word's start forward (and end back) to the speech inside its span.
+REACH_BACK = 30  # frames (0.3 s): how far a word's start may move back onto the speech it begins
+HOLE = 6  # frames: a gap this short in the mask is still the same stretch of speech
 
-    ``words`` have ``start``/``end`` in seconds; a word whose span holds no speech
-    frames is left as it is.
-    """
+
+def refine_words(words, mask: np.ndarray, min_keep: float = 0.05, not_before: float = 0.0) -> float:
+    """Put each word's edges on the speech of its span: the start forward (and the end
+    back) past non-speech, and a start that DTW put inside speech back to where that
+    speech begins (at most ``REACH_BACK``, never before the previous word's end or
+    ``not_before``). ``words`` have ``start``/``end`` in seconds; a word whose span holds
+    no speech frames is left as it is. Returns the last word's end (or ``not_before``)."""
     for w in words:
         a, b = int(w.start * 100), int(np.ceil(w.end * 100))
         span = mask[max(0, a) : max(0, b)]
         idx = np.flatnonzero(span)
         if idx.size == 0:
+            not_before = max(not_before, w.end)
             continue
         start = (a + idx[0]) / 100
         end = (a + idx[-1] + 1) / 100
         if end - start >= min_keep:
             w.start, w.end = round(float(max(w.start, start)), 3), round(float(min(w.end, end)), 3)
+        first = int(round(w.start * 100))
+        floor = max(first - REACH_BACK, int(np.ceil(not_before * 100)), 0)
+        lead, k = first, first - 1
+        while k >= floor and first - k <= REACH_BACK:  # back over speech, and holes under HOLE frames in it
+            if mask[k]:
+                lead = k
+            elif lead - k > HOLE:
+                break
+            k -= 1
+        if lead < first:
+            w.start = round(lead / 100, 3)
+        not_before = max(not_before, w.end)
+    return not_before
 
 
 def speech_fraction(mask: np.ndarray, start: float, end: float) -> float:

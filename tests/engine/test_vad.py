@@ -107,6 +107,25 @@ def _segment(words):
     return DecodedSegment(ws[0].start, ws[-1].end, "".join(w.word for w in ws), words=ws)
 
 
+def test_word_edges_move_onto_speech():
+    """A start in non-speech moves forward to the speech; a start DTW put late inside
+    speech moves back to where it begins (across a hole of a few frames, within 0.3 s,
+    never into the previous word); an end in non-speech moves back."""
+    mask = np.zeros(1000, bool)
+    mask[100:200] = mask[300:340] = mask[344:400] = mask[600:700] = True
+    early = DecodedWord(0.8, 1.5, " early", 0.9)  # 0.2 s of silence before its speech
+    late = DecodedWord(3.5, 3.9, " late", 0.9)  # its speech began at 3.0 s (a 40-ms hole at 3.4)
+    words = [early, late]
+    assert vad.refine_words(words, mask) == 3.9
+    assert (early.start, early.end, late.start) == (1.0, 1.5, 3.2)  # back 0.3 s at most
+    nudged = DecodedWord(6.2, 6.8, " on", 0.9)
+    vad.refine_words([nudged], mask, not_before=6.1)
+    assert nudged.start == 6.1  # not before the last word's end
+    tail = DecodedWord(6.5, 7.5, " tail", 0.9)
+    vad.refine_words([tail], mask)
+    assert (tail.start, tail.end) == (6.2, 7.0)  # back by the reach; its end onto the speech
+
+
 def test_guards():
     mask = np.zeros(1000, bool)
     mask[200:400] = True  # speech from 2 to 4 s
