@@ -75,11 +75,21 @@ def transcribe(
 
     language = options.language if options.language not in (None, "auto") else None
     tokenizer = get_tokenizer(model.is_multilingual, model.num_languages, language, options.task)
-    seek = 0
+    def speech_start(seek: int) -> int:
+        """A window that would open on a long stretch without speech starts at the
+        speech instead (a little before it): fewer windows, each with more speech, as
+        faster-whisper's VAD gets by cutting the non-speech out; a music intro is not
+        decoded at all."""
+        if not options.vad_guards:
+            return seek
+        ahead = np.flatnonzero(speech[seek : seek + N_FRAMES])
+        return seek + int(ahead[0]) - LEAD_FRAMES if ahead.size and ahead[0] > SKIP_FRAMES else seek
+
     report(0)
     if content_frames <= 0:
         return
-    kv = window(0)
+    seek = speech_start(0)
+    kv, encoded = window(seek), seek  # the language is detected on the first window with speech
     if model.is_multilingual and language is None:
         language, info.language_probs = detect_language(model, kv, tokenizer)
         tokenizer = get_tokenizer(True, model.num_languages, language, options.task)
@@ -97,13 +107,7 @@ def transcribe(
     while seek < content_frames:
         if cancel and cancel():
             raise Cancelled()
-        if options.vad_guards and seek:
-            # A window that would open on a long stretch without speech starts at the
-            # speech instead (a little before it): fewer windows, each with more speech,
-            # as faster-whisper's VAD gets by cutting the non-speech out.
-            ahead = np.flatnonzero(speech[seek : seek + N_FRAMES])
-            if ahead.size and ahead[0] > SKIP_FRAMES:
-                seek += int(ahead[0]) - LEAD_FRAMES
+        seek = speech_start(seek)
         offset = seek * HOP_LENGTH / SAMPLE_RATE
         size = min(N_FRAMES, content_frames - seek)
         seg_duration = size * HOP_LENGTH / SAMPLE_RATE
@@ -112,8 +116,9 @@ def transcribe(
             seek += size  # nothing but silence or noise: nothing to decode
             report(seek)
             continue
-        if seek:
-            kv = window(seek)
+        if seek != encoded:
+            kv, encoded = window(seek), seek
+        info.windows.append((offset, offset + seg_duration))
 
         result = None
         for t in temps:

@@ -74,3 +74,4 @@ class TranscriptInfo:
     language: str = "en"
     language_probs: Optional[dict] = None
     duration: float = 0.0
+    windows: list = field(default_factory=list)  # (start, end) in seconds of each window decoded

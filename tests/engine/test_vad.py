@@ -93,6 +93,29 @@ def test_a_quiet_speaker_beside_a_loud_one_keeps_every_word(tmp_path, model):
     assert said_quiet == said_level and len(said_level.split()) > 15
 
 
+@pytest.mark.slow
+def test_a_music_intro_is_not_decoded(tmp_path, model):
+    """Eight seconds of chords and a beat, then jfk: the first window opens on the speech
+    (none is spent on the music), and the words are jfk's as when it is alone."""
+    from subtitler import pipeline
+
+    t = np.arange(8 * 16000) / 16000
+    chords = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * np.exp(-(t % 0.5) * 4)
+    beat = np.sin(2 * np.pi * 60 * t) * np.exp(-(t % 0.5) * 30)
+    intro = (0.1 * chords + 0.3 * beat).astype(np.float32)
+    from subtitler.engine.transcribe import transcribe
+    from subtitler.engine.types import TranscribeOptions, TranscriptInfo
+
+    jfk = load_audio(str(JFK))
+    info = TranscriptInfo()
+    segments = list(transcribe(model, np.concatenate([intro, jfk]), TranscribeOptions(word_timestamps=True),
+                               info=info))
+    assert len(info.windows) == 1 and 7.8 < info.windows[0][0] < 8.3  # 0.2 s before jfk's first word
+    assert segments[0].start >= 8.0
+    alone = pipeline.transcribe_media(JFK, model=model)
+    assert normalize(" ".join(s.text for s in segments)) == normalize(" ".join(c.text for c in alone))
+
+
 def test_speech_at_one_level_gets_no_gain():
     """A recording whose speech sits at one level goes to the recogniser untouched
     (jfk's trailing breath, 17 dB under its phrases, is too short to be raised)."""
