@@ -156,18 +156,24 @@ def settle_times(cues: list[Segment], p: Profile, media_duration: Optional[int] 
     (never more than a grace period past speech unless the profile needs it), and
     chain cues less than ``chain_gap`` apart: a pause inside a sentence, or one
     speaker taking over from another, keeps a subtitle on screen."""
+    def needed(c: Segment) -> int:
+        return max(p.min_duration, int(len(c.text.replace("\n", "")) / p.max_cps * 1000) + 1)
+
+    def limit(i: int) -> int:
+        return cues[i + 1].start - p.min_gap if i + 1 < len(cues) else (media_duration or cues[i].end + 10_000)
+
     for i, c in enumerate(cues):
-        limit = cues[i + 1].start - p.min_gap if i + 1 < len(cues) else (media_duration or c.end + 10_000)
-        needed = max(p.min_duration, int(len(c.text.replace("\n", "")) / p.max_cps * 1000) + 1)
-        target = max(c.end + min(GRACE, max(0, needed - c.duration)), c.start + needed)
-        c.end = max(c.end, min(target, limit))
-        if i + 1 < len(cues) and c.end < limit < c.end + p.chain_gap:
-            c.end = max(c.end, min(limit, c.start + p.max_duration))
+        # the room this cue may grow into, less what the next needs to lead in before its speech
+        room = limit(i) - (max(0, needed(cues[i + 1]) - (limit(i + 1) - cues[i + 1].start)) if i + 1 < len(cues) else 0)
+        target = max(c.end + min(GRACE, max(0, needed(c) - c.duration)), c.start + needed(c))
+        c.end = max(c.end, min(target, room))
+        if i + 1 < len(cues) and c.end < limit(i) < c.end + p.chain_gap:
+            c.end = max(c.end, min(room, c.start + p.max_duration))
         if i + 1 < len(cues) and cues[i + 1].start - c.end < p.min_gap:
             c.end = max(c.start + 1, min(c.end, cues[i + 1].start - p.min_gap))
-        if c.duration < needed:
+        if c.duration < needed(c):
             # Blocked by the next cue: lead in a little before the speech instead,
             # never closer than the minimum gap to the previous cue.
             floor = cues[i - 1].end + p.min_gap if i else 0
-            c.start = max(floor, min(c.start, c.end - needed))
+            c.start = max(floor, min(c.start, c.end - needed(c)))
     return cues
