@@ -32,24 +32,35 @@ def _weights() -> dict[str, np.ndarray]:
         return {k: np.ascontiguousarray(z[k], np.float32) for k in z.files}
 
 
-def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int) -> np.ndarray:
-    """Conv1d with kernel 3 and padding 1, channels last: x (N, L, C_in) -> (N, L_out, C_out).
+FRAMES = 4  # STFT frames of 256 samples, 128 apart, in each chunk's 640
+LAYERS = ((1, 4), (2, 4), (2, 2), (1, 1))  # the encoder's convolutions: stride, input positions
 
-    One product of every input position with the three taps' weights, then each output
-    position adds its neighbours' tap products (the padding contributes nothing): no
-    copy of the input per tap."""
-    n, length, c = x.shape
+
+def _banded(w: np.ndarray, stride: int, length: int) -> np.ndarray:
+    """A conv1d (kernel 3, padding 1, ``stride``) over ``length`` positions as one matrix:
+    (out positions * C_out, length * C_in), each output position's row block holding the
+    taps of the input positions it sees (the padding's are left out)."""
+    c_out, c_in, _ = w.shape
     out_len = (length - 1) // stride + 1
-    c_out = w.shape[0]
-    taps = blas.product(x.reshape(n * length, c), w.transpose(2, 0, 1).reshape(3 * c_out, c))
-    taps = taps.reshape(n, length, 3, c_out)
-    centre = np.arange(out_len) * stride
-    out = taps[:, centre, 1] + b
-    for k in (0, 2):
-        source = centre + k - 1
-        inside = (source >= 0) & (source < length)
-        out[:, inside] += taps[:, source[inside], k]
-    return out
+    band = np.zeros((out_len * c_out, length * c_in), np.float32)
+    for j in range(out_len):
+        for k in range(3):
+            q = j * stride + k - 1
+            if 0 <= q < length:
+                band[j * c_out : (j + 1) * c_out, q * c_in : (q + 1) * c_in] = w[:, :, k]
+    return band
+
+
+@lru_cache(maxsize=1)
+def _encoder() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each convolution's banded matrix and its bias repeated per output position."""
+    w = _weights()
+    layers = []
+    for i, (stride, length) in enumerate(LAYERS):
+        weight, bias = w[f"encoder_{i}_reparam_conv_weight"], w[f"encoder_{i}_reparam_conv_bias"]
+        band = _banded(weight, stride, length)
+        layers.append((band, np.tile(bias, band.shape[0] // len(bias))))
+    return layers
 
 
 def _features(audio: np.ndarray, n: int) -> np.ndarray:
@@ -59,15 +70,23 @@ def _features(audio: np.ndarray, n: int) -> np.ndarray:
     # Each row: the chunk's context and the chunk, then 64 samples reflected at the end.
     rows = np.lib.stride_tricks.sliding_window_view(audio, CHUNK + CONTEXT)[::CHUNK][:n]
     x = np.concatenate([rows, rows[:, -2 : -CONTEXT - 2 : -1]], axis=1)  # (n, 640)
-    frames = np.lib.stride_tricks.sliding_window_view(x, 256, axis=1)[:, ::128]  # (n, 4, 256)
-    # The model's STFT: one product with its windowed DFT basis (real parts, then
-    # imaginary ones); through the BLAS on every core that is 3-4x NumPy's FFT here.
-    spec = blas.product(frames.reshape(-1, 256), w["stft_forward_basis_buffer"][:, 0, :])
-    half = spec.shape[1] // 2
-    h = np.sqrt(spec[:, :half] ** 2 + spec[:, half:] ** 2).reshape(n, 4, half)  # (n, 4, 129), channels last
-    for i, stride in enumerate((1, 2, 2, 1)):
-        h = np.maximum(_conv(h, w[f"encoder_{i}_reparam_conv_weight"], w[f"encoder_{i}_reparam_conv_bias"], stride), 0)
-    return np.ascontiguousarray(h[:, 0, :])
+    # The model's STFT: products with its windowed DFT basis (real parts, then imaginary
+    # ones), one per frame position, read from the rows in place (3-4x NumPy's FFT here).
+    basis = w["stft_forward_basis_buffer"][:, 0, :]
+    spec = np.empty((n, FRAMES, basis.shape[0]), np.float32)
+    for f in range(FRAMES):
+        blas.product(x[:, 128 * f : 128 * f + 256], basis, out=spec[:, f])
+    half = basis.shape[0] // 2
+    h = np.square(spec[..., :half])  # the magnitudes, channels last (np.hypot took twice as long)
+    h += np.square(spec[..., half:])
+    h = np.sqrt(h, out=h).reshape(n, FRAMES * half)
+    # The four convolutions: over so few positions, each is one product with a banded
+    # matrix, with no copies of the input per tap.
+    for band, bias in _encoder():
+        h = blas.product(h, band)
+        h += bias
+        np.maximum(h, 0, out=h)
+    return h
 
 
 def _lstm(x: np.ndarray, state: np.ndarray) -> np.ndarray:

@@ -258,26 +258,39 @@ _SGEMM = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes
 _sgemm_fn = None
 
 
-def product(a, w):
+def product(a, w, out=None):
     """``a @ w.T`` for float32 ``a`` (m, k) and ``w`` (n, k) (a layer's weight as stored),
     through the preloaded BLAS on all its threads, NumPy's product (one thread, see
-    ``_quiet_numpy_blas``) when none was preloaded. For host code's larger products."""
+    ``_quiet_numpy_blas``) when none was preloaded. ``a`` and ``out`` (m, n) may be views
+    whose rows are apart (contiguous columns): they are read and written in place."""
     import numpy as np
 
     global _sgemm_fn
     address = sgemm_address()
     m, k = a.shape
     n = w.shape[0]
+
+    def rows_apart(x) -> bool:
+        return x.dtype == np.float32 and x.strides[1] == 4 and x.strides[0] % 4 == 0 and x.strides[0] >= 4 * x.shape[1]
+
     if address is None or max(m, n, k) >= 2**31:
-        return a @ w.T
+        if out is None:
+            return a @ w.T
+        np.matmul(a, w.T, out=out)
+        return out
     if _sgemm_fn is None or ctypes.cast(_sgemm_fn, ctypes.c_void_p).value != address:
         _sgemm_fn = _SGEMM(address)
-    a = np.ascontiguousarray(a, np.float32)
+    if not rows_apart(a):
+        a = np.ascontiguousarray(a, np.float32)
     w = np.ascontiguousarray(w, np.float32)
-    out = np.empty((m, n), np.float32)
+    target = out if out is not None and rows_apart(out) else np.empty((m, n), np.float32)
     if m and n:
-        _sgemm_fn(101, 111, 112, m, n, k, 1.0, a.ctypes.data, k, w.ctypes.data, k, 0.0, out.ctypes.data, n)
-    return out
+        _sgemm_fn(101, 111, 112, m, n, k, 1.0, a.ctypes.data, a.strides[0] // 4, w.ctypes.data, k, 0.0,
+                  target.ctypes.data, target.strides[0] // 4)
+    if out is not None and target is not out:
+        out[...] = target
+        return out
+    return target
 
 
 def rest_workers() -> None:
