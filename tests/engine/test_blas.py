@@ -165,3 +165,23 @@ def test_one_row_products_go_to_gemv_and_big_ones_do_not(forwarder):
     assert count(lambda: x64 @ w) == 0
     forwarder.set_forwarding(False)
     assert count(lambda: x1 @ w) == 0
+
+
+def test_host_products_read_and_write_row_strided_views():
+    """``blas.product`` (the speech detector's products): ``a @ w.T`` through the
+    preloaded BLAS, reading a view whose rows are apart and writing into one, in place."""
+    from subtitler.engine import runtime
+    from subtitler.engine.cpu import blas as _blas
+
+    runtime.prepare()
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(300, 640)).astype(np.float32)
+    w = rng.normal(size=(258, 256)).astype(np.float32)
+    out = np.zeros((300, 4, 258), np.float32)
+    for f in range(4):
+        view = rows[:, 128 * f : 128 * f + 256]  # rows 640 floats apart: not copied
+        got = _blas.product(view, w, out=out[:, f])
+        assert got is not None and np.shares_memory(got, out)
+        np.testing.assert_allclose(out[:, f], view.astype(np.float64) @ w.T.astype(np.float64), rtol=1e-4, atol=1e-3)
+    plain = _blas.product(rows[:, :256].copy(), w)
+    np.testing.assert_allclose(plain, out[:, 0], rtol=1e-5, atol=1e-4)
