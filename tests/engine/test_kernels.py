@@ -214,6 +214,42 @@ def test_encoder_blocks_by_the_c_kernel_match_mlx(model):
     assert np.abs(ours - theirs).max() < 1e-4 * np.abs(theirs).max()
 
 
+def test_alignment_pass_by_the_c_kernel_matches_mlx(model):
+    """Word timing's pass over a window's tokens by ``cpu_blocks`` (which hands back the
+    cross-attention queries) against MLX: the same logits at the text rows and the same
+    scores of the alignment heads, in the same order."""
+    from subtitler.engine.whisper.backend import MlxBackend
+
+    backend = _cpu_backend(model)
+    if backend.prompt_blocks is None:
+        pytest.skip("the C decoder prompt does not run here")
+    cross = backend.encode(_jfk_window())
+    tok = get_tokenizer(False)
+    text = tok.encode(" And so my fellow Americans, ask not what your country can do for you")
+    tokens = [*tok.sot_sequence, tok.no_timestamps, *text, tok.eot]
+    rows = list(range(len(tok.sot_sequence), len(tok.sot_sequence) + len(text)))
+    logits, scores = backend.alignment(tokens, cross, rows, model.alignment_heads)
+    want_logits, want_scores = MlxBackend(model).alignment(tokens, cross, rows, model.alignment_heads)
+    assert logits.shape == want_logits.shape == (len(rows), model.dims.n_vocab)
+    assert scores.shape == want_scores.shape == (len(model.alignment_heads), len(tokens), 1500)
+    assert np.abs(logits - want_logits).max() < 2e-4 * np.abs(want_logits).max()
+    assert np.abs(scores - want_scores).max() < 2e-4 * np.abs(want_scores).max()
+
+
+def test_median_filter_in_c_is_numpys(kernels):
+    """Word timing's median filter (width 7, reflected at the ends), ties included."""
+    from subtitler.engine.whisper import timing
+
+    rng = np.random.default_rng(3)
+    for shape in [(8, 61, 1500), (2, 3, 4), (1, 2, 9)]:
+        x = rng.random(shape, dtype=np.float32)
+        x[..., 1:3] = x[..., :1]
+        got = timing._median_filter(x, 7)
+        expected = np.sort(np.lib.stride_tricks.sliding_window_view(
+            np.pad(x, [(0, 0), (0, 0), (3, 3)], mode="reflect"), 7, axis=-1), axis=-1)[..., 3]
+        assert np.array_equal(got, expected)
+
+
 def test_decoder_prompt_by_the_c_kernel_matches_mlx(model):
     """The decoder over a prompt by ``cpu_blocks`` (causal self-attention, cross-attention
     over a real window): MLX's logits for the chosen rows, and its keys and values."""

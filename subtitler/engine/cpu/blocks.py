@@ -32,7 +32,7 @@ _P = ctypes.c_void_p
 _LAYER_FIELDS = ("attn_ln_w", "attn_ln_b", "qkv_w", "qkv_b", "attn_out_w", "attn_out_b",
                  "cross_ln_w", "cross_ln_b", "cross_q_w", "cross_q_b", "cross_out_w", "cross_out_b",
                  "cross_kt", "cross_vt",
-                 "mlp_ln_w", "mlp_ln_b", "mlp1_w", "mlp1_b", "mlp2_w", "mlp2_b", "keys", "values")
+                 "mlp_ln_w", "mlp_ln_b", "mlp1_w", "mlp1_b", "mlp2_w", "mlp2_b", "keys", "values", "cross_q")
 
 
 _Layer = native.pointers("_Layer", _LAYER_FIELDS)
@@ -117,22 +117,25 @@ class Blocks:
             self._run(row)
         return mx.array(out)
 
-    def prompt(self, x: mx.array, cross_kv) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    def prompt(self, x: mx.array, cross_kv, queries: bool = False):
         """The decoder over a prompt: x (1, T, C) embedded tokens, ``cross_kv`` per layer
-        (keys, values) transposed (1, H, 64, S) -> the blocks' output (T, C) and each
-        layer's keys and values (H, T, 64), as ``cpu_decoder`` takes them."""
+        (keys, values) transposed (1, H, 64, S) -> the blocks' output (T, C), each
+        layer's keys and values (H, T, 64), as ``cpu_decoder`` takes them, and with
+        ``queries`` each layer's cross-attention queries (T, C), unscaled (else None)."""
         out = np.array(cpu_ops.host_view(x)[0], np.float32, order="C")
         t = out.shape[0]
         mx.eval(cross_kv)
         cross = [(cpu_ops.host_array(k[0]), cpu_ops.host_array(v[0])) for k, v in cross_kv]
         kv = [(np.empty((self.n_head, t, 64), np.float32), np.empty((self.n_head, t, 64), np.float32)) for _ in cross]
+        q = [np.empty((t, self.n_state), np.float32) for _ in cross] if queries else None
         layers = (_Layer * len(cross))(*self._layers)  # this call's copy: the window's pointers go in it
-        for layer, (kt, vt), (k, v) in zip(layers, cross, kv):
+        for i, (layer, (kt, vt), (k, v)) in enumerate(zip(layers, cross, kv)):
             layer.cross_kt, layer.cross_vt, layer.keys, layer.values = (a.ctypes.data for a in (kt, vt, k, v))
+            layer.cross_q = q[i].ctypes.data if q else None
         model = _Blocks(self.n_state, self.n_head, len(cross), cross[0][0].shape[-1], self._model.eps,
                         self._model.ln_w, self._model.ln_b, ctypes.cast(layers, _P))
         self._run(out, model, np.triu(np.full((t, t), -np.inf, np.float32), 1))
-        return out, kv
+        return out, kv, q
 
 
 class Stem:

@@ -30,6 +30,7 @@ SIGNATURES = {
     "blocks_forward": ([P, P, L, P, P, P, I], I),
     "encoder_stem": ([P, L, L, P, P, P, P, P, L, P, P], I),
     "dtw_path": ([P, L, L, P, P], L),
+    "median7_rows": ([P, L, L, P], None),
     "lstm_sequence": ([P, P, L, L, P, P], I),
 }
 

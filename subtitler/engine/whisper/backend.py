@@ -2,7 +2,8 @@
 talk to, and ``backend_for`` that picks one per model.
 
 A backend encodes a window, runs the initial tokens of a window's decoding (the
-prompt), and takes the decoding steps after them:
+prompt), takes the decoding steps after them, and runs the pass over a window's
+decoded tokens that word timing reads (``alignment``):
 
 - ``MlxBackend`` runs the MLX network (``model``) on any device: Metal, CUDA, CPU.
 - ``CpuBackend`` (``subtitler.engine.cpu.backend``) runs the same network by our C
@@ -17,6 +18,7 @@ import weakref
 from typing import Sequence
 
 import mlx.core as mx
+import numpy as np
 
 
 class MlxSteps:
@@ -73,6 +75,15 @@ class MlxBackend:
     def steps(self, cross_kv, prefix, n: int, capacity: int):
         """The steps of ``n`` rows after the prompt (``prefix`` from ``prompt``), at most ``capacity``."""
         return self.steps_class(self.decoder, cross_kv, prefix, n)
+
+    def alignment(self, tokens: list[int], cross_kv, rows: list[int], heads: Sequence[tuple[int, int]]):
+        """The decoder over ``tokens`` for word timing -> the logits at ``rows`` (R, V) and
+        the cross-attention scores before softmax of ``heads`` ((layer, head) pairs), in
+        layer order (len(heads), T, S), as host float32 arrays."""
+        logits, _, scores = self.decoder(mx.array([tokens]), cross_kv, want_weights=heads, rows=rows)
+        weights = mx.concatenate([w[0] for w in scores if w is not None])
+        mx.eval(logits, weights)
+        return np.array(logits[0], np.float32), np.array(weights, np.float32)
 
 
 _backends: dict[int, object] = {}

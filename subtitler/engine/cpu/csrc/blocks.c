@@ -28,6 +28,7 @@ struct block_layer {
     const float *cross_kt, *cross_vt;
     const float *mlp_ln_w, *mlp_ln_b, *mlp1_w, *mlp1_b, *mlp2_w, *mlp2_b;
     float *keys, *values; /* NULL, or (H, T, 64): this layer's self-attention keys and values, written */
+    float *cross_q; /* NULL, or (T, C): this layer's cross-attention queries (unscaled), written (word timing) */
 };
 
 struct blocks {
@@ -96,6 +97,7 @@ int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, 
             rows_bias(att, t, C, L->cross_q_b, 0); /* the queries, in att until the attention */
             add_product(sgemm, normed, t, C, L->cross_q_w, C, att);
             memcpy(normed, att, sizeof(float) * t * C);
+            if (L->cross_q) memcpy(L->cross_q, att, sizeof(float) * t * C);
             if (rest) rest();
             status = attention_d64(H, t, S, scale, normed, 64, C, L->cross_kt, 64 * S, S, 1, L->cross_vt, 64 * S, S,
                                    1, att, C, NULL, threads);

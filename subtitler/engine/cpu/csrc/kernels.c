@@ -416,6 +416,37 @@ CLONES int lstm_sequence(const float *gates_in, const float *restrict whh_t, lon
     return STATUS_OK;
 }
 
+/* Median of 7 along each row of x (rows x n, contiguous) into out, the row reflected at
+ * its ends (numpy's "reflect": no edge repeated), as timing._median_filter computes it:
+ * a 16-exchange sorting network per value, over eight values at a time. n >= 4. */
+#define CSWAP(a, b) { float lo_ = a < b ? a : b, hi_ = a < b ? b : a; a = lo_; b = hi_; }
+CLONES void median7_rows(const float *x, long rows, long n, float *out) {
+    float *p = malloc(sizeof(float) * (n + 6));
+    if (!p) return;
+    for (long r = 0; r < rows; r++) {
+        const float *row = x + r * n;
+        for (long k = 0; k < 3; k++) {
+            p[k] = row[3 - k];
+            p[n + 3 + k] = row[n - 2 - k];
+        }
+        memcpy(p + 3, row, sizeof(float) * n);
+        float *o = out + r * n;
+#pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float a0 = p[j], a1 = p[j + 1], a2 = p[j + 2], a3 = p[j + 3], a4 = p[j + 4], a5 = p[j + 5], a6 = p[j + 6];
+            CSWAP(a0, a6) CSWAP(a2, a3) CSWAP(a4, a5)
+            CSWAP(a0, a2) CSWAP(a1, a4) CSWAP(a3, a6)
+            CSWAP(a0, a1) CSWAP(a2, a5) CSWAP(a3, a4)
+            CSWAP(a1, a2) CSWAP(a4, a6)
+            CSWAP(a2, a3) CSWAP(a4, a5)
+            CSWAP(a1, a2) CSWAP(a3, a4) CSWAP(a5, a6)
+            o[j] = a3;
+        }
+    }
+    free(p);
+}
+#undef CSWAP
+
 /* Dynamic time warping for word alignment: the minimum-cost monotonic path through
  * cost (n x m), as timing.dtw computes it in NumPy (the same recurrence, the same
  * tie-breaking: diagonal, then up, then left). rows/cols get the path (at most
