@@ -236,6 +236,17 @@ def test_alignment_pass_by_the_c_kernel_matches_mlx(model):
     assert np.abs(scores - want_scores).max() < 2e-4 * np.abs(want_scores).max()
 
 
+def test_float16_table_taken_from_the_file_is_the_weights(model):
+    """The output embedding's float16 table comes from the file as read (no conversion
+    back and check at load): it holds exactly the model's float32 weights."""
+    _cpu_backend(model)
+    table = model.decoder.embedding_half
+    if table is None:
+        pytest.skip("no float16 logits kernel on this CPU")
+    assert table.dtype == np.float16 and table.flags.c_contiguous
+    assert np.array_equal(table.astype(np.float32), np.array(model.decoder.token_embedding.weight))
+
+
 def test_median_filter_in_c_is_numpys(kernels):
     """Word timing's median filter (width 7, reflected at the ends), ties included."""
     from subtitler.engine.whisper import timing

@@ -333,6 +333,10 @@ def _load_dir(d: Path, dtype) -> Whisper:
         nn.quantize(model, group_size=quant["group_size"], bits=quant["bits"],
                     class_predicate=lambda path, m: isinstance(m, (nn.Linear, nn.Embedding))
                     and f"{path}.scales" in params)
+    embedding = params.get("decoder.token_embedding.weight")
+    embedding_half = None  # the table as read, when it is float16: the CPU's logits use it as it is
+    if embedding is not None and not quant and embedding.dtype in (np.float16, mx.float16):
+        embedding_half = np.asarray(embedding) if isinstance(embedding, np.ndarray) else np.array(embedding)
     arrays = {}
     for k, w in params.items():
         a = w if isinstance(w, mx.array) else mx.array(np.ascontiguousarray(w))
@@ -341,7 +345,7 @@ def _load_dir(d: Path, dtype) -> Whisper:
     # Evaluate everything now: a lazy array is tied to this thread's stream, and the
     # window transcribes on another thread.
     mx.eval(model.parameters(), model.encoder._positional_embedding)
-    model.prepare()
+    model.prepare(embedding_half)
     heads = cfg.get("alignment_heads")
     if heads is None and (d / "generation_config.json").exists():
         heads = json.loads((d / "generation_config.json").read_text()).get("alignment_heads")

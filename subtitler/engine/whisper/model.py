@@ -287,7 +287,7 @@ class TextDecoder(nn.Module):
             return (x @ self._embedding_t).astype(mx.float32)
         return self.token_embedding.as_linear(x).astype(mx.float32)
 
-    def prepare(self) -> None:
+    def prepare(self, embedding_half=None) -> None:
         """On the CPU, keep the embedding in float16 for the output projection of
         decoding steps (``cpu_ops.logits``), when that holds it exactly; else a
         transposed copy: a one-row ``x @ E.T`` reads the 51k x d matrix against its
@@ -298,7 +298,7 @@ class TextDecoder(nn.Module):
         w = self.token_embedding.weight
         if mx.default_device() == mx.cpu and isinstance(self.token_embedding, nn.Embedding) \
                 and not hasattr(self.token_embedding, "scales"):
-            self._embedding_half = cpu_ops.half_table(w)
+            self._embedding_half = cpu_ops.half_table(w, embedding_half)
             if self._embedding_half is None:
                 self._embedding_t = mx.contiguous(w.T)
                 mx.eval(self._embedding_t)
@@ -317,11 +317,12 @@ class Whisper(nn.Module):
         self.alignment_heads = [tuple(map(int, p)) for p in np.argwhere(heads)]
         self.suppress_ids: list[int] | None = None
 
-    def prepare(self) -> None:
-        """Derived weights for fast inference, once the weights are loaded."""
+    def prepare(self, embedding_half=None) -> None:
+        """Derived weights for fast inference, once the weights are loaded
+        (``embedding_half``: the token embedding as read, when it was float16)."""
         for block in (*self.encoder.blocks, *self.decoder.blocks):
             block.attn.fuse_qkv()
-        self.decoder.prepare()
+        self.decoder.prepare(embedding_half)
         cpu_ops.warm_up()
 
     def set_alignment_heads(self, heads) -> None:
