@@ -29,7 +29,7 @@ def main() -> int:
     weights = {init.name.replace("model.", "").replace(".", "_"): numpy_helper.to_array(init).astype(np.float32)
                for init in model.graph.initializer}
     out = Path(__file__).resolve().parent.parent / "subtitler" / "engine" / "assets" / "silero_vad.npz"
-    np.savez_compressed(out, **weights)
+    np.savez(out, **weights)
     print(f"{src} -> {out}: {', '.join(f'{k} {v.shape}' for k, v in weights.items())}")
     return 0
 

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from subtitler.engine.vad import frame_db
+from subtitler.engine.vad import frame_db, percentile
 
 JOIN_FRAMES = 50  # speech frames (10 ms) this close are one region: a phrase, not a word
 MIN_REFERENCE_FRAMES = 50  # only regions with 0.5 s of speech set the reference level
@@ -44,7 +44,7 @@ def speech_gain(samples: np.ndarray, mask: np.ndarray) -> Optional[np.ndarray]:
     db = frame_db(samples)[: len(mask)]
     mask = mask[: len(db)]
     regions = speech_regions(mask)
-    levels = [(a, b, float(np.percentile(db[a:b][mask[a:b]], 90)), int(mask[a:b].sum())) for a, b in regions]
+    levels = [(a, b, percentile(db[a:b][mask[a:b]], 90), int(mask[a:b].sum())) for a, b in regions]
     reference = max((level for _, _, level, n in levels if n >= MIN_REFERENCE_FRAMES), default=None)
     if reference is None:
         return None

@@ -57,6 +57,18 @@ def neural_regions(samples: np.ndarray) -> np.ndarray:
     return frames
 
 
+def percentile(x: np.ndarray, q: float) -> float:
+    """``np.percentile(x, q)`` (linear interpolation; the same to float rounding), by a
+    partition: NumPy's own first imports ``numpy.ma``, 13-16 ms of every process's
+    first transcription here."""
+    pos = (x.size - 1) * q / 100
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, x.size - 1)
+    part = np.partition(x, [lo, hi])
+    a, b, t = part[lo], part[hi], x.dtype.type(pos - lo)  # in the array's precision, as NumPy's
+    return float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)  # NumPy's lerp
+
+
 def sound_mask(samples: np.ndarray) -> np.ndarray:
     """Boolean per 10 ms frame: within ``MARGIN_DB`` of the loudest sound within
     ``LOCAL_MS`` and ``FLOOR_DB`` above the noise floor."""
@@ -64,7 +76,7 @@ def sound_mask(samples: np.ndarray) -> np.ndarray:
     if db.size == 0:
         return np.zeros(0, bool)
     smooth = np.convolve(db, np.ones(3) / 3, mode="same")
-    floor = np.percentile(smooth, 10)
+    floor = percentile(smooth, 10)
     half = LOCAL_MS // 20
     local_peak = np.lib.stride_tricks.sliding_window_view(np.pad(smooth, half, mode="edge"), 2 * half + 1).max(axis=1)
     return (smooth > local_peak - MARGIN_DB) & (smooth > floor + FLOOR_DB)

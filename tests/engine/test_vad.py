@@ -116,6 +116,14 @@ def test_a_music_intro_is_not_decoded(tmp_path, model):
     assert normalize(" ".join(s.text for s in segments)) == normalize(" ".join(c.text for c in alone))
 
 
+def test_percentile_is_numpys():
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 7, 1000):
+        x = (rng.normal(size=n) * 30 - 40).astype(np.float32)
+        for q in (0, 10, 50, 90, 100):
+            assert abs(vad.percentile(x, q) - float(np.percentile(x, q))) < 1e-4
+
+
 def test_speech_at_one_level_gets_no_gain():
     """A recording whose speech sits at one level goes to the recogniser untouched
     (jfk's trailing breath, 17 dB under its phrases, is too short to be raised)."""
