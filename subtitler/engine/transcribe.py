@@ -75,6 +75,7 @@ def transcribe(
 
     language = options.language if options.language not in (None, "auto") else None
     tokenizer = get_tokenizer(model.is_multilingual, model.num_languages, language, options.task)
+
     def speech_start(seek: int) -> int:
         """A window that would open on a long stretch without speech starts at the
         speech instead (a little before it): fewer windows, each with more speech, as
