@@ -16,8 +16,12 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+/* Also an AVX-512 version, for loops whose results do not depend on the vector width
+ * (each value summed in the same order whatever the width). */
+#define CLONES_WIDE __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CLONES
+#define CLONES_WIDE
 #endif
 
 #define EXP_MIN (-87.33654f) /* below this expf underflows to 0 */

@@ -363,7 +363,7 @@ static inline __attribute__((always_inline)) float sigmoid_c(float x) {
 
 #define LSTM_LANES 64
 
-CLONES int lstm_sequence(const float *gates_in, const float *restrict whh_t, long n, long h, float *out,
+CLONES_WIDE int lstm_sequence(const float *gates_in, const float *restrict whh_t, long n, long h, float *out,
                          float *state) {
     float *restrict hid = calloc((size_t)h, sizeof(float)), *restrict cell = calloc((size_t)h, sizeof(float)),
           *restrict g = malloc(sizeof(float) * 4 * h);
@@ -420,7 +420,7 @@ CLONES int lstm_sequence(const float *gates_in, const float *restrict whh_t, lon
  * its ends (numpy's "reflect": no edge repeated), as timing._median_filter computes it:
  * a 16-exchange sorting network per value, over eight values at a time. n >= 4. */
 #define CSWAP(a, b) { float lo_ = a < b ? a : b, hi_ = a < b ? b : a; a = lo_; b = hi_; }
-CLONES void median7_rows(const float *x, long rows, long n, float *out) {
+CLONES_WIDE void median7_rows(const float *x, long rows, long n, float *out) {
     float *p = malloc(sizeof(float) * (n + 6));
     if (!p) return;
     for (long r = 0; r < rows; r++) {
