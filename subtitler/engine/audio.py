@@ -199,11 +199,20 @@ class LogMel:
     BLOCK = 4096  # frames: 41 s
     KEEP_FRAMES = 1 << 17  # 22 minutes: 42 MB of mel for 80 bands
 
-    def __init__(self, audio: np.ndarray, n_mels: int = 80, padding: int = 0, gain: Optional[np.ndarray] = None):
+    SUBTRACT = 2.0  # times the noise a gain adds that is taken off again...
+    FLOOR = 0.05  # ...leaving at least this share of each bin's power
+
+    def __init__(self, audio: np.ndarray, n_mels: int = 80, padding: int = 0, gain: Optional[np.ndarray] = None,
+                 noise: Optional[np.ndarray] = None):
         """``gain``: an optional linear gain per ``HOP_LENGTH`` samples, interpolated
-        between the hops' centres (``subtitler.engine.level``)."""
+        between the hops' centres (``subtitler.engine.level``); ``noise``: the
+        recording's noise floor, a power per STFT bin. A frame raised by g carries
+        g**2 - 1 times that floor more noise than the recording had: that much is
+        taken off its power spectrum again (``SUBTRACT`` times over, as spectral
+        subtraction does at a low signal-to-noise ratio; ``FLOOR`` of the power stays)."""
         self.audio = np.asarray(audio, dtype=np.float32)
         self.gain = gain
+        self.noise = noise if gain is not None else None
         self.n_mels = n_mels
         self.length = self.audio.size + padding  # the signal: the audio, then ``padding`` zeros
         self.n_frames = self.length // HOP_LENGTH  # Whisper drops the last STFT frame
@@ -251,7 +260,12 @@ class LogMel:
             x = self._signal(first * HOP_LENGTH, (stop - 1) * HOP_LENGTH + N_FFT)
             frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP_LENGTH]
             spec = np.fft.rfft(frames * _hann(), axis=-1)
-            block = (spec.real**2 + spec.imag**2).astype(np.float32) @ mel_filters(self.n_mels).T
+            power = (spec.real**2 + spec.imag**2).astype(np.float32)
+            if self.noise is not None:
+                g = self.gain[np.minimum(np.arange(first, stop), len(self.gain) - 1)]
+                added = (g**2 - 1)[:, None] * self.noise[None, :]
+                power = np.maximum(power - self.SUBTRACT * added, self.FLOOR * power)
+            block = power @ mel_filters(self.n_mels).T
             np.maximum(block, 1e-10, out=block)
             np.log10(block, out=block)
             if len(self._cache) >= self._keep:
@@ -272,6 +286,20 @@ class LogMel:
         out += 4.0
         out /= 4.0
         return out
+
+
+def noise_power(audio: np.ndarray, mask: np.ndarray, most: int = 3000) -> np.ndarray:
+    """The median power per STFT bin (``LogMel``'s frames) of up to ``most`` frames
+    where ``mask`` (per hop) says there is no speech: the recording's noise floor."""
+    half = N_FFT // 2
+    hops = np.flatnonzero(~mask[: max(0, (len(audio) - half) // HOP_LENGTH)])
+    hops = hops[hops * HOP_LENGTH >= half]
+    if hops.size == 0:
+        return np.zeros(half + 1, np.float32)
+    hops = hops[:: max(1, hops.size // most)]
+    frames = np.stack([audio[i * HOP_LENGTH - half : i * HOP_LENGTH + half] for i in hops])
+    spec = np.fft.rfft(frames * _hann(), axis=-1)
+    return np.median(spec.real**2 + spec.imag**2, axis=0).astype(np.float32)
 
 
 def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0) -> np.ndarray:

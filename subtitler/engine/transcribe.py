@@ -59,7 +59,8 @@ def transcribe(
     # Framing as faster-whisper does it (one hop of padding, windows zero-padded in
     # log-mel space), so our output can be compared token for token with the peer.
     gain = speech_gain(samples, speech) if speech is not None and options.level_speech else None
-    mel = audio_mod.LogMel(samples, model.dims.n_mels, padding=HOP_LENGTH, gain=gain)  # a window at a time
+    noise = audio_mod.noise_power(samples, speech) if gain is not None else None  # what raising adds is taken off
+    mel = audio_mod.LogMel(samples, model.dims.n_mels, padding=HOP_LENGTH, gain=gain, noise=noise)  # a window at a time
     content_frames = mel.n_frames - 1
     duration = content_frames * HOP_LENGTH / SAMPLE_RATE
     info.duration = duration

@@ -102,14 +102,15 @@ def refine_words(words, mask: np.ndarray, min_keep: float = 0.05, not_before: fl
         a, b = int(w.start * 100), int(np.ceil(w.end * 100))
         span = mask[max(0, a) : max(0, b)]
         idx = np.flatnonzero(span)
-        if idx.size == 0:
+        if idx.size == 0 and b > a:  # a word over no speech at all: left as it is
             not_before = max(not_before, w.end)
             continue
-        start = (a + idx[0]) / 100
-        end = (a + idx[-1] + 1) / 100
-        if end - start >= min_keep:
-            w.start, w.end = round(float(max(w.start, start)), 3), round(float(min(w.end, end)), 3)
-        first = int(round(w.start * 100))
+        if idx.size:
+            start = (a + idx[0]) / 100
+            end = (a + idx[-1] + 1) / 100
+            if end - start >= min_keep:
+                w.start, w.end = round(float(max(w.start, start)), 3), round(float(min(w.end, end)), 3)
+        first = int(round(w.start * 100))  # (a word DTW gave no time at all only moves back)
         floor = max(first - REACH_BACK, int(np.ceil(not_before * 100)), 0)
         lead, k = first, first - 1
         while k >= floor and first - k <= REACH_BACK:  # back over speech, and holes under HOLE frames in it

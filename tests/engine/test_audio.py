@@ -62,6 +62,26 @@ def test_mel_a_window_at_a_time_is_the_whole_files(monkeypatch):
                        atol=1e-6)
 
 
+def test_noise_a_gain_adds_is_taken_off_again():
+    """Raising a stretch by 20 dB raises its noise too; with the recording's noise floor
+    given, most of that added noise is taken off the raised frames' spectrum again."""
+    from subtitler.engine.audio import HOP_LENGTH, LogMel, noise_power
+
+    noise = np.random.default_rng(0).normal(0, 0.001, 16000 * 10).astype(np.float32)
+    hops = len(noise) // HOP_LENGTH
+    gain = np.ones(hops, np.float32)
+    gain[300:700] = 10.0  # 3 to 7 s up by 20 dB
+    floor = noise_power(noise, np.zeros(hops, bool))
+    assert floor.shape == (201,) and floor[5:195].min() > 0
+
+    def rise(mel):  # log10 units: 1.0 is 10 dB
+        frames = mel.frames(0, mel.n_frames) * 4  # undo the /4 of the scaling
+        return frames[400:600].mean() - frames[50:250].mean()
+
+    assert 1.9 < rise(LogMel(noise, 80, gain=gain)) < 2.1  # 20 dB
+    assert rise(LogMel(noise, 80, gain=gain, noise=floor)) < 1.2  # under 12 dB: most of the added power is gone
+
+
 def test_cancel_stops_decoding():
     from subtitler.errors import Cancelled
 

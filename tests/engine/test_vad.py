@@ -152,6 +152,9 @@ def test_word_edges_move_onto_speech():
     nudged = DecodedWord(6.2, 6.8, " on", 0.9)
     vad.refine_words([nudged], mask, not_before=6.1)
     assert nudged.start == 6.1  # not before the last word's end
+    instant = DecodedWord(6.4, 6.4, " The", 0.9)  # DTW gave it no time: it still moves back onto its speech
+    vad.refine_words([instant], mask)
+    assert (instant.start, instant.end) == (6.1, 6.4)
     tail = DecodedWord(6.5, 7.5, " tail", 0.9)
     vad.refine_words([tail], mask)
     assert (tail.start, tail.end) == (6.2, 7.0)  # back by the reach; its end onto the speech
