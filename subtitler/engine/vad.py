@@ -43,11 +43,13 @@ def neural_regions(samples: np.ndarray) -> np.ndarray:
 
     n = len(samples) // FRAME
     probs = silero.speech_probabilities(samples)
-    on = np.zeros(len(probs), bool)
-    active = False
-    for i, p in enumerate(probs):  # hysteresis (112,500 chunks in an hour: a few tens of ms)
-        active = p >= ON if not active else p >= OFF
-        on[i] = active
+    # Hysteresis: a chunk is in a region when the last chunk up to it that decided
+    # (P >= ON starts or keeps one, P < OFF ends it; in between the state holds) started one.
+    decided = np.flatnonzero((probs >= ON) | (probs < OFF))
+    last = np.zeros(len(probs), np.int64) - 1
+    last[decided] = decided
+    last = np.maximum.accumulate(last)
+    on = (last >= 0) & (probs[np.maximum(last, 0)] >= ON)
     chunk_of_frame = np.minimum((np.arange(n) * FRAME) // silero.CHUNK, len(on) - 1)
     frames = on[chunk_of_frame] if len(on) else np.zeros(n, bool)
     margin = MARGIN_MS // 10

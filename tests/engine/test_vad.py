@@ -116,6 +116,16 @@ def test_a_music_intro_is_not_decoded(tmp_path, model):
     assert normalize(" ".join(s.text for s in segments)) == normalize(" ".join(c.text for c in alone))
 
 
+def test_regions_follow_the_hysteresis(monkeypatch):
+    """A region starts at P >= ON, holds while P >= OFF, ends below OFF (the margin off)."""
+    probs = np.array([0.1, 0.4, 0.6, 0.4, 0.36, 0.2, 0.45, 0.5, 0.34, 0.9], np.float32)
+    monkeypatch.setattr(silero, "speech_probabilities", lambda samples: probs)
+    monkeypatch.setattr(vad, "MARGIN_MS", 0)
+    frames = vad.neural_regions(np.zeros(len(probs) * silero.CHUNK, np.float32))
+    per_chunk = frames[(np.arange(len(probs)) * silero.CHUNK + silero.CHUNK // 2) // vad.FRAME]  # mid-chunk frames
+    assert per_chunk.tolist() == [False, False, True, True, True, False, False, True, False, True]
+
+
 def test_percentile_is_numpys():
     rng = np.random.default_rng(4)
     for n in (1, 2, 7, 1000):
