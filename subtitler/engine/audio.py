@@ -184,6 +184,12 @@ def _hann() -> np.ndarray:
     return np.hanning(N_FFT + 1)[:-1].astype(np.float32)
 
 
+def _power(frames: np.ndarray) -> np.ndarray:
+    """The power spectrum of each Hann-windowed frame of ``N_FFT`` samples: (frames, 201)."""
+    spec = np.fft.rfft(frames * _hann(), axis=-1)
+    return (spec.real**2 + spec.imag**2).astype(np.float32)
+
+
 class LogMel:
     """Whisper's log-mel of a recording, computed a window at a time.
 
@@ -259,8 +265,7 @@ class LogMel:
             stop = min(first + self.BLOCK, self.n_frames)
             x = self._signal(first * HOP_LENGTH, (stop - 1) * HOP_LENGTH + N_FFT)
             frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP_LENGTH]
-            spec = np.fft.rfft(frames * _hann(), axis=-1)
-            power = (spec.real**2 + spec.imag**2).astype(np.float32)
+            power = _power(frames)
             if self.noise is not None:
                 g = self.gain[np.minimum(np.arange(first, stop), len(self.gain) - 1)]
                 added = (g**2 - 1)[:, None] * self.noise[None, :]
@@ -298,8 +303,7 @@ def noise_power(audio: np.ndarray, mask: np.ndarray, most: int = 3000) -> np.nda
         return np.zeros(half + 1, np.float32)
     hops = hops[:: max(1, hops.size // most)]
     frames = np.stack([audio[i * HOP_LENGTH - half : i * HOP_LENGTH + half] for i in hops])
-    spec = np.fft.rfft(frames * _hann(), axis=-1)
-    return np.median(spec.real**2 + spec.imag**2, axis=0).astype(np.float32)
+    return np.median(_power(frames), axis=0)
 
 
 def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0) -> np.ndarray:

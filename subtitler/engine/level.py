@@ -55,13 +55,11 @@ def speech_gain(samples: np.ndarray, mask: np.ndarray) -> Optional[np.ndarray]:
     if reference is None:
         return None
     gain_db = np.zeros(len(db), np.float32)
-    raised = False
     for a, b, level, n in levels:
         if n >= MIN_RAISED_FRAMES and reference - level >= LEVEL_GAP_DB:
             lo, hi = max(0, a - PAD_FRAMES), min(len(db), b + PAD_FRAMES)
             gain_db[lo:hi] = np.maximum(gain_db[lo:hi], min(reference - level, MAX_GAIN_DB))
-            raised = True
-    if not raised:
+    if not gain_db.any():
         return None
     ramp = np.ones(RAMP_FRAMES, np.float32) / RAMP_FRAMES
     gain_db = np.convolve(gain_db, ramp, mode="same")

@@ -46,7 +46,7 @@ def neural_regions(samples: np.ndarray) -> np.ndarray:
     # Hysteresis: a chunk is in a region when the last chunk up to it that decided
     # (P >= ON starts or keeps one, P < OFF ends it; in between the state holds) started one.
     decided = np.flatnonzero((probs >= ON) | (probs < OFF))
-    last = np.zeros(len(probs), np.int64) - 1
+    last = np.full(len(probs), -1, np.int64)
     last[decided] = decided
     last = np.maximum.accumulate(last)
     on = (last >= 0) & (probs[np.maximum(last, 0)] >= ON)
