@@ -96,6 +96,43 @@ def test_long_attention_matches_mlx(masked, d64, kernels, monkeypatch):
     assert bool(used) == (kernels == "c" and _blas.sgemm_address() is not None)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_long_attention_avx512_build_gives_the_avx2_values(masked):
+    """attention_d64's AVX-512 build (panels of 32) gives the AVX2 build's values bit for
+    bit: each value's multiply-adds in the same order. 301 rows and 203 keys, so the
+    last blocks and panels are partial; keys and values transposed as the
+    cross-attention passes them."""
+    lib = native.library()
+    if lib is None or not lib.blocks_supported():
+        pytest.skip("the C kernels do not run here")
+    if "avx512f" not in Path("/proc/cpuinfo").read_text().split():
+        pytest.skip("no AVX-512 on this CPU")
+    rng = np.random.default_rng(5)
+    t, s, h = 301, 203, 6
+    q = rng.normal(0, 2, (t, h * 64)).astype(np.float32)
+    kt = rng.normal(0, 2, (h, 64, s)).astype(np.float32)
+    vt = rng.normal(0, 2, (h, 64, s)).astype(np.float32)
+    mask = np.triu(np.full((t, s), -np.inf, np.float32), 1) if masked else None
+    outs = []
+    try:
+        for panel in (16, 32):
+            lib.attention_d64_panel(panel)
+            out = np.empty((t, h * 64), np.float32)
+            assert lib.attention_d64(h, t, s, 0.125, q.ctypes.data, 64, h * 64, kt.ctypes.data, 64 * s, s, 1,
+                                     vt.ctypes.data, 64 * s, s, 1, out.ctypes.data, h * 64,
+                                     None if mask is None else mask.ctypes.data, 2) == native.OK
+            outs.append(out)
+    finally:
+        lib.attention_d64_panel(0)
+    assert np.array_equal(outs[0], outs[1])
+    scores = np.einsum("thd,hds->hts", (q * 0.125).reshape(t, h, 64).astype(np.float64), kt)
+    if mask is not None:
+        scores = scores + mask
+    w = np.exp(scores - scores.max(-1, keepdims=True))
+    want = np.einsum("hts,hds->thd", w / w.sum(-1, keepdims=True), vt).reshape(t, -1)
+    assert np.abs(outs[1] - want).max() < 1e-4
+
+
 def _spy(fn, calls: list):
     def wrapper(*args, **kwargs):
         calls.append(1)

@@ -21,6 +21,7 @@ SIGNATURES = {
     "layer_norm": ([P, P, L, L, P, P, F], None),
     "attention_heads": ([P, L, L, L, L, F, P, L, L, P, L, L, I, P, L, L, I, P, L, P, P, P, I], None),
     "attention_d64": ([L, L, L, F, P, L, L, P, L, L, I, P, L, L, I, P, L, P, I], I),
+    "attention_d64_panel": ([I], None),
     "logits_f16_supported": ([], I),
     "logits_f16": ([P, L, L, P, L, P, I], I),
     "decoder_supported": ([], I),

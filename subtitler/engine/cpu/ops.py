@@ -227,7 +227,9 @@ def attention(q: mx.array, kt: mx.array, v: mx.array, scale: float, mask=None) -
 
     - encoder (1500 x 1500, 6 heads): MLX + NumPy 43-54 ms; ``attention_heads``
       43-52; ``attention_d64`` 31-41 (its score and value products run at about
-      80 GF/s a core; OpenBLAS's K = 64 score product at 50-100 GF/s for two);
+      80 GF/s a core; OpenBLAS's K = 64 score product at 50-100 GF/s for two).
+      Since, with its AVX-512 build and rows in groups that share each read of the
+      keys and values: 57-80 -> 36-46 ms on a busier day, same process, interleaved;
     - a 181-token prompt's cross-attention: 8.2-8.9 -> 7.3-8.0 -> 5.8-6.1 ms; its
       masked self-attention 2.4-3.1 -> 2.3-2.6 -> 1.5 ms.
 
