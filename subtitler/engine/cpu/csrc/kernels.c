@@ -430,7 +430,51 @@ static inline __attribute__((always_inline)) float sigmoid_c(float x) {
 
 #define LSTM_LANES 64
 
-CLONES_WIDE int lstm_sequence(const float *gates_in, const float *restrict whh_t, long n, long h, float *out,
+/* g (4h) = gates_in + whh' hid for one step; whh_p as lstm_sequence takes it. Each gate
+ * sums over k in order, one multiply-add at a time (fused where the CPU has FMA): the
+ * same values from every build with FMA. */
+static void lstm_gates(const float *restrict gates_in, const float *restrict whh_p, long h, const float *restrict hid,
+                       float *restrict g) {
+    for (long r0 = 0; r0 < 4 * h; r0 += LSTM_LANES) {
+        const long m = 4 * h - r0 < LSTM_LANES ? 4 * h - r0 : LSTM_LANES;
+        const float *restrict block = whh_p + r0 * h;
+        for (long r = 0; r < m; r++) g[r0 + r] = gates_in[r0 + r];
+        for (long k = 0; k < h; k++)
+            for (long r = 0; r < m; r++) g[r0 + r] += block[k * m + r] * hid[k];
+    }
+}
+
+#ifdef X86_KERNELS
+/* lstm_gates with the accumulators in registers: LANES gates (two blocks with AVX-512,
+ * one with AVX2) as 8 vectors, so that 8 multiply-add chains overlap. Whole blocks of
+ * LSTM_LANES only; the rest by lstm_gates. */
+#define LSTM_BUILD(NAME, TARGET, VEC, W, LOAD, STORE, SET1, FMADD)                                          \
+    static TARGET long NAME(const float *gates_in, const float *whh_p, long h, const float *hid, float *g) { \
+        enum { PER_BLOCK = LSTM_LANES / W, LANES = 8 * W };                                                  \
+        long r0 = 0;                                                                                         \
+        for (; r0 + LANES <= 4 * h; r0 += LANES) {                                                           \
+            VEC acc[8];                                                                                      \
+            for (int a = 0; a < 8; a++) acc[a] = LOAD(gates_in + r0 + a * W);                               \
+            for (long k = 0; k < h; k++) {                                                                   \
+                VEC x = SET1(hid[k]);                                                                        \
+                UNROLL for (int a = 0; a < 8; a++) {                                                         \
+                    const float *block = whh_p + (r0 + a / PER_BLOCK * LSTM_LANES) * h;                      \
+                    acc[a] = FMADD(LOAD(block + k * LSTM_LANES + a % PER_BLOCK * W), x, acc[a]);             \
+                }                                                                                            \
+            }                                                                                                \
+            for (int a = 0; a < 8; a++) STORE(g + r0 + a * W, acc[a]);                                      \
+        }                                                                                                    \
+        return r0;                                                                                           \
+    }
+LSTM_BUILD(lstm_gates_512, __attribute__((target("avx512f"))), __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps,
+           _mm512_set1_ps, _mm512_fmadd_ps)
+LSTM_BUILD(lstm_gates_256, AVX2_FMA, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps)
+#endif
+
+/* whh_p: the recurrent weights in blocks of LSTM_LANES gates (the last block may be
+ * narrower), each block's (h x lanes) weights contiguous, so that a step reads each
+ * block as one sequential stream (_packed_recurrent in silero.py lays them out). */
+CLONES_WIDE int lstm_sequence(const float *gates_in, const float *restrict whh_p, long n, long h, float *out,
                          float *state) {
     float *restrict hid = calloc((size_t)h, sizeof(float)), *restrict cell = calloc((size_t)h, sizeof(float)),
           *restrict g = malloc(sizeof(float) * 4 * h);
@@ -442,26 +486,17 @@ CLONES_WIDE int lstm_sequence(const float *gates_in, const float *restrict whh_t
     }
     memcpy(hid, state, sizeof(float) * h);
     memcpy(cell, state + h, sizeof(float) * h);
+#ifdef X86_KERNELS
+    long (*fast)(const float *, const float *, long, const float *, float *) =
+        __builtin_cpu_supports("avx512f") ? lstm_gates_512 : have_avx2_fma() ? lstm_gates_256 : NULL;
+#endif
     for (long t = 0; t < n; t++) {
-        /* g = gates_in[t] + whh_t' hid, 64 gates at a time held in registers over all of
-         * hid (the sum over k in the same order as one gate at a time). */
-        for (long r0 = 0; r0 < 4 * h; r0 += LSTM_LANES) {
-            const long m = 4 * h - r0 < LSTM_LANES ? 4 * h - r0 : LSTM_LANES;
-            float acc[LSTM_LANES];
-            memcpy(acc, gates_in + t * 4 * h + r0, sizeof(float) * m);
-            if (m == LSTM_LANES) {
-                for (long k = 0; k < h; k++) {
-                    const float *restrict w = whh_t + k * 4 * h + r0;
-                    const float x = hid[k];
-#pragma omp simd
-                    for (long r = 0; r < LSTM_LANES; r++) acc[r] += w[r] * x;
-                }
-            } else {
-                for (long k = 0; k < h; k++)
-                    for (long r = 0; r < m; r++) acc[r] += whh_t[k * 4 * h + r0 + r] * hid[k];
-            }
-            memcpy(g + r0, acc, sizeof(float) * m);
-        }
+        const float *gin = gates_in + t * 4 * h;
+        long done = 0;
+#ifdef X86_KERNELS
+        if (fast) done = fast(gin, whh_p, h, hid, g);
+#endif
+        if (done < 4 * h) lstm_gates(gin + done, whh_p + done * h, h, hid, g + done);
 #pragma omp simd
         for (long r = 0; r < 2 * h; r++) g[r] = sigmoid_c(g[r]); /* input and forget gates */
 #pragma omp simd
