@@ -41,10 +41,15 @@ def child(spec: dict) -> dict:
     if engine == "subtitler":
         from subtitler import pipeline
 
-        model = pipeline.load_model("tiny.en")  # prepares the process first (fast BLAS), as the CLI does
-        t1 = time.perf_counter()
         settings = pipeline.Settings(model="tiny.en", beam_size=beam, segments=not cues)
-        text = " ".join(s.text for s in pipeline.transcribe_media(clip, settings, model=model))
+        audio = None
+        if cues:  # as the CLI does it: the audio read while the model loads (reported with the load)
+            model, audio_of = pipeline.load_model_reading("tiny.en", clip, settings)
+            audio = audio_of()
+        else:  # the audio read after the load, inside the time without it, as faster-whisper's is
+            model = pipeline.load_model("tiny.en")  # prepares the process first (fast BLAS), as the CLI does
+        t1 = time.perf_counter()
+        text = " ".join(s.text for s in pipeline.transcribe_media(clip, settings, model=model, audio=audio))
     else:
         from faster_whisper import WhisperModel
 

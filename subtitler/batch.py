@@ -76,9 +76,9 @@ def measure(jobs: list[Job]) -> None:
             j.seconds = 0.0
 
 
-def transcribe_file(path: str, settings: Settings, model, progress=None) -> dict:
+def transcribe_file(path: str, settings: Settings, model, progress=None, audio=None) -> dict:
     """One file through the pipeline: the document, as plain data (it crosses processes)."""
-    return document_to_dict(pipeline.transcribe_media(path, settings, model=model, progress=progress))
+    return document_to_dict(pipeline.transcribe_media(path, settings, model=model, progress=progress, audio=audio))
 
 
 def _write(job: Job, data: dict, fmt: str, report: Report) -> None:
@@ -97,10 +97,15 @@ def run_here(jobs: list[Job], settings: Settings, fmt: str, report: Report, done
              file_progress: Optional[Callable[[Job], Callable]] = None) -> None:
     """One file after another in this process (``file_progress(job)`` gives a callback
     for the progress within a file)."""
-    model = pipeline.load_model(pipeline.model_name(settings))
-    for job in jobs:
+    if not jobs:
+        return
+    # The first file's audio is read while the model loads.
+    model, first_audio = pipeline.load_model_reading(pipeline.model_name(settings), jobs[0].input, settings)
+    for k, job in enumerate(jobs):
         try:
-            _write(job, transcribe_file(job.input, settings, model, file_progress and file_progress(job)), fmt, report)
+            audio = first_audio() if k == 0 else None
+            _write(job, transcribe_file(job.input, settings, model, file_progress and file_progress(job), audio),
+                   fmt, report)
         except SubtitlerError as e:
             report.failed.append((job, str(e)))
         done(job)

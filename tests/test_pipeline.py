@@ -175,6 +175,40 @@ def test_pipeline_defaults_are_tight_cues(model):
 
 
 @pytest.mark.slow
+def test_the_audio_is_read_while_the_model_loads(model, media_dir, monkeypatch):
+    """With no model given, the file's audio and its speech detection run on a thread
+    while the model loads, and give the subtitles a loaded model gives. A file that is
+    not media still fails with its own message."""
+    import threading
+    import time
+
+    from subtitler import pipeline
+    from subtitler.errors import SubtitlerError
+
+    spans = {}
+
+    def timed(name, fn):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spans[name] = (start, time.perf_counter(), threading.current_thread() is threading.main_thread())
+        return run
+
+    monkeypatch.setattr(pipeline, "read_audio", timed("read", pipeline.read_audio))
+    monkeypatch.setattr(pipeline, "load_model", timed("load", pipeline.load_model))
+    doc = pipeline.transcribe_media(media_dir / "jfk.mp4", pipeline.Settings(model="tiny.en"))
+    (read_start, read_end, read_on_main), (load_start, load_end, load_on_main) = spans["read"], spans["load"]
+    assert not read_on_main and load_on_main
+    assert read_start < load_end and load_start < read_end  # at the same time
+    words = lambda d: [(w.text, w.start, w.end) for s in d for w in s.words]
+    assert words(doc) and words(doc) == words(pipeline.transcribe_media(media_dir / "jfk.mp4", model=model))
+    with pytest.raises(SubtitlerError, match="is not a media file"):
+        pipeline.transcribe_media(media_dir / "notes.mp4", pipeline.Settings(model="tiny.en"))
+
+
+@pytest.mark.slow
 def test_dropping_a_model_frees_it():
     """Load, transcribe and drop models in turn: MLX's memory goes back to nothing
     and the process's RSS settles instead of growing with each load."""

@@ -28,6 +28,13 @@ def _temperatures(t) -> tuple[float, ...]:
     return tuple(t) if isinstance(t, (list, tuple)) else (float(t),)
 
 
+def detect_speech(samples: np.ndarray, options: TranscribeOptions) -> Optional[np.ndarray]:
+    """The speech mask (per 10-ms frame) that ``options`` use, or None when they use none."""
+    from subtitler.engine.vad import speech_mask
+
+    return speech_mask(samples) if (options.word_timestamps or options.vad_guards) else None
+
+
 def transcribe(
     model,
     source,
@@ -35,10 +42,12 @@ def transcribe(
     progress: Optional[Callable[[Progress], None]] = None,
     cancel: Optional[Callable[[], bool]] = None,
     info: Optional[TranscriptInfo] = None,
+    speech: Optional[np.ndarray] = None,
 ) -> Iterator[DecodedSegment]:
     """Yield segments of ``source`` (a media path or 16 kHz float32 samples).
 
     ``info`` (optional) is filled with the language and duration once known.
+    ``speech``: the samples' ``detect_speech`` mask when the caller has it already.
     """
     import mlx.core as mx
 
@@ -48,14 +57,15 @@ def transcribe(
     from subtitler.engine.whisper.timing import add_word_timestamps
     from subtitler.engine.whisper.tokenizer import get_tokenizer
     from subtitler.engine.level import speech_gain
-    from subtitler.engine.vad import is_guess, refine_words, speech_mask
+    from subtitler.engine.vad import is_guess, refine_words
 
     ensure_thread_stream()
     backend = backend_for(model)
     started = time.perf_counter()
     samples = audio_mod.load_audio(source, cancel=cancel) if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__") else np.asarray(source, np.float32)
     info = info if info is not None else TranscriptInfo()
-    speech = speech_mask(samples) if (options.word_timestamps or options.vad_guards) else None
+    if speech is None:
+        speech = detect_speech(samples, options)
     # Framing as faster-whisper does it (one hop of padding, windows zero-padded in
     # log-mel space), so our output can be compared token for token with the peer.
     gain = speech_gain(samples, speech) if speech is not None and options.level_speech else None
