@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import sys
 from pathlib import Path
@@ -26,7 +25,24 @@ from subtitler.core.profiles import get_profile  # noqa: E402
 
 
 def words_of(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
+    """The words WER counts, after Whisper's English normalizer (the one its paper
+    scores with: "six" and "6" are one word, contractions spelled out, punctuation
+    gone), the same for every engine."""
+    return _normalizer()(text).split()
+
+
+def _normalizer():
+    global _NORMALIZER
+    if _NORMALIZER is None:
+        try:
+            from whisper_normalizer.english import EnglishTextNormalizer
+        except ImportError:
+            sys.exit('quality.py scores with Whisper\'s text normalizer: pip install -e ".[bench]"')
+        _NORMALIZER = EnglishTextNormalizer()
+    return _NORMALIZER
+
+
+_NORMALIZER = None
 
 
 def wer(ref: list[str], hyp: list[str]) -> float:
