@@ -20,8 +20,16 @@
 #include <math.h>
 #include <string.h>
 
+/* row[j] = exp(row[j] - peak): value by value, so its AVX-512 build gives the AVX2
+ * build's values (checked over 4 M values; so does gelu's). */
+CLONES_WIDE static void exp_shifted(float *row, long cols, float peak) {
+#pragma omp simd
+    for (long j = 0; j < cols; j++) row[j] = exp_cephes(row[j] - peak);
+}
+
 /* Each row of x (rows x cols, row stride ld) becomes exp(row - max(row)), in place;
- * sums[i] gets the row's sum. A row of -inf stays 0 with a sum of 0. */
+ * sums[i] gets the row's sum (in the AVX2 build's order on every CPU that has it). A
+ * row of -inf stays 0 with a sum of 0. */
 CLONES void softmax_rows_exp(float *x, long rows, long cols, long ld, float *sums) {
     for (long i = 0; i < rows; i++) {
         float *row = x + i * ld;
@@ -29,8 +37,7 @@ CLONES void softmax_rows_exp(float *x, long rows, long cols, long ld, float *sum
 #pragma omp simd reduction(max : peak)
         for (long j = 0; j < cols; j++) peak = row[j] > peak ? row[j] : peak;
         if (!(peak > -__builtin_inff())) peak = 0.0f;
-#pragma omp simd
-        for (long j = 0; j < cols; j++) row[j] = exp_cephes(row[j] - peak);
+        exp_shifted(row, cols, peak);
         float total = 0.0f;
 #pragma omp simd reduction(+ : total)
         for (long j = 0; j < cols; j++) total += row[j];
@@ -39,7 +46,7 @@ CLONES void softmax_rows_exp(float *x, long rows, long cols, long ld, float *sum
 }
 
 /* out = x * (1 + erf(x / sqrt 2)) / 2 over n values (out may be x). */
-CLONES void gelu(const float *x, float *out, long n) {
+CLONES_WIDE void gelu(const float *x, float *out, long n) {
 #pragma omp simd
     for (long i = 0; i < n; i++) {
         float v = x[i];
