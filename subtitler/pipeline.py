@@ -83,7 +83,7 @@ class Audio:
     """A file's audio as the model's stages take it, read before the model is needed."""
 
     samples: "np.ndarray"  # 16 kHz mono float32
-    speech: Optional["np.ndarray"]  # the speech mask the settings use (per 10 ms), or None
+    speech: Optional["np.ndarray"]  # its speech mask (per 10 ms, ``vad.speech_mask``), or None: found when needed
 
 
 def read_audio(source, settings: Settings = Settings(), cancel: Optional[Callable[[], bool]] = None) -> Audio:
@@ -113,16 +113,15 @@ def load_model_reading(name: str, source, settings: Settings, cancel=None):
     return load_model(name), reading.result
 
 
-def transcribe_media(source, settings: Settings = Settings(), *, model=None, samples=None,
-                     audio: Optional[Audio] = None,
+def transcribe_media(source, settings: Settings = Settings(), *, model=None, audio: Optional[Audio] = None,
                      on_segment: Optional[Callable[[DecodedSegment], None]] = None,
                      progress: Optional[Callable[[Progress], None]] = None,
                      cancel: Optional[Callable[[], bool]] = None) -> Document:
     """Transcribe ``source`` (a media path) into a subtitle ``Document``.
 
     ``model``: a loaded model (load it once for many files), else ``settings.model``
-    is loaded, with the audio read beside it. ``samples``: the file's audio when the
-    caller decoded it already; ``audio``: what ``read_audio`` gave.
+    is loaded, with the audio read beside it. ``audio``: the file's audio (and its
+    speech mask, if found) when the caller has read it already, as ``read_audio`` does.
     ``on_segment`` sees each segment as it is decoded; ``progress`` gets seconds done.
     ``cancel`` is polled between windows: on cancel, ``Cancelled`` is raised with
     ``.document`` holding the subtitles of what was decoded before it.
@@ -130,7 +129,7 @@ def transcribe_media(source, settings: Settings = Settings(), *, model=None, sam
     name = model_name(settings)
     audio_of = None
     if model is None:
-        if audio is None and samples is None and source is not None:
+        if audio is None and source is not None:
             model, audio_of = load_model_reading(name, source, settings, cancel)
         else:
             model = load_model(name)
@@ -142,9 +141,7 @@ def transcribe_media(source, settings: Settings = Settings(), *, model=None, sam
     try:
         if audio_of is not None:
             audio = audio_of()
-        if audio is not None:
-            samples = audio.samples
-        for seg in transcribe(model, samples if samples is not None else source, settings.transcribe_options(),
+        for seg in transcribe(model, audio.samples if audio is not None else source, settings.transcribe_options(),
                               progress=progress, cancel=cancel, info=info,
                               speech=audio.speech if audio is not None else None):
             decoded.append(seg)

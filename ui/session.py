@@ -14,7 +14,8 @@ from subtitler.core import formats, project
 from subtitler.core.document import Document
 from subtitler.core.edits import Edit
 from subtitler.engine.audio import MediaInfo, load_audio, probe
-from subtitler.errors import SubtitlerError
+from subtitler.engine.vad import speech_mask
+from subtitler.errors import Cancelled, SubtitlerError
 
 from ui.undo import EditCommand
 
@@ -23,9 +24,11 @@ AUTOSAVE_MS = 5000
 
 class AudioLoader(QThread):
     """Decodes a file's audio for the waveform (hours of video take seconds) off the
-    UI thread; stops early when interrupted (the window closing)."""
+    UI thread, then finds its speech, so that a transcription started later need not;
+    stops early when interrupted (the window closing)."""
 
     loaded = Signal(str, object)  # path, samples
+    speechFound = Signal(str, object)  # path, speech mask (per 10 ms)
 
     def __init__(self, path: str, info: MediaInfo, parent=None):
         super().__init__(parent)
@@ -37,6 +40,10 @@ class AudioLoader(QThread):
         except SubtitlerError:
             return  # the file was probed already; the waveform just stays empty
         self.loaded.emit(self.path, samples)
+        try:
+            self.speechFound.emit(self.path, speech_mask(samples, cancel=self.isInterruptionRequested))
+        except Cancelled:
+            return
 
 
 class Session(QObject):
@@ -53,6 +60,7 @@ class Session(QObject):
         self.media_path: Optional[str] = None
         self.media: Optional[MediaInfo] = None
         self.samples = None  # the open file's audio once decoded, shared by waveform and transcription
+        self.speech = None  # its speech mask once found (after the audio), for transcription
         self.loaders: list[AudioLoader] = []
         self.timer = QTimer(self, interval=AUTOSAVE_MS, timeout=self.autosave)
         self.timer.start()
@@ -83,10 +91,11 @@ class Session(QObject):
         except SubtitlerError as e:
             self.error.emit(str(e))
             return False
-        self.media_path, self.media, self.samples = os.fspath(path), info, None
+        self.media_path, self.media, self.samples, self.speech = os.fspath(path), info, None, None
         self.set_document(Document())
         loader = AudioLoader(self.media_path, info, self)
         loader.loaded.connect(self._audio_loaded)
+        loader.speechFound.connect(self._speech_found)
         self.loaders.append(loader)
         loader.start()
         return True
@@ -95,6 +104,10 @@ class Session(QObject):
         if path == self.media_path:
             self.samples = samples
             self.audioLoaded.emit(samples)
+
+    def _speech_found(self, path: str, speech) -> None:
+        if path == self.media_path:
+            self.speech = speech
 
     def close(self) -> None:
         self.timer.stop()

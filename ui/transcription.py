@@ -24,10 +24,11 @@ class TranscribeWorker(QObject):
     download = Signal(int, int)  # bytes done, total
     finished = Signal(str, str)  # "done" | "cancelled" | "failed", message
 
-    def __init__(self, media_path: str, settings, model_cache: dict, samples=None):
+    def __init__(self, media_path: str, settings, model_cache: dict, samples=None, speech=None):
         super().__init__()
         self.media_path = media_path
         self.samples = samples  # the audio, if the window has decoded it already
+        self.speech = speech  # and its speech mask, if found already
         self.settings = settings  # subtitler.pipeline.Settings
         self.model_name = settings.model
         self.model_cache = model_cache  # shared between runs: loading is slow
@@ -58,7 +59,8 @@ class TranscribeWorker(QObject):
                 self.model_cache[self.model_name] = model
             self.status.emit("Transcribing…")
             self.document = pipeline.transcribe_media(
-                self.media_path, self.settings, model=model, samples=self.samples,
+                self.media_path, self.settings, model=model,
+                audio=None if self.samples is None else pipeline.Audio(self.samples, self.speech),
                 on_segment=self.segment.emit, progress=lambda p: self.progress.emit(p.done, p.total, p.eta),
                 cancel=self.cancelled)
             self.finished.emit("done", "")
@@ -91,11 +93,11 @@ class TranscriptionController(QObject):
     def running(self) -> bool:
         return self.thread is not None
 
-    def start(self, media_path: str, settings, samples=None) -> None:
+    def start(self, media_path: str, settings, samples=None, speech=None) -> None:
         if self.running:
             return
         self.thread = QThread(self)
-        self.worker = TranscribeWorker(media_path, settings, self.model_cache, samples)
+        self.worker = TranscribeWorker(media_path, settings, self.model_cache, samples, speech)
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.run)
         self.worker.segment.connect(self.segment)
@@ -148,7 +150,8 @@ class TranscriptionMixin:
         self.settings.setValue("model", model_name)
         self.session.set_document(type(self.doc)(model=model_name))
         self.progressBar.setValue(0)
-        self.transcription.start(self.media_path, self.settings_for(model_name), self.session.samples)
+        self.transcription.start(self.media_path, self.settings_for(model_name), self.session.samples,
+                                 self.session.speech)
         self._set_running(True)
 
     def settings_for(self, model_name: str):

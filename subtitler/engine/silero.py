@@ -130,13 +130,18 @@ def _lstm(x: np.ndarray, state: np.ndarray) -> np.ndarray:
 BLOCK = 4096  # chunks (131 s) at a time: an hour's features at once had taken 2.3 GB
 
 
-def speech_probabilities(samples: np.ndarray) -> np.ndarray:
-    """P(speech) for each 32-ms chunk of 16 kHz mono ``samples``."""
+def speech_probabilities(samples: np.ndarray, cancel=None) -> np.ndarray:
+    """P(speech) for each 32-ms chunk of 16 kHz mono ``samples``. ``cancel`` is polled
+    between blocks (about every 2 minutes of audio): ``Cancelled`` when it says so."""
+    from subtitler.errors import Cancelled
+
     w = _weights()
     n = (len(samples) + CHUNK - 1) // CHUNK
     out = np.empty(n, np.float32)
     state = np.zeros((2, w["decoder_rnn_weight_hh"].shape[1]), np.float32)
     for a in range(0, n, BLOCK):
+        if cancel is not None and cancel():
+            raise Cancelled()
         b = min(n, a + BLOCK)
         audio = np.zeros((b - a) * CHUNK + CONTEXT, np.float32)  # the context, then the chunks (zero-padded)
         piece = np.asarray(samples[max(0, a * CHUNK - CONTEXT) : b * CHUNK], np.float32)

@@ -28,11 +28,16 @@ def _temperatures(t) -> tuple[float, ...]:
     return tuple(t) if isinstance(t, (list, tuple)) else (float(t),)
 
 
+def uses_speech(options: TranscribeOptions) -> bool:
+    """Whether a transcription with ``options`` reads the speech mask."""
+    return options.word_timestamps or options.vad_guards
+
+
 def detect_speech(samples: np.ndarray, options: TranscribeOptions) -> Optional[np.ndarray]:
     """The speech mask (per 10-ms frame) that ``options`` use, or None when they use none."""
     from subtitler.engine.vad import speech_mask
 
-    return speech_mask(samples) if (options.word_timestamps or options.vad_guards) else None
+    return speech_mask(samples) if uses_speech(options) else None
 
 
 def transcribe(
@@ -47,7 +52,8 @@ def transcribe(
     """Yield segments of ``source`` (a media path or 16 kHz float32 samples).
 
     ``info`` (optional) is filled with the language and duration once known.
-    ``speech``: the samples' ``detect_speech`` mask when the caller has it already.
+    ``speech``: the samples' ``vad.speech_mask`` when the caller has it already (read
+    only when ``uses_speech(options)``).
     """
     import mlx.core as mx
 
@@ -64,8 +70,7 @@ def transcribe(
     started = time.perf_counter()
     samples = audio_mod.load_audio(source, cancel=cancel) if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__") else np.asarray(source, np.float32)
     info = info if info is not None else TranscriptInfo()
-    if speech is None:
-        speech = detect_speech(samples, options)
+    speech = detect_speech(samples, options) if speech is None else speech if uses_speech(options) else None
     # Framing as faster-whisper does it (one hop of padding, windows zero-padded in
     # log-mel space), so our output can be compared token for token with the peer.
     gain = speech_gain(samples, speech) if speech is not None and options.level_speech else None

@@ -37,12 +37,12 @@ MARGIN_DB = 18.0  # a frame counts as sound within this much of that loudest sou
 FLOOR_DB = 6.0  # and this much above the file's noise floor
 
 
-def neural_regions(samples: np.ndarray) -> np.ndarray:
+def neural_regions(samples: np.ndarray, cancel=None) -> np.ndarray:
     """Boolean per 10 ms frame: inside one of Silero's speech regions (with margins)."""
     from subtitler.engine import silero
 
     n = len(samples) // FRAME
-    probs = silero.speech_probabilities(samples)
+    probs = silero.speech_probabilities(samples, cancel)
     # Hysteresis: a chunk is in a region when the last chunk up to it that decided
     # (P >= ON starts or keeps one, P < OFF ends it; in between the state holds) started one.
     decided = np.flatnonzero((probs >= ON) | (probs < OFF))
@@ -84,10 +84,11 @@ def sound_mask(samples: np.ndarray) -> np.ndarray:
     return (smooth > local_peak - MARGIN_DB) & (smooth > floor + FLOOR_DB)
 
 
-def speech_mask(samples: np.ndarray) -> np.ndarray:
-    """Boolean per 10 ms frame: speech, as the two passes agree on it."""
+def speech_mask(samples: np.ndarray, cancel=None) -> np.ndarray:
+    """Boolean per 10 ms frame: speech, as the two passes agree on it. ``cancel``: see
+    ``silero.speech_probabilities``."""
     sound = sound_mask(samples)
-    return sound & neural_regions(samples)[: len(sound)]
+    return sound & neural_regions(samples, cancel)[: len(sound)]
 
 
 REACH_BACK = 30  # frames (0.3 s): how far a word's start may move back onto the speech it begins

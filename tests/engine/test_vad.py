@@ -119,7 +119,7 @@ def test_a_music_intro_is_not_decoded(tmp_path, model):
 def test_regions_follow_the_hysteresis(monkeypatch):
     """A region starts at P >= ON, holds while P >= OFF, ends below OFF (the margin off)."""
     probs = np.array([0.1, 0.4, 0.6, 0.4, 0.36, 0.2, 0.45, 0.5, 0.34, 0.9], np.float32)
-    monkeypatch.setattr(silero, "speech_probabilities", lambda samples: probs)
+    monkeypatch.setattr(silero, "speech_probabilities", lambda samples, cancel=None: probs)
     monkeypatch.setattr(vad, "MARGIN_MS", 0)
     frames = vad.neural_regions(np.zeros(len(probs) * silero.CHUNK, np.float32))
     per_chunk = frames[(np.arange(len(probs)) * silero.CHUNK + silero.CHUNK // 2) // vad.FRAME]  # mid-chunk frames
@@ -195,3 +195,21 @@ def test_blocks_carry_the_state(lstm_path, monkeypatch):
     whole = silero.speech_probabilities(x)
     monkeypatch.setattr(silero, "BLOCK", 37)
     assert np.abs(silero.speech_probabilities(x) - whole).max() < 1e-6
+
+
+def test_finding_speech_stops_between_blocks_when_cancelled(monkeypatch):
+    """The window finds a file's speech in the background; closing it stops the work
+    at the next block, and what was asked for is never half-computed."""
+    from subtitler.errors import Cancelled
+
+    x = load_audio(str(LS))
+    monkeypatch.setattr(silero, "BLOCK", 37)
+    polls = []
+
+    def cancel():
+        polls.append(1)
+        return len(polls) > 3
+
+    with pytest.raises(Cancelled):
+        vad.speech_mask(x, cancel=cancel)
+    assert len(polls) == 4  # stopped at the fourth block, of 6.7 s / (37 x 32 ms) = 6

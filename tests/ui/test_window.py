@@ -69,6 +69,23 @@ def test_transcribe_fills_the_table_live(qtbot, window, media_dir):
     assert w.findChild(QProgressBar, "progressBar").value() == 100
 
 
+def test_speech_found_on_open_is_what_transcribe_reads(qtbot, window, media_dir, monkeypatch):
+    """Opening a file finds its speech in the background, after its audio: a
+    transcription started after that reads it instead of finding it again."""
+    from subtitler.engine import vad
+
+    w = window
+    assert w.open_media(str(media_dir / "jfk.mp4"))
+    qtbot.waitUntil(lambda: w.session.speech is not None, timeout=30_000)
+    assert w.session.speech.any() and len(w.session.speech) == len(w.session.samples) // 160
+    found_again = []
+    real = vad.speech_mask
+    monkeypatch.setattr(vad, "speech_mask", lambda *a, **k: found_again.append(1) or real(*a, **k))
+    status, _ = transcribe(qtbot, w)
+    assert status == "done" and not found_again
+    assert normalize(table_text(w)) == JFK_TEXT
+
+
 def test_edit_end_time_changes_export_and_undo_restores(qtbot, window, media_dir, tmp_path):
     w = window
     w.open_media(str(media_dir / "jfk.mp4"))
