@@ -129,7 +129,8 @@ class StepKernel:
 
 def _heads(a) -> np.ndarray:
     """(1, H, X, Y) MLX or (H, X, Y) host arrays as a contiguous float32 (H, X, Y) host array."""
-    return np.ascontiguousarray(a, np.float32) if isinstance(a, np.ndarray) else cpu_ops.host_array(a[0])
+    # host_array(a)[0], not host_array(a[0]): an MLX slice would be an evaluation of its own (0.6 ms here)
+    return np.ascontiguousarray(a, np.float32) if isinstance(a, np.ndarray) else cpu_ops.host_array(a)[0]
 
 
 class CpuSteps:
