@@ -100,8 +100,9 @@ def read_audio(source, settings: Settings = Settings(), cancel: Optional[Callabl
 def load_model_reading(name: str, source, settings: Settings, cancel=None):
     """``load_model(name)`` with ``read_audio(source)`` on a thread beside it: the model,
     and a function that gives the ``Audio`` (or raises what reading it raised). The
-    loading reads files and the reading waits on ffmpeg, so on two cores the audio and
-    its speech detection cost next to nothing: 0.3-0.4 s of a 2.5-min mp4's."""
+    loading reads files and the reading waits on ffmpeg, so on two cores they share
+    well: a 2.5-min mp4's audio and speech detection, 0.3-0.5 s in series, add
+    0.07-0.2 s to the load."""
     from concurrent.futures import ThreadPoolExecutor
 
     from subtitler.engine import runtime

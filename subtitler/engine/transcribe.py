@@ -70,7 +70,10 @@ def transcribe(
     started = time.perf_counter()
     samples = audio_mod.load_audio(source, cancel=cancel) if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__") else np.asarray(source, np.float32)
     info = info if info is not None else TranscriptInfo()
-    speech = detect_speech(samples, options) if speech is None else speech if uses_speech(options) else None
+    if not uses_speech(options):
+        speech = None
+    elif speech is None:
+        speech = detect_speech(samples, options)
     # Framing as faster-whisper does it (one hop of padding, windows zero-padded in
     # log-mel space), so our output can be compared token for token with the peer.
     gain = speech_gain(samples, speech) if speech is not None and options.level_speech else None
