@@ -77,9 +77,14 @@ def _features(audio: np.ndarray, n: int) -> np.ndarray:
     for f in range(FRAMES):
         blas.product(x[:, 128 * f : 128 * f + 256], basis, out=spec[:, f])
     half = basis.shape[0] // 2
-    h = np.square(spec[..., :half])  # the magnitudes, channels last (np.hypot took twice as long)
-    h += np.square(spec[..., half:])
-    h = np.sqrt(h, out=h).reshape(n, FRAMES * half)
+    lib = native.library()
+    if lib is not None:  # the magnitudes, channels last, in one C pass (the same values as NumPy's four)
+        h = np.empty((n, FRAMES * half), np.float32)
+        lib.stft_magnitudes(spec.ctypes.data, n * FRAMES, half, h.ctypes.data)
+    else:
+        h = np.square(spec[..., :half])  # (np.hypot took twice as long)
+        h += np.square(spec[..., half:])
+        h = np.sqrt(h, out=h).reshape(n, FRAMES * half)
     # The four convolutions: over so few positions, each is one product with a banded
     # matrix, with no copies of the input per tap.
     for band, bias in _encoder():

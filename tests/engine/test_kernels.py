@@ -314,3 +314,16 @@ def test_decoder_prompt_by_the_c_kernel_matches_mlx(model):
     assert np.abs(np.array(logits) - np.array(want)).max() < 2e-4
     for (k, v), (wk, wv) in zip(kv, cache):
         assert np.abs(k - np.array(wk[0])).max() < 1e-4 and np.abs(v - np.array(wv[0])).max() < 1e-4
+
+
+def test_stft_magnitudes_are_numpys():
+    """The speech detector's magnitudes in one C pass: NumPy's values, bit for bit
+    (each square rounded on its own, no fused multiply-add)."""
+    lib = native.library()
+    if lib is None:
+        pytest.skip("the C kernels were not built")
+    spec = (np.random.default_rng(9).standard_normal((301, 4, 258)) * 3).astype(np.float32)
+    want = np.sqrt(np.square(spec[..., :129]) + np.square(spec[..., 129:]))
+    got = np.empty((301, 4, 129), np.float32)
+    lib.stft_magnitudes(spec.ctypes.data, 301 * 4, 129, got.ctypes.data)
+    assert np.array_equal(got, want)
