@@ -163,17 +163,20 @@ def settle_times(cues: list[Segment], p: Profile, media_duration: Optional[int] 
         return cues[i + 1].start - p.min_gap if i + 1 < len(cues) else (media_duration or cues[i].end + 10_000)
 
     for i, c in enumerate(cues):
-        # the room this cue may grow into, less what the next needs to lead in before its speech
-        room = limit(i) - (max(0, needed(cues[i + 1]) - (limit(i + 1) - cues[i + 1].start)) if i + 1 < len(cues) else 0)
-        target = max(c.end + min(GRACE, max(0, needed(c) - c.duration)), c.start + needed(c))
+        need, lim, last = needed(c), limit(i), i + 1 == len(cues)
+        room = lim  # what this cue may grow into, less what the next needs to lead in before its speech
+        if not last:
+            nxt = cues[i + 1]
+            room -= max(0, needed(nxt) - (limit(i + 1) - nxt.start))
+        target = max(c.end + min(GRACE, max(0, need - c.duration)), c.start + need)
         c.end = max(c.end, min(target, room))
-        if i + 1 < len(cues) and c.end < limit(i) < c.end + p.chain_gap:
+        if not last and c.end < lim < c.end + p.chain_gap:
             c.end = max(c.end, min(room, c.start + p.max_duration))
-        if i + 1 < len(cues) and cues[i + 1].start - c.end < p.min_gap:
+        if not last and cues[i + 1].start - c.end < p.min_gap:
             c.end = max(c.start + 1, min(c.end, cues[i + 1].start - p.min_gap))
-        if c.duration < needed(c):
+        if c.duration < need:
             # Blocked by the next cue: lead in a little before the speech instead,
             # never closer than the minimum gap to the previous cue.
             floor = cues[i - 1].end + p.min_gap if i else 0
-            c.start = max(floor, min(c.start, c.end - needed(c)))
+            c.start = max(floor, min(c.start, c.end - need))
     return cues

@@ -102,7 +102,7 @@ def _packed_recurrent() -> np.ndarray:
     """The recurrent weights as ``lstm_sequence`` reads them: transposed (h, 4h), in
     blocks of ``LSTM_LANES`` gates, each block's (h, lanes) contiguous, so that a step
     reads every block as one sequential stream (a block of 128 x 64 gates' weights at a
-    stride of 2 KB had taken 33 ms per 4096 chunks, 22 packed)."""
+    stride of 2 KB had taken 33 ms per 4096 chunks, 23-25 packed)."""
     whh_t = _weights()["decoder_rnn_weight_hh"].T
     return np.concatenate([whh_t[:, r : r + LSTM_LANES].ravel() for r in range(0, whh_t.shape[1], LSTM_LANES)])
 
