@@ -19,7 +19,7 @@ if sys.platform.startswith("linux"):
                                  extra_compile_args=["-O2"], libraries=["dl"], optional=True))
     ext_modules.append(Extension("subtitler.engine.cpu._kernels", [f"{CSRC}/kernels.c", f"{CSRC}/decoder.c", f"{CSRC}/blocks.c"],
                                  depends=[f"{CSRC}/common.h"],
-                                 extra_compile_args=["-O3", "-fopenmp-simd", "-fno-trapping-math", "-pthread"],
+                                 extra_compile_args=["-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-pthread"],
                                  extra_link_args=["-pthread"], optional=True))
 
 setup(ext_modules=ext_modules)

@@ -316,14 +316,25 @@ def test_decoder_prompt_by_the_c_kernel_matches_mlx(model):
         assert np.abs(k - np.array(wk[0])).max() < 1e-4 and np.abs(v - np.array(wv[0])).max() < 1e-4
 
 
-def test_stft_magnitudes_are_numpys():
-    """The speech detector's magnitudes in one C pass: NumPy's values, bit for bit
-    (each square rounded on its own, no fused multiply-add)."""
+@pytest.mark.parametrize("chunks,threads", [(37, 1), (37, 3), (200, 2)])
+def test_stft_by_fft_gives_the_model_s_magnitudes(monkeypatch, chunks, threads):
+    """The speech detector's STFT by FFT (16 chunks a pass, any count, split over
+    threads) against the model's own products with its windowed DFT basis, over real
+    speech, the reflected end of every chunk's row included."""
+    from subtitler.engine import silero
+    from subtitler.engine.audio import load_audio
+
+    from conftest import LS
+
     lib = native.library()
     if lib is None:
         pytest.skip("the C kernels were not built")
-    spec = (np.random.default_rng(9).standard_normal((301, 4, 258)) * 3).astype(np.float32)
-    want = np.sqrt(np.square(spec[..., :129]) + np.square(spec[..., 129:]))
-    got = np.empty((301, 4, 129), np.float32)
-    lib.stft_magnitudes(spec.ctypes.data, 301 * 4, 129, got.ctypes.data)
-    assert np.array_equal(got, want)
+    audio = np.zeros(silero.CONTEXT + chunks * silero.CHUNK, np.float32)  # the context, then the chunks
+    audio[silero.CONTEXT :] = load_audio(str(LS))[: chunks * silero.CHUNK]
+    got = np.full((chunks, silero.FRAMES * 129), np.nan, np.float32)
+    lib.stft_magnitudes_fft(audio.ctypes.data, chunks, silero.CHUNK, silero.CHUNK + silero.CONTEXT, silero.FRAMES,
+                            silero.HOP, silero._window().ctypes.data, got.ctypes.data, threads)
+    monkeypatch.setattr(native, "_lib", False)
+    want = silero._magnitudes(audio, chunks)
+    assert want.max() > 1.0  # speech, not silence
+    assert np.abs(got - want).max() <= 2e-6 * want.max()

@@ -33,7 +33,7 @@ SIGNATURES = {
     "dtw_path": ([P, L, L, P, P], L),
     "median7_rows": ([P, L, L, P], None),
     "lstm_sequence": ([P, P, L, L, P, P], I),
-    "stft_magnitudes": ([P, L, L, P], None),
+    "stft_magnitudes_fft": ([P, L, L, L, L, L, P, P, I], None),
 }
 
 # The kernels' return codes (STATUS_ in csrc/common.h).

@@ -532,21 +532,107 @@ CLONES_WIDE int lstm_sequence(const float *gates_in, const float *restrict whh_p
     return STATUS_OK;
 }
 
-/* The magnitudes of an STFT (the speech detector's): each row of spec (rows x 2 half)
- * holds the real parts, then the imaginary ones; out (rows x half) gets sqrt(re^2 +
- * im^2), each square rounded on its own as NumPy's np.square(re) + np.square(im) does
- * (no fused multiply-add), so the values are NumPy's. One pass; NumPy took four. */
-CLONES_WIDE __attribute__((optimize("fp-contract=off"))) void stft_magnitudes(const float *restrict spec, long rows, long half,
-                                                                  float *restrict out) {
-    for (long r = 0; r < rows; r++) {
-        const float *re = spec + r * 2 * half, *im = re + half;
-        float *o = out + r * half;
+/* The speech detector's STFT (silero.py): magnitudes of 256-sample frames, by FFT.
+ *
+ * Chunk c's row is audio[c * chunk, c * chunk + row) with its end reflected (no edge
+ * repeated) out to where the frames reach; frame f starts at f * hop in it, is windowed,
+ * and gives out[c][f * 129 + k] = |X_k|. The model computes this as products with its
+ * windowed DFT basis (66 K multiply-adds a frame); a radix-2 FFT takes about 2 K. Each
+ * pass runs STFT_LANES chunks at once, one per vector lane, and two frames as one
+ * complex FFT (the first as the real part, the second as the imaginary), separated
+ * after: X = (Z[k] + conj Z[N - k]) / 2, Y = (Z[k] - conj Z[N - k]) / 2i. */
+enum { STFT_N = 256, STFT_BINS = STFT_N / 2 + 1, STFT_LANES = 16, STFT_TILE = STFT_N + 1 /* no 4K aliasing */ };
+
+struct stft_job {
+    const float *audio, *window;
+    long first, last, chunk, row, frames, hop;
+    float *out;
+};
+
+CLONES_WIDE static void *stft_run(void *arg) {
+    const struct stft_job *job = arg;
+    const long row = job->row, frames = job->frames, hop = job->hop;
+    float twr[STFT_N / 2], twi[STFT_N / 2];
+    for (int j = 0; j < STFT_N / 2; j++) {
+        twr[j] = (float)cos(6.283185307179586 * j / STFT_N);
+        twi[j] = (float)-sin(6.283185307179586 * j / STFT_N);
+    }
+    int rev[STFT_N]; /* bit-reversed order, in which the FFT reads its input */
+    for (int i = 0; i < STFT_N; i++) {
+        int r = 0;
+        for (int b = 1, v = i; b < STFT_N; b <<= 1, v >>= 1) r = (r << 1) | (v & 1);
+        rev[i] = r;
+    }
+    float z[2][STFT_N][STFT_LANES] __attribute__((aligned(64))); /* real, imaginary: [sample][chunk] */
+    float tile[STFT_LANES * STFT_TILE] __attribute__((aligned(64)));
+    float mag[2][STFT_BINS][STFT_LANES] __attribute__((aligned(64)));
+    float (*re)[STFT_LANES] = z[0], (*im)[STFT_LANES] = z[1];
+    for (long c0 = job->first; c0 < job->last; c0 += STFT_LANES) {
+        const long lanes = job->last - c0 < STFT_LANES ? job->last - c0 : STFT_LANES;
+        for (long f = 0; f < frames; f += 2) {
+            for (int p = 0; p < 2; p++) { /* frame f + p's windowed samples into z[p], a chunk a lane */
+                const long off = hop * (f + p), stop = row - off < STFT_N ? row - off : STFT_N;
+                for (long l = 0; l < STFT_LANES; l++) {
+                    const float *s = job->audio + (c0 + (l < lanes ? l : lanes - 1)) * job->chunk + off;
+                    float *t = tile + l * STFT_TILE;
 #pragma omp simd
-        for (long i = 0; i < half; i++) {
-            float a = re[i] * re[i], b = im[i] * im[i];
-            o[i] = __builtin_sqrtf(a + b);
+                    for (long i = 0; i < stop; i++) t[i] = s[i] * job->window[i];
+                    for (long i = stop; i < STFT_N; i++) t[i] = s[2 * (row - 1 - off) - i] * job->window[i];
+                }
+                for (int i = 0; i < STFT_N; i++) {
+                    float *restrict d = z[p][rev[i]];
+#pragma omp simd
+                    for (int l = 0; l < STFT_LANES; l++) d[l] = tile[l * STFT_TILE + i];
+                }
+            }
+            for (int half = 1; half < STFT_N; half *= 2) { /* decimation in time */
+                const int step = STFT_N / 2 / half;
+                for (int s = 0; s < STFT_N; s += 2 * half)
+                    for (int j = 0; j < half; j++) {
+                        const float wr = twr[j * step], wi = twi[j * step];
+                        float *restrict ar = re[s + j], *restrict ai = im[s + j], *restrict br = re[s + j + half],
+                                        *restrict bi = im[s + j + half];
+#pragma omp simd
+                        for (int l = 0; l < STFT_LANES; l++) {
+                            const float tr = br[l] * wr - bi[l] * wi, ti = br[l] * wi + bi[l] * wr;
+                            br[l] = ar[l] - tr;
+                            bi[l] = ai[l] - ti;
+                            ar[l] += tr;
+                            ai[l] += ti;
+                        }
+                    }
+            }
+            for (int k = 0; k < STFT_BINS; k++) {
+                const int m = (STFT_N - k) % STFT_N;
+#pragma omp simd
+                for (int l = 0; l < STFT_LANES; l++) {
+                    const float a = re[k][l], b = im[k][l], c = re[m][l], d = im[m][l];
+                    mag[0][k][l] = 0.5f * __builtin_sqrtf((a + c) * (a + c) + (b - d) * (b - d));
+                    mag[1][k][l] = 0.5f * __builtin_sqrtf((a - c) * (a - c) + (b + d) * (b + d));
+                }
+            }
+            for (long l = 0; l < lanes; l++)
+                for (int p = 0; p < 2; p++) {
+                    float *o = job->out + (c0 + l) * frames * STFT_BINS + (f + p) * STFT_BINS;
+                    for (int k = 0; k < STFT_BINS; k++) o[k] = mag[p][k][l];
+                }
         }
     }
+    return NULL;
+}
+
+/* out (n x frames * 129): the magnitudes for n chunks (see above); frames even, and the
+ * reflection shorter than the row. Split over threads by chunks. */
+void stft_magnitudes_fft(const float *audio, long n, long chunk, long row, long frames, long hop,
+                         const float *window, float *out, int threads) {
+    struct stft_job jobs[MAX_THREADS];
+    int count = thread_count(threads);
+    long per = (n + count - 1) / count;
+    per = (per + STFT_LANES - 1) / STFT_LANES * STFT_LANES;
+    int used = 0;
+    for (long first = 0; first < n && used < count; first += per, used++)
+        jobs[used] = (struct stft_job){audio, window, first, first + per < n ? first + per : n, chunk, row, frames, hop, out};
+    if (used) run_jobs(stft_run, jobs, sizeof jobs[0], used);
 }
 
 /* Median of 7 along each row of x (rows x n, contiguous) into out, the row reflected at
