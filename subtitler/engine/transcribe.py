@@ -63,7 +63,7 @@ def transcribe(
     from subtitler.engine.whisper.timing import add_word_timestamps
     from subtitler.engine.whisper.tokenizer import get_tokenizer
     from subtitler.engine.level import speech_gain
-    from subtitler.engine.vad import is_guess, refine_words
+    from subtitler.engine.vad import is_guess, refine_words, with_edges
 
     ensure_thread_stream()
     backend = backend_for(model)
@@ -78,6 +78,7 @@ def transcribe(
     # log-mel space), so our output can be compared token for token with the peer.
     gain = speech_gain(samples, speech) if speech is not None and options.level_speech else None
     noise = audio_mod.noise_power(samples, speech) if gain is not None else None  # what raising adds is taken off
+    edges = with_edges(samples, speech) if speech is not None and options.word_timestamps else None
     mel = audio_mod.LogMel(samples, model.dims.n_mels, padding=HOP_LENGTH, gain=gain, noise=noise)  # a window at a time
     content_frames = mel.n_frames - 1
     duration = content_frames * HOP_LENGTH / SAMPLE_RATE
@@ -208,7 +209,7 @@ def transcribe(
         if options.word_timestamps and new:
             add_word_timestamps(model, tokenizer, new, kv, offset, size)
             for s in new:
-                spoken_until = refine_words(s.words, speech, not_before=spoken_until)
+                spoken_until = refine_words(s.words, speech, not_before=spoken_until, edges=edges)
                 if s.words:
                     s.start, s.end = s.words[0].start, s.words[-1].end
         if options.vad_guards:

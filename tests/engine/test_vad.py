@@ -170,6 +170,67 @@ def test_word_edges_move_onto_speech():
     assert (tail.start, tail.end) == (6.2, 7.0)  # back by the reach; its end onto the speech
 
 
+def test_word_edges_take_in_the_onset_and_decay():
+    """With ``edges`` (the mask with its regions' soft onsets and decays), a word's
+    edges go onto those, within its span; DTW's late start walks back onto the onset;
+    a word whose span holds only an onset or a decay, no speech, is left as it is."""
+    mask = np.zeros(1000, bool)
+    mask[100:200] = True
+    edges = mask.copy()
+    edges[96:205] = True
+    word = DecodedWord(0.9, 2.5, " word", 0.9)
+    vad.refine_words([word], mask, edges=edges)
+    assert (word.start, word.end) == (0.96, 2.05)
+    late = DecodedWord(1.1, 1.9, " late", 0.9)
+    vad.refine_words([late], mask, edges=edges)
+    assert late.start == 0.96
+    tail = DecodedWord(2.01, 2.3, " tail", 0.9)
+    vad.refine_words([tail], mask, edges=edges)
+    assert (tail.start, tail.end) == (2.01, 2.3)
+    plain = DecodedWord(0.9, 2.5, " word", 0.9)
+    vad.refine_words([plain], mask)  # without edges: onto the speech alone
+    assert (plain.start, plain.end) == (1.0, 2.0)
+
+
+def test_edges_grow_speech_onto_its_own_onset_and_decay_only():
+    """A tone that rises from -40 dB over 0.1 s, holds, and falls again, then a lone
+    blip 25 dB down: the speech grows onto the rise and the fall, each frame it takes
+    within EDGE_DB of the loudest sound, at most EDGE_FRAMES out, and not onto the blip."""
+    sr, t = 16000, np.arange(4 * 16000) / 16000
+    db = np.full(t.shape, -200.0)
+    db[(t >= 0.9) & (t < 1.0)] = -40 + 400 * (t[(t >= 0.9) & (t < 1.0)] - 0.9)  # the rise
+    db[(t >= 1.0) & (t < 2.0)] = 0.0
+    db[(t >= 2.0) & (t < 2.1)] = -400 * (t[(t >= 2.0) & (t < 2.1)] - 2.0)  # the fall
+    db[(t >= 2.6) & (t < 2.7)] = -25.0  # the blip
+    x = (0.5 * 10 ** (db / 20) * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    x += np.random.default_rng(3).normal(0, 1e-5, len(x)).astype(np.float32)
+    speech = vad.sound_mask(x)
+    speech[:50] = speech[350:] = False  # the file's first and last frames: no speech there (the neural pass)
+    grown = vad.with_edges(x, speech)
+    assert len(grown) == len(speech) and not (speech & ~grown).any()
+    added = np.flatnonzero(grown & ~speech)
+    first, last = np.flatnonzero(speech)[[0, -1]]
+    assert added.size and np.all((added < first) | (added > last))
+    assert added.min() >= first - vad.EDGE_FRAMES and added.max() <= last + vad.EDGE_FRAMES
+    assert added.min() < first and added.max() > last  # both the onset and the decay
+    smooth, local_peak, _ = vad._levels(x)
+    assert np.all(smooth[added] > local_peak[added] - vad.EDGE_DB)
+    assert not grown[250:280].any()  # the blip
+
+
+@pytest.mark.slow
+def test_cues_start_on_the_speech_onset(tmp_path, model):
+    """ls_test after a second of near silence: the first cue starts within 20 ms of where
+    the waveform first rises over 1% of its peak (without the onsets, 36 ms late)."""
+    from subtitler import pipeline
+
+    pause = np.random.default_rng(0).normal(0, 0.0003, 16000).astype(np.float32)
+    x = np.concatenate([pause, load_audio(str(LS)), pause])
+    onset = np.flatnonzero(np.abs(x) > 0.01 * np.abs(x).max())[0] / 16000
+    doc = pipeline.transcribe_media(_wav(tmp_path, "ls", x), model=model)
+    assert abs(doc[0].start / 1000 - onset) <= 0.02
+
+
 def test_guards():
     mask = np.zeros(1000, bool)
     mask[200:400] = True  # speech from 2 to 4 s
