@@ -147,12 +147,12 @@ def refine_words(words, mask: np.ndarray, min_keep: float = 0.05, not_before: fl
             not_before = max(not_before, w.end)
             continue
         if idx.size:
-            first, last = max(0, a) + idx[0], max(0, a) + idx[-1]
-            while first > max(0, a) and edges[first - 1]:  # the onset before the speech...
-                first -= 1
-            while last + 1 < min(b, len(edges)) and edges[last + 1]:  # ...and its decay after
-                last += 1
-            start, end = first / 100, (last + 1) / 100
+            lo, hi = max(0, a) + idx[0], max(0, a) + idx[-1]  # the span's first and last speech frames
+            while lo > max(0, a) and edges[lo - 1]:  # the onset before them...
+                lo -= 1
+            while hi + 1 < min(b, len(edges)) and edges[hi + 1]:  # ...and the decay after
+                hi += 1
+            start, end = lo / 100, (hi + 1) / 100
             if end - start >= min_keep:
                 w.start, w.end = round(float(max(w.start, start)), 3), round(float(min(w.end, end)), 3)
         first = int(round(w.start * 100))  # (a word DTW gave no time at all only moves back)
