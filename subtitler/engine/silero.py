@@ -38,30 +38,35 @@ FRAMES = 4  # STFT frames of 256 samples, HOP apart, in each chunk's 640
 LAYERS = ((1, 4), (2, 4), (2, 2), (1, 1))  # the encoder's convolutions: stride, input positions
 
 
-def _banded(w: np.ndarray, stride: int, length: int) -> np.ndarray:
-    """A conv1d (kernel 3, padding 1, ``stride``) over ``length`` positions as one matrix:
-    (out positions * C_out, length * C_in), each output position's row block holding the
-    taps of the input positions it sees (the padding's are left out)."""
+def _banded(w: np.ndarray, stride: int, length: int, outputs: range) -> tuple[slice, slice, np.ndarray]:
+    """A conv1d (kernel 3, padding 1, ``stride``) over ``length`` positions, for the
+    output positions ``outputs``, as one matrix over the input positions they see: the
+    columns it reads, those it writes (channels last), and the matrix (outputs * C_out,
+    inputs * C_in), each output position's row block holding its taps (the padding's
+    are left out)."""
     c_out, c_in, _ = w.shape
-    out_len = (length - 1) // stride + 1
-    band = np.zeros((out_len * c_out, length * c_in), np.float32)
-    for j in range(out_len):
-        for k in range(3):
-            q = j * stride + k - 1
-            if 0 <= q < length:
-                band[j * c_out : (j + 1) * c_out, q * c_in : (q + 1) * c_in] = w[:, :, k]
-    return band
+    taps = [(j, j * stride + k - 1, k) for j in outputs for k in range(3) if 0 <= j * stride + k - 1 < length]
+    first, last = min(q for _, q, _ in taps), max(q for _, q, _ in taps)
+    band = np.zeros((len(outputs) * c_out, (last - first + 1) * c_in), np.float32)
+    for j, q, k in taps:
+        row, col = (j - outputs[0]) * c_out, (q - first) * c_in
+        band[row : row + c_out, col : col + c_in] = w[:, :, k]
+    return (slice(first * c_in, (last + 1) * c_in), slice(outputs[0] * c_out, (outputs[-1] + 1) * c_out), band)
 
 
 @lru_cache(maxsize=1)
-def _encoder() -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each convolution's banded matrix and its bias repeated per output position."""
+def _encoder() -> list[tuple[list[tuple[slice, slice, np.ndarray]], np.ndarray]]:
+    """Each convolution as banded matrices, one per half of its output positions (each
+    reads only the input positions that half sees: conv 0 and 1 then take a quarter
+    and a third fewer multiply-adds, 24 against 27 ms per 4096 chunks with one matrix),
+    and its bias repeated per output position."""
     w = _weights()
     layers = []
     for i, (stride, length) in enumerate(LAYERS):
         weight, bias = w[f"encoder_{i}_reparam_conv_weight"], w[f"encoder_{i}_reparam_conv_bias"]
-        band = _banded(weight, stride, length)
-        layers.append((band, np.tile(bias, band.shape[0] // len(bias))))
+        n_out = (length - 1) // stride + 1
+        halves = [range(0, n_out)] if n_out < 2 else [range(0, n_out // 2), range(n_out // 2, n_out)]
+        layers.append(([_banded(weight, stride, length, h) for h in halves], np.tile(bias, n_out)))
     return layers
 
 
@@ -102,12 +107,14 @@ def _features(audio: np.ndarray, n: int) -> np.ndarray:
     """The LSTM's input for ``n`` chunks: (n, 128). ``audio`` holds the 64 samples
     before the first chunk, then the chunks (n * 512 samples)."""
     h = _magnitudes(audio, n)
-    # The four convolutions: over so few positions, each is one product with a banded
-    # matrix, with no copies of the input per tap.
-    for band, bias in _encoder():
-        h = blas.product(h, band)
-        h += bias
-        np.maximum(h, 0, out=h)
+    # The four convolutions: over so few positions, each is a product or two with
+    # banded matrices, with no copies of the input per tap.
+    for bands, bias in _encoder():
+        out = np.empty((n, len(bias)), np.float32)
+        for reads, writes, band in bands:
+            blas.product(h[:, reads], band, out=out[:, writes])
+        out += bias
+        h = np.maximum(out, 0, out=out)
     return h
 
 
