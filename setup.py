@@ -1,11 +1,12 @@
 """Only the optional C parts; everything else is in pyproject.toml.
 
 On Linux, ``subtitler.engine.cpu._gemv_forward`` makes MLX's one-row matrix products
-matrix-vector products, and ``subtitler.engine.cpu._kernels`` holds the CPU kernels
-``subtitler.engine.cpu.ops`` calls: exp, GELU, layer norm, long attention and the
-float16 output embedding, and the whole decoding step ``cpu_decoder`` calls (see
-their sources). Both are optional: without a C
-compiler the build skips them and the engine runs slower.
+matrix-vector products. On Linux and macOS, ``subtitler.engine.cpu._kernels`` holds the
+CPU kernels (see csrc/): the speech detector's STFT and LSTM, word timing's DTW and
+median filter, and, on x86, the encoder's and decoder's blocks, exp, GELU, layer norm,
+long attention and the float16 output embedding. Other CPUs (Apple silicon, ARM Linux)
+get the plain C paths. Both are optional: without a C compiler the build skips them
+and the engine runs slower.
 """
 
 import sys
@@ -17,6 +18,7 @@ ext_modules = []
 if sys.platform.startswith("linux"):
     ext_modules.append(Extension("subtitler.engine.cpu._gemv_forward", ["subtitler/engine/cpu/csrc/gemv_forward.c"],
                                  extra_compile_args=["-O2"], libraries=["dl"], optional=True))
+if sys.platform.startswith("linux") or sys.platform == "darwin":
     ext_modules.append(Extension("subtitler.engine.cpu._kernels", [f"{CSRC}/kernels.c", f"{CSRC}/decoder.c", f"{CSRC}/blocks.c"],
                                  depends=[f"{CSRC}/common.h"],
                                  extra_compile_args=["-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-pthread"],

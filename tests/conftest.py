@@ -43,6 +43,28 @@ def model():
 
 
 @pytest.fixture(scope="session")
+def portable_kernels(tmp_path_factory):
+    """The C kernels built as for a CPU other than x86 (Apple silicon, ARM Linux): the
+    plain C paths only (``SUBTITLER_PORTABLE``), with setup.py's flags, loaded like the
+    installed build. Skipped where there is no C compiler."""
+    import shutil
+    import sysconfig
+
+    from subtitler.engine.cpu import native
+
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if not shutil.which(compiler):
+        pytest.skip("no C compiler")
+    csrc = Path(__file__).resolve().parents[1] / "subtitler" / "engine" / "cpu" / "csrc"
+    out = tmp_path_factory.mktemp("portable") / "_kernels_portable.so"
+    subprocess.run([compiler, "-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-pthread", "-fPIC",
+                    "-shared", "-DSUBTITLER_PORTABLE", f"-I{sysconfig.get_paths()['include']}",
+                    *(str(csrc / f) for f in ("kernels.c", "decoder.c", "blocks.c")), "-o", str(out), "-lm"],
+                   check=True, capture_output=True)
+    return native.load(str(out))
+
+
+@pytest.fixture(scope="session")
 def media_dir(tmp_path_factory, ffmpeg):
     """Real media made with ffmpeg: jfk wrapped in an mp4, a video with no audio, etc."""
     d = tmp_path_factory.mktemp("media")

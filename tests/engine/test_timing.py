@@ -63,8 +63,19 @@ def test_line_breaks_prefer_punctuation_and_avoid_articles():
     assert not any(line.split()[-1] in ("the", "a", "to") for line in wrap_lines(text, p).split("\n"))
 
 
+@pytest.fixture(params=["installed", "portable c"])
+def kernels(request, monkeypatch):
+    """The installed C kernels (or none), then their plain C build (what CPUs other
+    than x86 run)."""
+    from subtitler.engine.cpu import native
+
+    if request.param == "portable c":
+        monkeypatch.setattr(native, "_lib", request.getfixturevalue("portable_kernels"))
+    return request.param
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (3, 40), (40, 3), (75, 550), (160, 1500)])
-def test_dtw_in_c_follows_the_numpy_path(shape):
+def test_dtw_in_c_follows_the_numpy_path(kernels, shape):
     """The C DTW gives the very path of the NumPy one (ties included: a cost with
     repeated values), and the NumPy one stays a valid monotonic path."""
     from subtitler.engine.cpu import native
@@ -80,7 +91,7 @@ def test_dtw_in_c_follows_the_numpy_path(shape):
             assert c_rows.tolist() == rows.tolist() and c_cols.tolist() == cols.tolist()
 
 
-def test_median_filter_is_the_median():
+def test_median_filter_is_the_median(kernels):
     from subtitler.engine.whisper.timing import _median_filter
 
     x = np.random.default_rng(0).normal(size=(4, 9, 300)).astype(np.float32)

@@ -18,12 +18,16 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
-@pytest.fixture(params=["c", "numpy"])
+@pytest.fixture(params=["c", "portable c", "numpy"])
 def lstm_path(request, monkeypatch):
+    """The detector's three paths: the installed C kernels, their plain C build (what
+    CPUs other than x86 run), and NumPy (no kernels)."""
     from subtitler.engine.cpu import native
 
     if request.param == "c" and native.library() is None:
         pytest.skip("the C kernels were not built")
+    if request.param == "portable c":
+        monkeypatch.setattr(native, "_lib", request.getfixturevalue("portable_kernels"))
     if request.param == "numpy":
         monkeypatch.setattr(native, "_lib", False)
     return request.param

@@ -51,14 +51,19 @@ def library():
             try:
                 from subtitler.engine.cpu import _kernels
 
-                lib = ctypes.CDLL(_kernels.__file__)
-                for name, (args, result) in SIGNATURES.items():
-                    fn = getattr(lib, name)
-                    fn.argtypes, fn.restype = args, result
-                _lib = lib
+                _lib = load(_kernels.__file__)
             except (ImportError, OSError, AttributeError):
                 pass
     return _lib or None
+
+
+def load(path: str) -> ctypes.CDLL:
+    """A build of the kernels at ``path``, with every function's signature set."""
+    lib = ctypes.CDLL(path)
+    for name, (args, result) in SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = args, result
+    return lib
 
 
 def available() -> bool:

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* SUBTITLER_PORTABLE builds only the plain C paths, as on CPUs other than x86 (Apple
+ * silicon, ARM Linux): the tests build it to check them on this one. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SUBTITLER_PORTABLE)
 #define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 /* Also an AVX-512 version, for loops whose results do not depend on the vector width
  * (each value summed in the same order whatever the width). */
@@ -94,7 +96,7 @@ int attention_d64(long heads, long t, long s, float scale, const float *q, long 
                   long k_head, long ldk, int k_rows_are_d, const float *v, long v_head, long ldv, int v_rows_are_d,
                   float *out, long ldo, const float *mask, int threads);
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SUBTITLER_PORTABLE)
 #define X86_KERNELS 1
 #include <immintrin.h>
 

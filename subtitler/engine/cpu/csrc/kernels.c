@@ -373,11 +373,12 @@ ATT_BUILD(16, AVX2_FMA, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set
 ATT_BUILD(32, __attribute__((target("avx512f"))), __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps,
           _mm512_setzero_ps, _mm512_set1_ps, _mm512_fmadd_ps)
 
+#endif
+
 /* Which build attention_d64 runs: 0 picks by the CPU (the default), 16 or 32 forces one
- * (the tests compare them). */
+ * (the tests compare them). Defined in every build, as native.py expects every function. */
 static int att_panel_forced = 0;
 void attention_d64_panel(int panel) { att_panel_forced = panel; }
-#endif
 
 int attention_d64(long heads, long t, long s, float scale,
                   const float *q, long q_head, long ldq,
