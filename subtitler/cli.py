@@ -165,6 +165,8 @@ def cmd_check(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="subtitler", description="Video in, well-timed subtitles out (Whisper on MLX).")
     p.add_argument("--version", action="version", version=f"subtitler {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="say what the engine falls back on (temperature retries, loops dropped, the quiet-speech gain)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("transcribe", help="transcribe media files to subtitles")
@@ -214,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger = logging.getLogger("subtitler")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     if args.command in ("transcribe", "doctor"):
         from subtitler.engine import runtime
 

@@ -3,12 +3,19 @@
 ``transcribe`` is a generator of ``DecodedSegment`` s, so a window or a CLI can show
 them as they are decoded. Progress is reported in seconds of audio done, and a
 cancel callback is polled between windows: what was decoded before it stays.
+
+Each window is a short series of pure steps, tested on their own: decode with the
+temperature fallback (``decode_with_fallback``, which also retries a window that
+loops), split the tokens at their timestamps (``split_by_timestamps``), time the
+words, and guard against noise and loops (``guards``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Callable, Iterator, Optional
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -19,9 +26,14 @@ from subtitler.errors import Cancelled
 
 # The engine is imported lazily so ``subtitler`` stays importable without MLX.
 
+log = logging.getLogger(__name__)
 
-SKIP_FRAMES = 100  # a window opening on more than 1 s without speech skips ahead...
-LEAD_FRAMES = 20  # ...to 0.2 s before the speech
+# A window opening on non-speech starts 0.4 s before the speech instead: the lead-in
+# faster-whisper's VAD keeps (speech_pad_ms). On benchmarks/real.py's clips with a
+# reference, word errors 69 (skipping only more than 1 s, to 0.2 s before) -> 52;
+# never skipping: 79.
+LEAD_FRAMES = 40
+RAISED_MARGIN = 0.0  # a raised window's decode is kept only when it is this much surer (avg log-prob) than the plain one
 
 
 def _temperatures(t) -> tuple[float, ...]:
@@ -38,6 +50,97 @@ def detect_speech(samples: np.ndarray, options: TranscribeOptions) -> Optional[n
     from subtitler.engine.vad import speech_mask
 
     return speech_mask(samples) if uses_speech(options) else None
+
+
+def needs_fallback(result, options: TranscribeOptions) -> bool:
+    """Whether a window's decode failed Whisper's checks (too repetitive to compress,
+    too unsure) and is worth another try at a higher temperature; silence is not."""
+    failed = (options.compression_ratio_threshold is not None
+              and result.compression_ratio > options.compression_ratio_threshold) or \
+             (options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold)
+    silent = options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold \
+        and options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold
+    return failed and not silent
+
+
+def is_silence(result, options: TranscribeOptions) -> bool:
+    """Whether the window holds no speech by Whisper's own no-speech probability."""
+    return options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold \
+        and (options.logprob_threshold is None or result.avg_logprob < options.logprob_threshold)
+
+
+@dataclass
+class Piece:
+    """A span of a window's tokens between timestamps, in seconds from the file's start."""
+
+    start: float
+    end: float
+    tokens: list[int]
+
+
+def split_by_timestamps(tokens: Sequence[int], timestamp_begin: int, offset: float, window_seconds: float,
+                        time_precision: float) -> tuple[list[Piece], Optional[int]]:
+    """Split a window's tokens at consecutive timestamp tokens into pieces, as Whisper
+    does; returns the pieces and where the next window starts, in timestamp steps from
+    this one's start (None: after the whole window)."""
+    tb = timestamp_begin
+    is_ts = np.array([t >= tb for t in tokens], dtype=bool)
+    single_ending = len(tokens) >= 2 and not is_ts[-2] and is_ts[-1]
+    consecutive = (np.where(is_ts[:-1] & is_ts[1:])[0] + 1).tolist() if len(tokens) > 1 else []
+    if consecutive:
+        pieces, last = [], 0
+        for cur in consecutive + ([len(tokens)] if single_ending else []):
+            part = list(tokens[last:cur])
+            pieces.append(Piece(offset + (part[0] - tb) * time_precision, offset + (part[-1] - tb) * time_precision,
+                                part))
+            last = cur
+        return pieces, None if single_ending else tokens[last - 1] - tb
+    end = window_seconds
+    stamps = [t for t in tokens if t >= tb]
+    if stamps and stamps[-1] != tb:
+        end = (stamps[-1] - tb) * time_precision
+    return [Piece(offset, offset + end, list(tokens))], None
+
+
+def confidence_over(result, pieces: Sequence[Piece], spans: Sequence[tuple[float, float]],
+                    timestamp_begin: int) -> float:
+    """The mean log-probability of the text tokens of the ``pieces`` (a split of
+    ``result``) that overlap ``spans`` (seconds): how sure a decode is of one stretch of
+    its window. The window's average when the decode kept no per-token figures (beam
+    search) or has no piece there."""
+    if not result.token_logprobs:
+        return result.avg_logprob
+    lps, k = [], 0
+    for p in pieces:
+        inside = any(p.start < b and a < p.end for a, b in spans)
+        for t in p.tokens:
+            if inside and t < timestamp_begin:
+                lps.append(result.token_logprobs[k])
+            k += 1
+    return float(np.mean(lps)) if lps else result.avg_logprob
+
+
+def decode_with_fallback(decode: Callable[[float, bool], object], temperatures: Sequence[float],
+                         options: TranscribeOptions, loops: Callable[[object], int]):
+    """Decode a window at each temperature in turn until one passes: Whisper's checks
+    (``needs_fallback``) and no loop (``loops(result)``: how many of its segments
+    repeat). ``decode(temperature, with_prompt)``: a retry for a loop goes without the
+    previous text, which is what a loop feeds on. Returns the first result that passes,
+    else the one with the fewest looping segments (the last of those)."""
+    best, best_loops = None, None
+    with_prompt = True
+    for t in temperatures:
+        result = decode(t, with_prompt)
+        n_loops = loops(result)
+        if n_loops == 0 and not needs_fallback(result, options):
+            return result
+        log.info("temperature %.1f: %s; trying again", t,
+                 f"{n_loops} segment(s) repeat" if n_loops else "decoding failed Whisper's checks")
+        if n_loops:
+            with_prompt = False
+        if best is None or n_loops <= best_loops:
+            best, best_loops = result, n_loops
+    return best
 
 
 def transcribe(
@@ -57,13 +160,14 @@ def transcribe(
     """
     import mlx.core as mx
 
+    from subtitler.engine import guards
+    from subtitler.engine.level import speech_gain
     from subtitler.engine.runtime import ensure_thread_stream
+    from subtitler.engine.vad import refine_words, with_edges
     from subtitler.engine.whisper.backend import backend_for
     from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask, detect_language
     from subtitler.engine.whisper.timing import add_word_timestamps
     from subtitler.engine.whisper.tokenizer import get_tokenizer
-    from subtitler.engine.level import speech_gain
-    from subtitler.engine.vad import is_guess, refine_words, with_edges
 
     ensure_thread_stream()
     backend = backend_for(model)
@@ -80,6 +184,9 @@ def transcribe(
     noise = audio_mod.noise_power(samples, speech) if gain is not None else None  # what raising adds is taken off
     edges = with_edges(samples, speech) if speech is not None and options.word_timestamps else None
     mel = audio_mod.LogMel(samples, model.dims.n_mels, padding=HOP_LENGTH, gain=gain, noise=noise)  # a window at a time
+    # A raised window is also decoded as it is, and the surer decode kept: the gain
+    # must never make a window worse (a raised film scene's room tone made it loop).
+    plain_mel = audio_mod.LogMel(samples, model.dims.n_mels, padding=HOP_LENGTH) if gain is not None else None
     content_frames = mel.n_frames - 1
     duration = content_frames * HOP_LENGTH / SAMPLE_RATE
     info.duration = duration
@@ -89,9 +196,17 @@ def transcribe(
             progress(Progress(min(frames, content_frames) / FRAMES_PER_SECOND, duration,
                               time.perf_counter() - started))
 
-    def window(seek: int):
-        seg = audio_mod.pad_or_trim(mel.frames(seek, min(seek + N_FRAMES, content_frames)))
+    def window(seek: int, log_mel=mel):
+        seg = audio_mod.pad_or_trim(log_mel.frames(seek, min(seek + N_FRAMES, content_frames)))
         return backend.encode(mx.array(seg)[None])
+
+    def raised_spans(seek: int, size: int) -> list[tuple[float, float]]:
+        """The stretches of the window that the gain raises, in seconds."""
+        if gain is None:
+            return []
+        up = np.concatenate([[False], gain[seek : seek + size] > 1.01, [False]])  # per 10-ms frame, as the mel
+        edges = np.flatnonzero(np.diff(up.astype(np.int8)))
+        return [((seek + a) / FRAMES_PER_SECOND, (seek + b) / FRAMES_PER_SECOND) for a, b in zip(edges[::2], edges[1::2])]
 
     language = options.language if options.language not in (None, "auto") else None
     tokenizer = get_tokenizer(model.is_multilingual, model.num_languages, language, options.task)
@@ -104,7 +219,7 @@ def transcribe(
         if not options.vad_guards:
             return seek
         ahead = np.flatnonzero(speech[seek : seek + N_FRAMES])
-        return seek + int(ahead[0]) - LEAD_FRAMES if ahead.size and ahead[0] > SKIP_FRAMES else seek
+        return seek + int(ahead[0]) - LEAD_FRAMES if ahead.size and ahead[0] > LEAD_FRAMES else seek
 
     report(0)
     if content_frames <= 0:
@@ -117,6 +232,7 @@ def transcribe(
     info.language = language or "en"
 
     all_tokens: list[int] = []
+    kept_texts: list[str] = []  # the last segments kept, for the loop check across windows
     prompt_reset_since = 0
     spoken_until = 0.0  # the end of the last word timed: no word starts before it
     if options.initial_prompt:
@@ -141,70 +257,56 @@ def transcribe(
             kv, encoded = window(seek), seek
         info.windows.append((offset, offset + seg_duration))
 
-        result = None
-        for t in temps:
-            opts = DecodingOptions(
-                task=options.task, language=info.language, temperature=t,
-                beam_size=options.beam_size if t == 0 else None,
-                best_of=options.best_of if t > 0 else None,
-                patience=options.patience, prompt=prompt or None,
-                without_timestamps=options.without_timestamps,
-                seed=(options.seed * 1_000_003 + seek) % 2**32,  # each window its own draws
-            )
-            result = DecodingTask(model, tokenizer, opts, cancel, backend).run(kv, info.language)
-            needs_fallback = False
-            if options.compression_ratio_threshold is not None and result.compression_ratio > options.compression_ratio_threshold:
-                needs_fallback = True
-            if options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold:
-                needs_fallback = True
-            if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold \
-                    and options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold:
-                needs_fallback = False  # silence: don't retry, it will be skipped
-            if not needs_fallback:
-                break
+        def pieces_of(result):
+            return split_by_timestamps(result.tokens, tokenizer.timestamp_begin, offset, seg_duration,
+                                       time_precision)[0]
 
-        if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold:
-            if options.logprob_threshold is None or result.avg_logprob < options.logprob_threshold:
-                seek += size
-                report(seek)
-                continue
+        def loops(result) -> int:
+            if not options.vad_guards:
+                return 0
+            return len(guards.looping([tokenizer.decode(p.tokens) for p in pieces_of(result)], kept_texts))
 
-        tokens = result.tokens
-        new: list[DecodedSegment] = []
+        def decoder_on(cross_kv):
+            def decode(t: float, with_prompt: bool):
+                opts = DecodingOptions(
+                    task=options.task, language=info.language, temperature=t,
+                    beam_size=options.beam_size if t == 0 else None,
+                    best_of=options.best_of if t > 0 else None,
+                    patience=options.patience, prompt=(prompt or None) if with_prompt else None,
+                    without_timestamps=options.without_timestamps,
+                    seed=(options.seed * 1_000_003 + seek) % 2**32,  # each window its own draws
+                )
+                return DecodingTask(model, tokenizer, opts, cancel, backend).run(cross_kv, info.language)
+            return decode
 
-        def add(start, end, toks):
-            text = tokenizer.decode(toks)
-            if not text.strip() or start == end:
-                return
-            new.append(DecodedSegment(
-                start=round(start, 3), end=round(end, 3), text=text,
-                tokens=list(toks),  # timestamps included: they go back into the prompt
-                avg_logprob=result.avg_logprob, no_speech_prob=result.no_speech_prob,
-                compression_ratio=result.compression_ratio, temperature=result.temperature,
-            ))
+        result = decode_with_fallback(decoder_on(kv), temps, options, loops)
+        spans = raised_spans(seek, size)
+        if spans:
+            plain_kv = window(seek, plain_mel)
+            plain = decode_with_fallback(decoder_on(plain_kv), temps, options, loops)
+            sure = [confidence_over(r, pieces_of(r), spans, tokenizer.timestamp_begin) for r in (result, plain)]
+            keep_plain = (loops(plain), -sure[1]) <= (loops(result), RAISED_MARGIN - sure[0])
+            log.info("window at %.1f s: quiet speech raised (log-prob there %.2f) or not (%.2f): %s kept",
+                     offset, sure[0], sure[1], "the plain decode" if keep_plain else "the raised")
+            if keep_plain:
+                result, kv = plain, plain_kv
+                encoded = -1  # kv now holds the plain window's encoding
 
-        tb = tokenizer.timestamp_begin
-        is_ts = np.array([t >= tb for t in tokens], dtype=bool)
-        single_ending = len(tokens) >= 2 and not is_ts[-2] and is_ts[-1]
-        consecutive = (np.where(is_ts[:-1] & is_ts[1:])[0] + 1).tolist() if len(tokens) > 1 else []
-        if consecutive:
-            slices = consecutive + ([len(tokens)] if single_ending else [])
-            last = 0
-            for cur in slices:
-                part = tokens[last:cur]
-                add(offset + (part[0] - tb) * time_precision, offset + (part[-1] - tb) * time_precision, part)
-                last = cur
-            if single_ending:
-                seek += size
-            else:
-                seek += (tokens[last - 1] - tb) * input_stride
-        else:
-            end = seg_duration
-            stamps = [t for t in tokens if t >= tb]
-            if stamps and stamps[-1] != tb:
-                end = (stamps[-1] - tb) * time_precision
-            add(offset, offset + end, tokens)
+        if is_silence(result, options):
             seek += size
+            report(seek)
+            continue
+
+        pieces, advance = split_by_timestamps(result.tokens, tokenizer.timestamp_begin, offset, seg_duration,
+                                              time_precision)
+        seek += size if advance is None else advance * input_stride
+        new = [DecodedSegment(
+            start=round(p.start, 3), end=round(p.end, 3), text=tokenizer.decode(p.tokens),
+            tokens=p.tokens,  # timestamps included: they go back into the prompt
+            avg_logprob=result.avg_logprob, no_speech_prob=result.no_speech_prob,
+            compression_ratio=result.compression_ratio, temperature=result.temperature,
+        ) for p in pieces]
+        new = [s for s in new if s.text.strip() and s.start != s.end]
 
         if options.word_timestamps and new:
             add_word_timestamps(model, tokenizer, new, kv, offset, size)
@@ -213,11 +315,16 @@ def transcribe(
                 if s.words:
                     s.start, s.end = s.words[0].start, s.words[-1].end
         if options.vad_guards:
-            new = [s for s in new if not is_guess(s, speech, options.min_speech_fraction)]
+            repeats = set(guards.looping([s.text for s in new], kept_texts))  # what still loops after the retries
+            for i in sorted(repeats):
+                log.info("dropped a repeated segment at %.1f s: %r", new[i].start, new[i].text.strip())
+            new = [s for i, s in enumerate(new) if i not in repeats
+                   and not guards.is_guess(s, speech, options.min_speech_fraction)]
         for s in new:
             s.end = min(s.end, duration)
             s.start = min(s.start, s.end)
             yield s
+        kept_texts = (kept_texts + [s.text for s in new])[-guards.SEGMENT_REPEATS :]
         all_tokens += [t for s in new for t in s.tokens]
         if not options.condition_on_previous_text or result.temperature > 0.5:
             prompt_reset_since = len(all_tokens)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from subtitler.engine import level, silero, vad
+from subtitler.engine import guards, level, silero, vad
 from subtitler.engine.audio import load_audio
 from subtitler.engine.types import DecodedSegment, DecodedWord
 
@@ -241,16 +241,16 @@ def test_guards():
     lone_over_noise = _segment([(6.0, 6.4, " 2", 0.2)])
     lone_over_speech = _segment([(2.5, 2.9, " Yes.", 0.3)])  # quiet, short, but speech
     confident = _segment([(6.0, 6.4, " Hello", 0.9)])
-    assert vad.is_lone_guess(lone_over_noise, mask)
-    assert not vad.is_lone_guess(lone_over_speech, mask)
-    assert not vad.is_lone_guess(confident, mask)
+    assert guards.is_lone_guess(lone_over_noise, mask)
+    assert not guards.is_lone_guess(lone_over_speech, mask)
+    assert not guards.is_lone_guess(confident, mask)
     sentence = _segment([(2.0, 2.3, " We", 0.3), (2.3, 2.6, " are", 0.3)])
-    assert not vad.is_lone_guess(sentence, mask)
-    assert vad.is_guess(lone_over_noise, mask, 0.1) and not vad.is_guess(sentence, mask, 0.1)
-    assert vad.is_guess(_segment([(7.0, 9.0, " music", 0.9)]), mask, 0.1)  # not over speech at all
+    assert not guards.is_lone_guess(sentence, mask)
+    assert guards.is_guess(lone_over_noise, mask, 0.1) and not guards.is_guess(sentence, mask, 0.1)
+    assert guards.is_guess(_segment([(7.0, 9.0, " music", 0.9)]), mask, 0.1)  # not over speech at all
     loop = _segment([(2.0, 3.9, " Thank you." * 8, 0.9)])
-    assert vad.is_repetition_loop(loop.text) and vad.is_guess(loop, mask, 0.1)
-    assert not vad.is_repetition_loop("And so my fellow Americans, ask not what your country can do for you")
+    assert guards.is_repetition_loop(loop.text) and guards.is_guess(loop, mask, 0.1)
+    assert not guards.is_repetition_loop("And so my fellow Americans, ask not what your country can do for you")
 
 
 def test_blocks_carry_the_state(lstm_path, monkeypatch):

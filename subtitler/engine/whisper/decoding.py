@@ -66,6 +66,7 @@ class DecodingResult:
     temperature: float = float("nan")
     compression_ratio: float = float("nan")
     language_probs: Optional[dict[str, float]] = None
+    token_logprobs: Optional[list[float]] = None  # each token's log-probability (greedy and sampling)
 
 
 def detect_language(model: Whisper, cross_kv, tokenizer: Tokenizer) -> tuple[str, dict[str, float]]:
@@ -293,7 +294,7 @@ class DecodingTask:
         logits, steps, no_speech = self._prefill(cross_kv, n)
         xp = steps.xp
         state = None
-        tokens = []
+        tokens, token_lps = [], []
         sum_logprobs = xp.zeros((n,), dtype=xp.float32)
         done = xp.zeros((n,), dtype=xp.bool_)
         keys = mx.random.split(mx.random.key(self.options.seed), self.sample_len) if t > 0 else None
@@ -304,6 +305,7 @@ class DecodingTask:
             nxt = xp.where(done, eot, nxt).astype(xp.int32)
             lp = (xp.take_along_axis(logits, nxt[:, None], axis=-1) - cpu_ops.logsumexp(logits))[:, 0]
             sum_logprobs = sum_logprobs + xp.where(done, 0.0, lp)
+            token_lps.append(lp)
             done = done | (nxt == eot)
             _prefetch(done)  # the stop test below then waits for this step only
             tokens.append(nxt)
@@ -318,7 +320,9 @@ class DecodingTask:
         scores = np.array(sum_logprobs).tolist()
         seqs = [self._strip(r) for r in rows]
         best = self._rank(seqs, scores)
-        return self._result(seqs[best], scores[best], float(no_speech), language)
+        result = self._result(seqs[best], scores[best], float(no_speech), language)
+        result.token_logprobs = np.array(xp.stack(token_lps, axis=1)[best]).tolist()[: len(seqs[best])]
+        return result
 
     def _beam_search(self, cross_kv, language: str, beam: int) -> DecodingResult:
         eot = self.tokenizer.eot
