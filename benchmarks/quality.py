@@ -21,7 +21,6 @@ sys.path.insert(0, str(HERE))
 
 from subtitler.core.checks import check  # noqa: E402
 from subtitler.core.document import Segment  # noqa: E402
-from subtitler.core.profiles import get_profile  # noqa: E402
 
 
 def words_of(text: str) -> list[str]:
@@ -86,18 +85,7 @@ def score(cues: list[tuple[float, float, str, list]], spans, noise, duration) ->
     findings = check(segs, "default")
     bad = {f.index for f in findings}
     kinds = sorted({f.kind for f in findings})
-    # A break is forced when even all the room between the neighbours can't meet it.
-    prof = get_profile("default")
-
-    def forced(f):
-        if f.kind != "cps":
-            return False
-        i = f.index
-        lo = segs[i - 1].end + prof.min_gap if i else 0
-        hi = segs[i + 1].start - prof.min_gap if i + 1 < len(segs) else float("inf")
-        return (hi - lo) < len(segs[i].text.replace("\n", "")) / prof.max_cps * 1000
-
-    avoidable = {f.index for f in findings if not forced(f)}
+    avoidable = {f.index for f in findings if not f.unavoidable}
     return {"kinds": ",".join(kinds) or "-", "avoidable_pct": 100 * len(avoidable) / max(1, len(cues)),"wer": wer(ref, hyp), "median_start_err": statistics.median(errors),
             "over_nonspeech_s": shown_total - over_speech, "over_nonspeech_pct": 100 * (shown_total - over_speech) / non_speech,
             "noise_words": in_noise, "cues": len(cues), "profile_break_pct": 100 * len(bad) / max(1, len(cues))}

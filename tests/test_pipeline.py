@@ -110,7 +110,7 @@ def test_no_cue_without_a_letter():
 
 
 def test_cues_a_short_pause_apart_are_chained():
-    """A pause under half a second between two cues closes up to the profile's minimum
+    """A pause under a second between two cues closes up to the profile's minimum
     gap (the subtitle stays through the pause); a longer one stays; no cue grows past
     the profile's longest."""
     segs = [_decoded([(1.0, 1.5, " We", 0.9), (1.5, 2.0, " went", 0.9), (2.0, 2.6, " home.", 0.9)]),

@@ -14,6 +14,18 @@ class Finding:
     index: int
     kind: str  # overlap | too_short | too_long | gap | cps | line_length | line_count
     message: str
+    unavoidable: bool = False  # no timing between the neighbours could meet the limit
+
+
+def room(segments: list[Segment], i: int, profile: Profile) -> float:
+    """The longest a cue could be shown without crowding its neighbours: from the
+    previous cue's end to the next one's start, less the minimum gaps."""
+    lo = segments[i - 1].end + profile.min_gap if i else 0
+    hi = segments[i + 1].start - profile.min_gap if i + 1 < len(segments) else float("inf")
+    return hi - lo
+
+
+UNAVOIDABLE = "; unavoidable: its neighbours leave no more room"
 
 
 def visible_chars(text: str) -> int:
@@ -35,12 +47,16 @@ def check_segment(segments: list[Segment], i: int, profile: Profile) -> list[Fin
         elif nxt.start - s.end < profile.min_gap:
             out.append(Finding(i, "gap", f"gap to the next subtitle is {nxt.start - s.end} ms (minimum {profile.min_gap} ms)"))
     if s.duration < profile.min_duration:
-        out.append(Finding(i, "too_short", f"shown for {s.duration} ms (minimum {profile.min_duration} ms)"))
+        forced = room(segments, i, profile) < profile.min_duration
+        out.append(Finding(i, "too_short", f"shown for {s.duration} ms (minimum {profile.min_duration} ms)"
+                           + (UNAVOIDABLE if forced else ""), forced))
     if s.duration > profile.max_duration:
         out.append(Finding(i, "too_long", f"shown for {s.duration} ms (maximum {profile.max_duration} ms)"))
     rate = cps(s)
     if rate > profile.max_cps:
-        out.append(Finding(i, "cps", f"{rate:.1f} characters per second (maximum {profile.max_cps:g})"))
+        forced = room(segments, i, profile) < visible_chars(s.text.strip()) / profile.max_cps * 1000
+        out.append(Finding(i, "cps", f"{rate:.1f} characters per second (maximum {profile.max_cps:g})"
+                           + (UNAVOIDABLE if forced else ""), forced))
     lines = s.text.split("\n")
     if len(lines) > profile.max_lines:
         out.append(Finding(i, "line_count", f"{len(lines)} lines (maximum {profile.max_lines})"))

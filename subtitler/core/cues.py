@@ -26,6 +26,8 @@ GRACE = 300  # ms a cue may linger after its last word
 
 def segment_from_decoded(d) -> Segment:
     words = [Word(seconds_to_ms(w.start), seconds_to_ms(w.end), w.word, w.probability) for w in d.words]
+    if words:
+        words[-1].ends_segment = True  # Whisper's own segment ends are good breaks
     return Segment(seconds_to_ms(d.start), seconds_to_ms(d.end), d.text.strip(), words)
 
 
@@ -43,7 +45,7 @@ def _break_score(words: list[Word], k: int) -> float:
         score += 2
     if k + 1 < len(words):
         score += min(2.0, (words[k + 1].start - words[k].end) / 250)
-    if getattr(words[k], "segment_end", False):
+    if words[k].ends_segment:
         score += 2.5
     if k + 1 < len(words) and words[k + 1].start - words[k].end >= PAUSE_BREAK:
         score += 10
@@ -141,14 +143,66 @@ def build_cues(decoded: Iterable, profile: Profile | str | None = None,
     p = get_profile(profile)
     decoded = list(decoded)
     segs = [segment_from_decoded(d) for d in decoded]
-    for s in segs:
-        if s.words:
-            s.words[-1].segment_end = True  # Whisper's own segment ends are good breaks
     words = [w for s in segs for w in s.words if w.text.strip()]
     if not words or any(not s.words for s in segs if s.text):
         return segments_as_cues(decoded, p)
-    cues = [Segment(g[0].start, g[-1].end, wrap_lines(_text(g), p), g) for g in regroup(words, p)]
-    return settle_times([c for c in cues if has_letter(c.text)], p, media_duration)
+    cues = [cue_of(g, p) for g in regroup(words, p)]
+    cues = settle_times([c for c in cues if has_letter(c.text)], p, media_duration)
+    return merge_flashes(cues, p, media_duration)
+
+
+def dialogue_parts(words: list[Word]) -> Optional[tuple[list[Word], list[Word]]]:
+    """The two turns of a cue whose words are two decoded segments, the first ending a
+    sentence ("Hello?" / "Hello."): how Whisper hands back two speakers' turns that
+    follow each other closely. None for a cue of one turn."""
+    ends = [k for k, w in enumerate(words[:-1]) if w.ends_segment]
+    if len(ends) != 1 or not SENTENCE_END.search(words[ends[0]].text.strip()):
+        return None
+    k = ends[0] + 1
+    return words[:k], words[k:]
+
+
+def cue_of(words: list[Word], p: Profile, dialogue: bool = False) -> Segment:
+    """A cue over ``words``: its lines wrapped for the profile, or, for two speakers'
+    turns merged into one cue (``dialogue``), one line each opened by a dash
+    (``- Hello?`` / ``- Hello.``) as subtitlers write them, when each fits a line."""
+    text = wrap_lines(_text(words), p)
+    parts = dialogue_parts(words) if dialogue and p.max_lines >= 2 else None
+    if parts is not None:
+        lines = ["- " + _text(part) for part in parts]
+        if all(len(line) <= p.max_chars_per_line for line in lines):
+            text = "\n".join(lines)
+    return Segment(words[0].start, words[-1].end, text, words)
+
+
+def merge_flashes(cues: list[Segment], p: Profile, media_duration: Optional[int] = None) -> list[Segment]:
+    """Merge each cue still under the profile's minimum duration (its neighbours left it
+    no room to grow) into the nearer neighbour that can take it: the merged cue must fit
+    the profile's lines and maximum duration. Two turns merged this way are written as
+    a dialogue. A cue no neighbour can take stays, and ``check`` calls it unavoidable."""
+    cues = list(cues)
+    stuck: set[int] = set()  # ids of the cues that no neighbour could take
+    while True:
+        short = [i for i, c in enumerate(cues) if c.duration < p.min_duration and id(c) not in stuck]
+        if not short:
+            return cues
+        i = short[0]
+        sides = [j for j in (i - 1, i + 1) if 0 <= j < len(cues)]
+        sides.sort(key=lambda j: abs(cues[j].start - cues[i].end) if j > i else abs(cues[i].start - cues[j].end))
+        for j in sides:
+            a, b = min(i, j), max(i, j)
+            words = cues[a].words + cues[b].words
+            if not words or words[-1].end - words[0].start > p.max_duration:
+                continue
+            merged = cue_of(words, p, dialogue=True)
+            if "\n- " not in merged.text and not _fits(words, p):
+                continue
+            merged.start, merged.end = cues[a].start, max(cues[b].end, cues[a].end)
+            cues[a : b + 1] = [merged]
+            cues = settle_times(cues, p, media_duration)
+            break
+        else:
+            stuck.add(id(cues[i]))
 
 
 def settle_times(cues: list[Segment], p: Profile, media_duration: Optional[int] = None) -> list[Segment]:

@@ -19,6 +19,7 @@ class Word:
     end: int
     text: str
     probability: float = 1.0
+    ends_segment: bool = False  # the last word of a decoded (Whisper) segment: a good place to break a cue
 
 
 @dataclass
