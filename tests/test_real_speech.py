@@ -1,0 +1,80 @@
+"""Real recordings (../shared/realspeech/) through the default pipeline: readable cues
+on a two-speaker meeting, and the quiet-speech gain never worse than no gain."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from subtitler import pipeline
+from subtitler.core.checks import check
+from subtitler.core.profiles import get_profile
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "realspeech"
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not REAL.is_dir(), reason="../shared/realspeech is not here")]
+
+
+def rttm(path: Path) -> list[tuple[float, float]]:
+    rows = [line.split() for line in path.read_text().splitlines() if line.startswith("SPEAKER")]
+    return [(float(r[3]), float(r[3]) + float(r[4])) for r in rows]
+
+
+def test_a_meeting_gets_readable_cues_near_its_speech(model):
+    doc = pipeline.transcribe_media(str(REAL / "meeting_ami.wav"), pipeline.Settings(), model=model)
+    cues = list(doc)
+    p = get_profile("default")
+    assert len(cues) >= 8
+    assert min(c.duration for c in cues) >= p.min_duration * 2 / 3
+    assert all(f.unavoidable for f in check(cues, p) if f.kind in ("too_short", "cps"))
+    keys = [" ".join(re.findall(r"\w+", c.text.lower())) for c in cues]
+    assert not any(a == b == c for a, b, c in zip(keys, keys[1:], keys[2:]))
+    # Shown outside the hand-labelled turns (0.3 s grace): at most a second.
+    speech = [(a - 0.3, b + 0.3) for a, b in rttm(REAL / "meeting_ami.rttm")]
+    mask = np.zeros(32_000, bool)  # 10-ms frames
+    for a, b in speech:
+        mask[int(a * 100) : int(b * 100)] = True
+    shown = np.zeros_like(mask)
+    for c in cues:
+        shown[c.start // 10 : c.end // 10] = True
+    assert (shown & ~mask).sum() / 100 <= 1.0
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def errors(ref: list[str], hyp: list[str]) -> int:
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)]
+
+
+def test_the_quiet_speech_gain_never_decodes_worse_than_no_gain(model):
+    """A far, quiet first line (26 dB under the rest) over room tone, then a louder
+    reader: with the gain, no more word errors than with it off."""
+    from subtitler.engine.audio import load_audio
+    from subtitler.engine.transcribe import transcribe
+    from subtitler.engine.types import TranscribeOptions
+
+    def at(x, dbfs):
+        return x * (10 ** (dbfs / 20) / np.sqrt(np.mean(x**2)))
+
+    quiet, loud = load_audio(str(REAL / "read_en.wav")), load_audio(str(REAL / "audiobook_en.wav"))
+    rng = np.random.default_rng(1)
+    pause = np.zeros(8000, np.float32)
+    clip = np.concatenate([pause, at(quiet, -46), pause, at(loud, -20), pause]).astype(np.float32)
+    clip += (rng.standard_normal(clip.size) * 10 ** (-62 / 20)).astype(np.float32)
+    ref = words((REAL / "read_en.ref.txt").read_text() + " " + (REAL / "audiobook_en.ref.txt").read_text())
+
+    def wrong(level):
+        segs = transcribe(model, clip, TranscribeOptions(word_timestamps=True, level_speech=level))
+        return errors(ref, [w for s in segs for w in words(s.text)])
+
+    raised, plain = wrong(True), wrong(False)
+    assert raised <= plain, (raised, plain)
+    assert raised <= len(ref) * 0.15
