@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence
+from functools import partial
+from typing import Optional
 
 import numpy as np
 
@@ -33,7 +35,9 @@ log = logging.getLogger(__name__)
 # reference, word errors 69 (skipping only more than 1 s, to 0.2 s before) -> 52;
 # never skipping: 79.
 LEAD_FRAMES = 40
-RAISED_MARGIN = 0.0  # a raised window's decode is kept only when it is this much surer (avg log-prob) than the plain one
+RAISED_MARGIN = (
+    0.0  # a raised window's decode is kept only when it is this much surer (avg log-prob) than the plain one
+)
 
 
 def _temperatures(t) -> tuple[float, ...]:
@@ -55,18 +59,26 @@ def detect_speech(samples: np.ndarray, options: TranscribeOptions) -> Optional[n
 def needs_fallback(result, options: TranscribeOptions) -> bool:
     """Whether a window's decode failed Whisper's checks (too repetitive to compress,
     too unsure) and is worth another try at a higher temperature; silence is not."""
-    failed = (options.compression_ratio_threshold is not None
-              and result.compression_ratio > options.compression_ratio_threshold) or \
-             (options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold)
-    silent = options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold \
-        and options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold
+    failed = (
+        options.compression_ratio_threshold is not None
+        and result.compression_ratio > options.compression_ratio_threshold
+    ) or (options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold)
+    silent = (
+        options.no_speech_threshold is not None
+        and result.no_speech_prob > options.no_speech_threshold
+        and options.logprob_threshold is not None
+        and result.avg_logprob < options.logprob_threshold
+    )
     return failed and not silent
 
 
 def is_silence(result, options: TranscribeOptions) -> bool:
     """Whether the window holds no speech by Whisper's own no-speech probability."""
-    return options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold \
+    return (
+        options.no_speech_threshold is not None
+        and result.no_speech_prob > options.no_speech_threshold
         and (options.logprob_threshold is None or result.avg_logprob < options.logprob_threshold)
+    )
 
 
 @dataclass
@@ -78,8 +90,9 @@ class Piece:
     tokens: list[int]
 
 
-def split_by_timestamps(tokens: Sequence[int], timestamp_begin: int, offset: float, window_seconds: float,
-                        time_precision: float) -> tuple[list[Piece], Optional[int]]:
+def split_by_timestamps(
+    tokens: Sequence[int], timestamp_begin: int, offset: float, window_seconds: float, time_precision: float
+) -> tuple[list[Piece], Optional[int]]:
     """Split a window's tokens at consecutive timestamp tokens into pieces, as Whisper
     does; returns the pieces and where the next window starts, in timestamp steps from
     this one's start (None: after the whole window)."""
@@ -91,8 +104,11 @@ def split_by_timestamps(tokens: Sequence[int], timestamp_begin: int, offset: flo
         pieces, last = [], 0
         for cur in consecutive + ([len(tokens)] if single_ending else []):
             part = list(tokens[last:cur])
-            pieces.append(Piece(offset + (part[0] - tb) * time_precision, offset + (part[-1] - tb) * time_precision,
-                                part))
+            pieces.append(
+                Piece(
+                    offset + (part[0] - tb) * time_precision, offset + (part[-1] - tb) * time_precision, part
+                )
+            )
             last = cur
         return pieces, None if single_ending else tokens[last - 1] - tb
     end = window_seconds
@@ -102,8 +118,9 @@ def split_by_timestamps(tokens: Sequence[int], timestamp_begin: int, offset: flo
     return [Piece(offset, offset + end, list(tokens))], None
 
 
-def confidence_over(result, pieces: Sequence[Piece], spans: Sequence[tuple[float, float]],
-                    timestamp_begin: int) -> float:
+def confidence_over(
+    result, pieces: Sequence[Piece], spans: Sequence[tuple[float, float]], timestamp_begin: int
+) -> float:
     """The mean log-probability of the text tokens of the ``pieces`` (a split of
     ``result``) that overlap ``spans`` (seconds): how sure a decode is of one stretch of
     its window. The window's average when the decode kept no per-token figures (beam
@@ -120,8 +137,12 @@ def confidence_over(result, pieces: Sequence[Piece], spans: Sequence[tuple[float
     return float(np.mean(lps)) if lps else result.avg_logprob
 
 
-def decode_with_fallback(decode: Callable[[float, bool], object], temperatures: Sequence[float],
-                         options: TranscribeOptions, loops: Callable[[object], int]):
+def decode_with_fallback(
+    decode: Callable[[float, bool], object],
+    temperatures: Sequence[float],
+    options: TranscribeOptions,
+    loops: Callable[[object], int],
+):
     """Decode a window at each temperature in turn until one passes: Whisper's checks
     (``needs_fallback``) and no loop (``loops(result)``: how many of its segments
     repeat). ``decode(temperature, with_prompt)``: a retry for a loop goes without the
@@ -134,8 +155,11 @@ def decode_with_fallback(decode: Callable[[float, bool], object], temperatures: 
         n_loops = loops(result)
         if n_loops == 0 and not needs_fallback(result, options):
             return result
-        log.info("temperature %.1f: %s; trying again", t,
-                 f"{n_loops} segment(s) repeat" if n_loops else "decoding failed Whisper's checks")
+        log.info(
+            "temperature %.1f: %s; trying again",
+            t,
+            f"{n_loops} segment(s) repeat" if n_loops else "decoding failed Whisper's checks",
+        )
         if n_loops:
             with_prompt = False
         if best is None or n_loops <= best_loops:
@@ -172,7 +196,11 @@ def transcribe(
     ensure_thread_stream()
     backend = backend_for(model)
     started = time.perf_counter()
-    samples = audio_mod.load_audio(source, cancel=cancel) if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__") else np.asarray(source, np.float32)
+    samples = (
+        audio_mod.load_audio(source, cancel=cancel)
+        if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__")
+        else np.asarray(source, np.float32)
+    )
     info = info if info is not None else TranscriptInfo()
     if not uses_speech(options):
         speech = None
@@ -181,9 +209,13 @@ def transcribe(
     # Framing as faster-whisper does it (one hop of padding, windows zero-padded in
     # log-mel space), so our output can be compared token for token with the peer.
     gain = speech_gain(samples, speech) if speech is not None and options.level_speech else None
-    noise = audio_mod.noise_power(samples, speech) if gain is not None else None  # what raising adds is taken off
+    noise = (
+        audio_mod.noise_power(samples, speech) if gain is not None else None
+    )  # what raising adds is taken off
     edges = with_edges(samples, speech) if speech is not None and options.word_timestamps else None
-    mel = audio_mod.LogMel(samples, model.dims.n_mels, padding=HOP_LENGTH, gain=gain, noise=noise)  # a window at a time
+    mel = audio_mod.LogMel(
+        samples, model.dims.n_mels, padding=HOP_LENGTH, gain=gain, noise=noise
+    )  # a window at a time
     # A raised window is also decoded as it is, and the surer decode kept: the gain
     # must never make a window worse (a raised film scene's room tone made it loop).
     plain_mel = audio_mod.LogMel(samples, model.dims.n_mels, padding=HOP_LENGTH) if gain is not None else None
@@ -193,8 +225,11 @@ def transcribe(
 
     def report(frames: int):
         if progress:
-            progress(Progress(min(frames, content_frames) / FRAMES_PER_SECOND, duration,
-                              time.perf_counter() - started))
+            progress(
+                Progress(
+                    min(frames, content_frames) / FRAMES_PER_SECOND, duration, time.perf_counter() - started
+                )
+            )
 
     def window(seek: int, log_mel=mel):
         seg = audio_mod.pad_or_trim(log_mel.frames(seek, min(seek + N_FRAMES, content_frames)))
@@ -204,9 +239,14 @@ def transcribe(
         """The stretches of the window that the gain raises, in seconds."""
         if gain is None:
             return []
-        up = np.concatenate([[False], gain[seek : seek + size] > 1.01, [False]])  # per 10-ms frame, as the mel
+        up = np.concatenate(
+            [[False], gain[seek : seek + size] > 1.01, [False]]
+        )  # per 10-ms frame, as the mel
         edges = np.flatnonzero(np.diff(up.astype(np.int8)))
-        return [((seek + a) / FRAMES_PER_SECOND, (seek + b) / FRAMES_PER_SECOND) for a, b in zip(edges[::2], edges[1::2])]
+        return [
+            ((seek + a) / FRAMES_PER_SECOND, (seek + b) / FRAMES_PER_SECOND)
+            for a, b in zip(edges[::2], edges[1::2])
+        ]
 
     language = options.language if options.language not in (None, "auto") else None
     tokenizer = get_tokenizer(model.is_multilingual, model.num_languages, language, options.task)
@@ -241,6 +281,35 @@ def transcribe(
     input_stride = N_FRAMES // model.dims.n_audio_ctx  # 2 mel frames per audio position
     time_precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # 0.02 s
 
+    def pieces_in(result, offset: float, window_seconds: float) -> list[Piece]:
+        return split_by_timestamps(
+            result.tokens, tokenizer.timestamp_begin, offset, window_seconds, time_precision
+        )[0]
+
+    def loops_in(result, pieces_of, before: tuple[str, ...]) -> int:
+        if not options.vad_guards:
+            return 0
+        return len(guards.looping([tokenizer.decode(p.tokens) for p in pieces_of(result)], before))
+
+    def decoder(cross_kv, seek: int, prompt: tuple[int, ...]):
+        """``decode(temperature, with_prompt)`` for one window's encoding."""
+
+        def decode(t: float, with_prompt: bool):
+            opts = DecodingOptions(
+                task=options.task,
+                language=info.language,
+                temperature=t,
+                beam_size=options.beam_size if t == 0 else None,
+                best_of=options.best_of if t > 0 else None,
+                patience=options.patience,
+                prompt=(list(prompt) or None) if with_prompt else None,
+                without_timestamps=options.without_timestamps,
+                seed=(options.seed * 1_000_003 + seek) % 2**32,  # each window its own draws
+            )
+            return DecodingTask(model, tokenizer, opts, cancel, backend).run(cross_kv, info.language)
+
+        return decode
+
     while seek < content_frames:
         if cancel and cancel():
             raise Cancelled()
@@ -257,37 +326,26 @@ def transcribe(
             kv, encoded = window(seek), seek
         info.windows.append((offset, offset + seg_duration))
 
-        def pieces_of(result):
-            return split_by_timestamps(result.tokens, tokenizer.timestamp_begin, offset, seg_duration,
-                                       time_precision)[0]
-
-        def loops(result) -> int:
-            if not options.vad_guards:
-                return 0
-            return len(guards.looping([tokenizer.decode(p.tokens) for p in pieces_of(result)], kept_texts))
-
-        def decoder_on(cross_kv):
-            def decode(t: float, with_prompt: bool):
-                opts = DecodingOptions(
-                    task=options.task, language=info.language, temperature=t,
-                    beam_size=options.beam_size if t == 0 else None,
-                    best_of=options.best_of if t > 0 else None,
-                    patience=options.patience, prompt=(prompt or None) if with_prompt else None,
-                    without_timestamps=options.without_timestamps,
-                    seed=(options.seed * 1_000_003 + seek) % 2**32,  # each window its own draws
-                )
-                return DecodingTask(model, tokenizer, opts, cancel, backend).run(cross_kv, info.language)
-            return decode
+        pieces_of = partial(pieces_in, offset=offset, window_seconds=seg_duration)
+        loops = partial(loops_in, pieces_of=pieces_of, before=tuple(kept_texts))
+        decoder_on = partial(decoder, seek=seek, prompt=tuple(prompt))
 
         result = decode_with_fallback(decoder_on(kv), temps, options, loops)
         spans = raised_spans(seek, size)
         if spans:
             plain_kv = window(seek, plain_mel)
             plain = decode_with_fallback(decoder_on(plain_kv), temps, options, loops)
-            sure = [confidence_over(r, pieces_of(r), spans, tokenizer.timestamp_begin) for r in (result, plain)]
+            sure = [
+                confidence_over(r, pieces_of(r), spans, tokenizer.timestamp_begin) for r in (result, plain)
+            ]
             keep_plain = (loops(plain), -sure[1]) <= (loops(result), RAISED_MARGIN - sure[0])
-            log.info("window at %.1f s: quiet speech raised (log-prob there %.2f) or not (%.2f): %s kept",
-                     offset, sure[0], sure[1], "the plain decode" if keep_plain else "the raised")
+            log.info(
+                "window at %.1f s: quiet speech raised (log-prob there %.2f) or not (%.2f): %s kept",
+                offset,
+                sure[0],
+                sure[1],
+                "the plain decode" if keep_plain else "the raised",
+            )
             if keep_plain:
                 result, kv = plain, plain_kv
                 encoded = -1  # kv now holds the plain window's encoding
@@ -297,15 +355,23 @@ def transcribe(
             report(seek)
             continue
 
-        pieces, advance = split_by_timestamps(result.tokens, tokenizer.timestamp_begin, offset, seg_duration,
-                                              time_precision)
+        pieces, advance = split_by_timestamps(
+            result.tokens, tokenizer.timestamp_begin, offset, seg_duration, time_precision
+        )
         seek += size if advance is None else advance * input_stride
-        new = [DecodedSegment(
-            start=round(p.start, 3), end=round(p.end, 3), text=tokenizer.decode(p.tokens),
-            tokens=p.tokens,  # timestamps included: they go back into the prompt
-            avg_logprob=result.avg_logprob, no_speech_prob=result.no_speech_prob,
-            compression_ratio=result.compression_ratio, temperature=result.temperature,
-        ) for p in pieces]
+        new = [
+            DecodedSegment(
+                start=round(p.start, 3),
+                end=round(p.end, 3),
+                text=tokenizer.decode(p.tokens),
+                tokens=p.tokens,  # timestamps included: they go back into the prompt
+                avg_logprob=result.avg_logprob,
+                no_speech_prob=result.no_speech_prob,
+                compression_ratio=result.compression_ratio,
+                temperature=result.temperature,
+            )
+            for p in pieces
+        ]
         new = [s for s in new if s.text.strip() and s.start != s.end]
 
         if options.word_timestamps and new:
@@ -315,11 +381,16 @@ def transcribe(
                 if s.words:
                     s.start, s.end = s.words[0].start, s.words[-1].end
         if options.vad_guards:
-            repeats = set(guards.looping([s.text for s in new], kept_texts))  # what still loops after the retries
+            repeats = set(
+                guards.looping([s.text for s in new], kept_texts)
+            )  # what still loops after the retries
             for i in sorted(repeats):
                 log.info("dropped a repeated segment at %.1f s: %r", new[i].start, new[i].text.strip())
-            new = [s for i, s in enumerate(new) if i not in repeats
-                   and not guards.is_guess(s, speech, options.min_speech_fraction)]
+            new = [
+                s
+                for i, s in enumerate(new)
+                if i not in repeats and not guards.is_guess(s, speech, options.min_speech_fraction)
+            ]
         for s in new:
             s.end = min(s.end, duration)
             s.start = min(s.start, s.end)

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import JFK, LS, normalize
 
 from subtitler.engine import guards, level, silero, vad
 from subtitler.engine.audio import load_audio
 from subtitler.engine.types import DecodedSegment, DecodedWord
-
-from conftest import JFK, LS, normalize
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -56,14 +55,32 @@ def _wav(tmp_path, name, samples):
 @pytest.mark.parametrize("kind", ["music", "laughter", "silence"])
 def test_nothing_is_shown_over_music_laughter_or_silence(tmp_path, model, kind):
     import vad_clips
+
     from subtitler import pipeline
 
-    samples = {"music": lambda: vad_clips.music(20.0),
-               "laughter": lambda: np.concatenate([vad_clips.laughter(14), np.zeros(8000, np.float32), vad_clips.laughter(10, 3)]),
-               "silence": lambda: np.random.default_rng(0).normal(0, 0.001, 12 * 16000).astype(np.float32)}[kind]()
+    samples = {
+        "music": lambda: vad_clips.music(20.0),
+        "laughter": lambda: np.concatenate(
+            [vad_clips.laughter(14), np.zeros(8000, np.float32), vad_clips.laughter(10, 3)]
+        ),
+        "silence": lambda: np.random.default_rng(0).normal(0, 0.001, 12 * 16000).astype(np.float32),
+    }[kind]()
     assert not vad.speech_mask(samples).any()
     doc = pipeline.transcribe_media(_wav(tmp_path, kind, samples), model=model)
     assert len(doc) == 0
+
+
+# ls_test.flac (LibriSpeech test-clean), as larger Whisper models read it.
+LS_TEXT = "Then the good soul openly shouldered the burden she had borne so long in secret and bravely trudged on alone."
+
+
+def word_errors(ref: list[str], hyp: list[str]) -> int:
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)]
 
 
 def _loud_then_quiet(quiet_db: float) -> np.ndarray:
@@ -76,8 +93,9 @@ def _loud_then_quiet(quiet_db: float) -> np.ndarray:
 @pytest.mark.slow
 def test_a_quiet_speaker_beside_a_loud_one_keeps_every_word(tmp_path, model):
     """jfk at full level, then ls_test 25 dB quieter in the same file: the speech mask
-    covers the quiet speech, the recogniser hears it raised to jfk's level, and the
-    transcript is word for word the one of the same two at one level."""
+    covers the quiet speech, the gain raises it to jfk's level, and the quiet sentence
+    comes out whole, with no more word errors than when the two are at one level (the
+    window is decoded raised and plain, and the surer decode kept)."""
     from subtitler import pipeline
 
     mixed = _loud_then_quiet(25)
@@ -93,8 +111,10 @@ def test_a_quiet_speaker_beside_a_loud_one_keeps_every_word(tmp_path, model):
         doc = pipeline.transcribe_media(_wav(tmp_path, name, samples), model=model)
         return normalize(" ".join(s.text for s in doc if s.start >= q0 * 10 - 300))
 
-    said_quiet, said_level = said(mixed, "mixed"), said(_loud_then_quiet(0), "level")
-    assert said_quiet == said_level and len(said_level.split()) > 15
+    truth = normalize(LS_TEXT).split()
+    said_quiet, said_level = said(mixed, "mixed").split(), said(_loud_then_quiet(0), "level").split()
+    assert len(said_quiet) == len(truth)
+    assert word_errors(truth, said_quiet) <= word_errors(truth, said_level) <= 4
 
 
 @pytest.mark.slow
@@ -112,8 +132,9 @@ def test_a_music_intro_is_not_decoded(tmp_path, model):
 
     jfk = load_audio(str(JFK))
     info = TranscriptInfo()
-    segments = list(transcribe(model, np.concatenate([intro, jfk]), TranscribeOptions(word_timestamps=True),
-                               info=info))
+    segments = list(
+        transcribe(model, np.concatenate([intro, jfk]), TranscribeOptions(word_timestamps=True), info=info)
+    )
     assert len(info.windows) == 1 and 7.8 < info.windows[0][0] < 8.3  # 0.2 s before jfk's first word
     assert segments[0].start >= 8.0
     alone = pipeline.transcribe_media(JFK, model=model)
@@ -126,7 +147,9 @@ def test_regions_follow_the_hysteresis(monkeypatch):
     monkeypatch.setattr(silero, "speech_probabilities", lambda samples, cancel=None: probs)
     monkeypatch.setattr(vad, "MARGIN_MS", 0)
     frames = vad.neural_regions(np.zeros(len(probs) * silero.CHUNK, np.float32))
-    per_chunk = frames[(np.arange(len(probs)) * silero.CHUNK + silero.CHUNK // 2) // vad.FRAME]  # mid-chunk frames
+    per_chunk = frames[
+        (np.arange(len(probs)) * silero.CHUNK + silero.CHUNK // 2) // vad.FRAME
+    ]  # mid-chunk frames
     assert per_chunk.tolist() == [False, False, True, True, True, False, False, True, False, True]
 
 
@@ -200,7 +223,7 @@ def test_edges_grow_speech_onto_its_own_onset_and_decay_only():
     """A tone that rises from -40 dB over 0.1 s, holds, and falls again, then a lone
     blip 25 dB down: the speech grows onto the rise and the fall, each frame it takes
     within EDGE_DB of the loudest sound, at most EDGE_FRAMES out, and not onto the blip."""
-    sr, t = 16000, np.arange(4 * 16000) / 16000
+    t = np.arange(4 * 16000) / 16000
     db = np.full(t.shape, -200.0)
     db[(t >= 0.9) & (t < 1.0)] = -40 + 400 * (t[(t >= 0.9) & (t < 1.0)] - 0.9)  # the rise
     db[(t >= 1.0) & (t < 2.0)] = 0.0
@@ -250,7 +273,9 @@ def test_guards():
     assert guards.is_guess(_segment([(7.0, 9.0, " music", 0.9)]), mask, 0.1)  # not over speech at all
     loop = _segment([(2.0, 3.9, " Thank you." * 8, 0.9)])
     assert guards.is_repetition_loop(loop.text) and guards.is_guess(loop, mask, 0.1)
-    assert not guards.is_repetition_loop("And so my fellow Americans, ask not what your country can do for you")
+    assert not guards.is_repetition_loop(
+        "And so my fellow Americans, ask not what your country can do for you"
+    )
 
 
 def test_blocks_carry_the_state(lstm_path, monkeypatch):
