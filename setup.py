@@ -16,12 +16,25 @@ from setuptools import Extension, setup
 CSRC = "subtitler/engine/cpu/csrc"  # all the C sources
 ext_modules = []
 if sys.platform.startswith("linux"):
-    ext_modules.append(Extension("subtitler.engine.cpu._gemv_forward", ["subtitler/engine/cpu/csrc/gemv_forward.c"],
-                                 extra_compile_args=["-O2"], libraries=["dl"], optional=True))
+    ext_modules.append(
+        Extension(
+            "subtitler.engine.cpu._gemv_forward",
+            ["subtitler/engine/cpu/csrc/gemv_forward.c"],
+            extra_compile_args=["-O2"],
+            libraries=["dl"],
+            optional=True,
+        )
+    )
 if sys.platform.startswith("linux") or sys.platform == "darwin":
-    ext_modules.append(Extension("subtitler.engine.cpu._kernels", [f"{CSRC}/kernels.c", f"{CSRC}/decoder.c", f"{CSRC}/blocks.c"],
-                                 depends=[f"{CSRC}/common.h"],
-                                 extra_compile_args=["-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-pthread"],
-                                 extra_link_args=["-pthread"], optional=True))
+    ext_modules.append(
+        Extension(
+            "subtitler.engine.cpu._kernels",
+            [f"{CSRC}/kernels.c", f"{CSRC}/decoder.c", f"{CSRC}/blocks.c"],
+            depends=[f"{CSRC}/common.h"],
+            extra_compile_args=["-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-pthread"],
+            extra_link_args=["-pthread"],
+            optional=True,
+        )
+    )
 
 setup(ext_modules=ext_modules)

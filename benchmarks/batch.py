@@ -21,8 +21,13 @@ DATA = HERE.parent / "tests" / "data"
 
 def run(args: list[str]) -> tuple[float, float]:
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "subtitler", "transcribe", *args, "-q"], capture_output=True, text=True,
-                       cwd=HERE.parent, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    r = subprocess.run(
+        [sys.executable, "-m", "subtitler", "transcribe", *args, "-q"],
+        capture_output=True,
+        text=True,
+        cwd=HERE.parent,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     wall = time.perf_counter() - t
     if r.returncode:
         raise RuntimeError(r.stderr[-2000:])

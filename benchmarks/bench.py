@@ -55,18 +55,29 @@ def child(spec: dict) -> dict:
 
         from subtitler.engine.whisper.load import offline_model_dir
 
-        model = WhisperModel(str(offline_model_dir("tiny.en")), device="cpu", compute_type=spec["compute"],
-                             cpu_threads=os.cpu_count() or 2)
+        model = WhisperModel(
+            str(offline_model_dir("tiny.en")),
+            device="cpu",
+            compute_type=spec["compute"],
+            cpu_threads=os.cpu_count() or 2,
+        )
         t1 = time.perf_counter()
         segs, _ = model.transcribe(clip, beam_size=beam, vad_filter=cues, word_timestamps=cues)
         text = "".join(s.text for s in segs)
     t2 = time.perf_counter()
-    return {"load_s": t1 - t0, "time_s": t2 - t1, "duration_s": duration,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "text": text}
+    return {
+        "load_s": t1 - t0,
+        "time_s": t2 - t1,
+        "duration_s": duration,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "text": text,
+    }
 
 
 def measure(spec: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True
+    )
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -83,13 +94,24 @@ def machine() -> dict:
     import subtitler
     from subtitler.engine.cpu import blas as _blas
 
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor()) \
-        if Path("/proc/cpuinfo").exists() else platform.processor()
-    return {"machine": f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores",
-            "python": platform.python_version(), "mlx": mx.__version__, "subtitler": subtitler.__version__,
-            "faster_whisper": faster_whisper.__version__, "ctranslate2": ctranslate2.__version__,
-            **_blas.describe(),
-            "threads": os.cpu_count()}
+    cpu = (
+        next(
+            (l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    return {
+        "machine": f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "mlx": mx.__version__,
+        "subtitler": subtitler.__version__,
+        "faster_whisper": faster_whisper.__version__,
+        "ctranslate2": ctranslate2.__version__,
+        **_blas.describe(),
+        "threads": os.cpu_count(),
+    }
 
 
 def main() -> int:
@@ -97,8 +119,12 @@ def main() -> int:
     ap.add_argument("--child")
     ap.add_argument("--minutes", type=float, default=2.5)
     ap.add_argument("--hour", action="store_true", help="also peak RSS of our engine on a 1-hour file")
-    ap.add_argument("--hours", type=float, nargs="*", default=[1.0], help="with --hour: the lengths in hours (e.g. 1 3)")
-    ap.add_argument("--pairs", type=int, default=3, help="runs of each configuration, in turn (medians reported)")
+    ap.add_argument(
+        "--hours", type=float, nargs="*", default=[1.0], help="with --hour: the lengths in hours (e.g. 1 3)"
+    )
+    ap.add_argument(
+        "--pairs", type=int, default=3, help="runs of each configuration, in turn (medians reported)"
+    )
     ap.add_argument("--out", default=str(HERE / "results.json"))
     args = ap.parse_args()
     if args.child:
@@ -114,29 +140,50 @@ def main() -> int:
     print("# subtitler benchmark\n")
     for k, v in info.items():
         print(f"- {k}: {v}")
-    runs = [("subtitler", "float32", 1), ("faster-whisper", "float32", 1), ("faster-whisper", "int8", 1),
-            ("subtitler", "float32", 5), ("faster-whisper", "float32", 5)]
+    runs = [
+        ("subtitler", "float32", 1),
+        ("faster-whisper", "float32", 1),
+        ("faster-whisper", "int8", 1),
+        ("subtitler", "float32", 5),
+        ("faster-whisper", "float32", 5),
+    ]
     results = {"info": info, "rows": []}
     for name, clip in (("jfk 11 s", jfk), (f"long {args.minutes:g} min", str(long_mp4))):
-        print(f"\n## {name}\n\n| engine | compute | beam | time s (median of {args.pairs}) | RTF | load s "
-              f"| peak RSS MB |\n|---|---|---|---|---|---|---|")
+        print(
+            f"\n## {name}\n\n| engine | compute | beam | time s (median of {args.pairs}) | RTF | load s "
+            f"| peak RSS MB |\n|---|---|---|---|---|---|---|"
+        )
         got = {}
         tries = {run: [] for run in runs}
         for _ in range(args.pairs):  # the configurations in turn, so a slow spell hits them all
             for engine, compute, beam in runs:
                 tries[(engine, compute, beam)].append(
-                    measure({"clip": clip, "engine": engine, "compute": compute, "beam": beam}))
+                    measure({"clip": clip, "engine": engine, "compute": compute, "beam": beam})
+                )
         for (engine, compute, beam), rs in tries.items():
             r = sorted(rs, key=lambda x: x["time_s"])[len(rs) // 2]
             got[(engine, compute, beam)] = r
-            results["rows"].append({"clip": name, "engine": engine, "compute": compute, "beam": beam, **r,
-                                    "times_s": [x["time_s"] for x in rs]})
-            print(f"| {engine} | {compute} | {beam} | {r['time_s']:.2f} | {r['time_s'] / r['duration_s']:.3f} "
-                  f"| {r['load_s']:.2f} | {r['rss_mb']:.0f} |", flush=True)
+            results["rows"].append(
+                {
+                    "clip": name,
+                    "engine": engine,
+                    "compute": compute,
+                    "beam": beam,
+                    **r,
+                    "times_s": [x["time_s"] for x in rs],
+                }
+            )
+            print(
+                f"| {engine} | {compute} | {beam} | {r['time_s']:.2f} | {r['time_s'] / r['duration_s']:.3f} "
+                f"| {r['load_s']:.2f} | {r['rss_mb']:.0f} |",
+                flush=True,
+            )
         ours1, ours5 = got[("subtitler", "float32", 1)]["time_s"], got[("subtitler", "float32", 5)]["time_s"]
-        print(f"\nratios (ours / theirs): greedy vs fw float32 {ours1 / got[('faster-whisper', 'float32', 1)]['time_s']:.2f}, "
-              f"greedy vs fw int8 {ours1 / got[('faster-whisper', 'int8', 1)]['time_s']:.2f}, "
-              f"beam 5 vs fw float32 beam 5 {ours5 / got[('faster-whisper', 'float32', 5)]['time_s']:.2f}")
+        print(
+            f"\nratios (ours / theirs): greedy vs fw float32 {ours1 / got[('faster-whisper', 'float32', 1)]['time_s']:.2f}, "
+            f"greedy vs fw int8 {ours1 / got[('faster-whisper', 'int8', 1)]['time_s']:.2f}, "
+            f"beam 5 vs fw float32 beam 5 {ours5 / got[('faster-whisper', 'float32', 5)]['time_s']:.2f}"
+        )
         # Subtitle-grade output, whole job with the model load: what a user waits for.
         # Paired runs (ours, then theirs), the median of the pairs' ratios.
         ratios = []
@@ -145,23 +192,56 @@ def main() -> int:
             for engine in ("subtitler", "faster-whisper"):
                 r = measure({"clip": clip, "engine": engine, "compute": "float32", "beam": 1, "mode": "cues"})
                 grade[engine] = r["load_s"] + r["time_s"]
-                results["rows"].append({"clip": name, "engine": engine, "compute": "float32", "beam": 1,
-                                        "mode": "subtitle-grade", **r})
-                print(f"subtitle-grade {engine}: {r['load_s']:.2f} s load + {r['time_s']:.2f} s "
-                      f"(peak RSS {r['rss_mb']:.0f} MB)", flush=True)
+                results["rows"].append(
+                    {
+                        "clip": name,
+                        "engine": engine,
+                        "compute": "float32",
+                        "beam": 1,
+                        "mode": "subtitle-grade",
+                        **r,
+                    }
+                )
+                print(
+                    f"subtitle-grade {engine}: {r['load_s']:.2f} s load + {r['time_s']:.2f} s "
+                    f"(peak RSS {r['rss_mb']:.0f} MB)",
+                    flush=True,
+                )
             ratios.append(grade["subtitler"] / grade["faster-whisper"])
-        print(f"ratio subtitle-grade (ours / fw float32 word_timestamps+vad_filter, with load): "
-              f"{sorted(ratios)[len(ratios) // 2]:.2f} (median of pairs: {', '.join(f'{x:.2f}' for x in ratios)})")
+        print(
+            f"ratio subtitle-grade (ours / fw float32 word_timestamps+vad_filter, with load): "
+            f"{sorted(ratios)[len(ratios) // 2]:.2f} (median of pairs: {', '.join(f'{x:.2f}' for x in ratios)})"
+        )
     for hours in args.hours if args.hour else []:
         long_file = work / f"hours-{hours:g}.mp4"
         seconds = int(hours * 3600)
         if not long_file.exists():
             loops = seconds // 150 + 1
-            subprocess.run([clips.ffmpeg_exe(), "-y", "-loglevel", "error", "-stream_loop", str(loops), "-i",
-                            str(long_mp4), "-t", str(seconds), "-c", "copy", str(long_file)], check=True)
-        r = measure({"clip": str(long_file), "engine": "subtitler", "compute": "float32", "beam": 1, "mode": "cues"})
+            subprocess.run(
+                [
+                    clips.ffmpeg_exe(),
+                    "-y",
+                    "-loglevel",
+                    "error",
+                    "-stream_loop",
+                    str(loops),
+                    "-i",
+                    str(long_mp4),
+                    "-t",
+                    str(seconds),
+                    "-c",
+                    "copy",
+                    str(long_file),
+                ],
+                check=True,
+            )
+        r = measure(
+            {"clip": str(long_file), "engine": "subtitler", "compute": "float32", "beam": 1, "mode": "cues"}
+        )
         results[f"hours {hours:g}"] = r
-        print(f"\n{hours:g}-hour file, default settings (cues): {r['time_s']:.0f} s, peak RSS {r['rss_mb']:.0f} MB")
+        print(
+            f"\n{hours:g}-hour file, default settings (cues): {r['time_s']:.0f} s, peak RSS {r['rss_mb']:.0f} MB"
+        )
     Path(args.out).write_text(json.dumps(results, indent=2))
     return 0
 

@@ -37,12 +37,16 @@ SENTENCES = [
     "The concert was cancelled because the singer was ill.",
     "Could you send me the report by the end of the day?",
 ]
-JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
-            "ask what you can do for your country.")
+JFK_TEXT = (
+    "And so my fellow Americans, ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
 # ls_test.flac (LibriSpeech test-clean). We have no official transcript at hand: this is
 # the reading that larger Whisper models agree on, so its WER contribution is approximate.
-LS_TEXT = ("Then the good soul openly shouldered the burden she had borne so long in secret "
-           "and bravely trudged on alone.")
+LS_TEXT = (
+    "Then the good soul openly shouldered the burden she had borne so long in secret "
+    "and bravely trudged on alone."
+)
 VOICES = [("en-us", 160), ("en-gb", 150), ("en-gb-scotland", 175), ("en-us+f3", 140), ("en-gb-x-rp", 185)]
 
 
@@ -55,8 +59,9 @@ class Span:
 
 def speak(text: str, voice: str, wpm: int) -> np.ndarray:
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", f.name, text], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(wpm), "-w", f.name, text], check=True, capture_output=True
+        )
         return load_audio(f.name)
 
 
@@ -113,9 +118,36 @@ def build(minutes: float = 2.5, noise_gap: float = 35.0, seed: int = 0):
 def write_mp4(samples: np.ndarray, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     pcm = (samples * 32767).astype(np.int16).tobytes()
-    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=gray:s=320x240:r=10",
-                    "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", "-", "-shortest",
-                    "-c:v", "mpeg4", "-c:a", "aac", "-b:a", "96k", str(out)], input=pcm, check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:s=320x240:r=10",
+            "-f",
+            "s16le",
+            "-ar",
+            str(SAMPLE_RATE),
+            "-ac",
+            "1",
+            "-i",
+            "-",
+            "-shortest",
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            str(out),
+        ],
+        input=pcm,
+        check=True,
+    )
     return out
 
 

@@ -38,7 +38,9 @@ def main() -> int:
     backwards = load_audio(str(HERE.parent / "tests" / "data" / "ls_test.flac"))[::-1].copy()
     wav = quality.write_wav(backwards, Path("/tmp/subtitler-bench/ls_backwards.wav"))
     fw = WhisperModel(str(offline_model_dir("tiny.en")), device="cpu", compute_type="float32", cpu_threads=2)
-    print("| run | ours s (temperatures) | faster-whisper s (temperatures) | ours / theirs |\n|---|---|---|---|")
+    print(
+        "| run | ours s (temperatures) | faster-whisper s (temperatures) | ours / theirs |\n|---|---|---|---|"
+    )
     for run in range(1, args.runs + 1):
         t = time.perf_counter()
         ours = list(transcribe(model, str(wav), TranscribeOptions(vad_guards=False)))
@@ -46,8 +48,11 @@ def main() -> int:
         t = time.perf_counter()
         theirs = list(fw.transcribe(str(wav), beam_size=1)[0])
         b = time.perf_counter() - t
-        print(f"| {run} | {a:.2f} ({[s.temperature for s in ours]}) | {b:.2f} ({[s.temperature for s in theirs]}) "
-              f"| {a / b:.2f} |", flush=True)
+        print(
+            f"| {run} | {a:.2f} ({[s.temperature for s in ours]}) | {b:.2f} ({[s.temperature for s in theirs]}) "
+            f"| {a / b:.2f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -54,8 +54,14 @@ def encoder_products(model, mx):
         outs = [enc.conv1(mel), enc.conv2(conv1_in)]
         for blk in enc.blocks:
             w = blk.attn.fused_weights[0] if blk.attn.fused_weights is not None else blk.attn.query.weight
-            outs += [x @ w.T, q @ kt, s @ v, x @ blk.attn.out.weight.T, x @ blk.mlp1.weight.T,
-                     wide @ blk.mlp2.weight.T]
+            outs += [
+                x @ w.T,
+                q @ kt,
+                s @ v,
+                x @ blk.attn.out.weight.T,
+                x @ blk.mlp1.weight.T,
+                wide @ blk.mlp2.weight.T,
+            ]
         mx.eval(outs)
 
     return run
@@ -80,9 +86,18 @@ def step_products(model, cross_kv, mx, context: int = 100):
         outs = []
         for blk, (ckt, cvt) in zip(dec.blocks, cross_kv):
             w = blk.attn.fused_weights[0] if blk.attn.fused_weights is not None else blk.attn.query.weight
-            outs += [x @ w.T, q @ k.swapaxes(-1, -2), w_self @ v, x @ blk.attn.out.weight.T,
-                     x @ blk.cross_attn.query.weight.T, q @ ckt, w_cross @ cvt.swapaxes(-1, -2), x @ blk.cross_attn.out.weight.T,
-                     x @ blk.mlp1.weight.T, wide @ blk.mlp2.weight.T]
+            outs += [
+                x @ w.T,
+                q @ k.swapaxes(-1, -2),
+                w_self @ v,
+                x @ blk.attn.out.weight.T,
+                x @ blk.cross_attn.query.weight.T,
+                q @ ckt,
+                w_cross @ cvt.swapaxes(-1, -2),
+                x @ blk.cross_attn.out.weight.T,
+                x @ blk.mlp1.weight.T,
+                wide @ blk.mlp2.weight.T,
+            ]
         outs.append(x[:, 0] @ emb_t)
         mx.eval(outs)
 
@@ -99,28 +114,31 @@ def main() -> int:
     from subtitler.engine import runtime
 
     runtime.prepare()  # the BLAS before MLX
-    import mlx.core as mx
+    import clips
     import ctranslate2
+    import mlx.core as mx
+    from bench import machine
     from faster_whisper.feature_extractor import FeatureExtractor
 
-    from bench import machine
     from subtitler.engine import audio
-    from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask
     from subtitler.engine.whisper.backend import backend_for
+    from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask
     from subtitler.engine.whisper.load import load_model, offline_model_dir
     from subtitler.engine.whisper.tokenizer import get_tokenizer
 
-    import clips
-
     info = machine()
     model = load_model("tiny.en")
-    ct2 = ctranslate2.models.Whisper(str(offline_model_dir("tiny.en")), device="cpu", compute_type="float32",
-                                     intra_threads=info["threads"])
+    ct2 = ctranslate2.models.Whisper(
+        str(offline_model_dir("tiny.en")), device="cpu", compute_type="float32", intra_threads=info["threads"]
+    )
     samples = audio.load_audio(str(clips.DATA / "jfk.flac"))
-    ours_mel = mx.array(audio.pad_or_trim(audio.log_mel_spectrogram(samples, model.dims.n_mels, padding=audio.HOP_LENGTH)))[None]
+    ours_mel = mx.array(
+        audio.pad_or_trim(audio.log_mel_spectrogram(samples, model.dims.n_mels, padding=audio.HOP_LENGTH))
+    )[None]
     padded = np.pad(samples, (0, audio.N_SAMPLES - len(samples)))
     ct2_mel = ctranslate2.StorageView.from_array(
-        np.ascontiguousarray(FeatureExtractor(model.dims.n_mels)(padded)[None, :, : audio.N_FRAMES]))
+        np.ascontiguousarray(FeatureExtractor(model.dims.n_mels)(padded)[None, :, : audio.N_FRAMES])
+    )
     cross_kv = backend_for(model).encode(ours_mel)
     ct2_encoded = ct2.encode(ct2_mel)
     tokenizer = get_tokenizer(False, model.num_languages, "en", "transcribe")
@@ -139,8 +157,17 @@ def main() -> int:
     enc_products = encoder_products(model, mx)
     dec_products = step_products(model, cross_kv, mx)
 
-    rows = {k: [] for k in ("ct2 encoder", "ours encoder", "ours encoder products",
-                            "ct2 step", "ours step", "ours step products")}
+    rows = {
+        k: []
+        for k in (
+            "ct2 encoder",
+            "ours encoder",
+            "ours encoder products",
+            "ct2 step",
+            "ours step",
+            "ours step products",
+        )
+    }
     for _ in range(args.reps):
         rows["ct2 encoder"].append(timed(lambda: ct2.encode(ct2_mel)))
         rows["ours encoder"].append(timed(lambda: backend_for(model).encode(ours_mel)))
@@ -160,10 +187,14 @@ def main() -> int:
     for name, times in rows.items():
         med[name] = statistics.median(times) * 1e3
         print(f"| {name} | {med[name]:.1f} | {min(times) * 1e3:.1f} |")
-    print(f"\nencoder: ours / CTranslate2 {med['ours encoder'] / med['ct2 encoder']:.2f}, "
-          f"products alone / CTranslate2 {med['ours encoder products'] / med['ct2 encoder']:.2f}")
-    print(f"step: ours / CTranslate2 {med['ours step'] / med['ct2 step']:.2f}, "
-          f"products alone / CTranslate2 {med['ours step products'] / med['ct2 step']:.2f}")
+    print(
+        f"\nencoder: ours / CTranslate2 {med['ours encoder'] / med['ct2 encoder']:.2f}, "
+        f"products alone / CTranslate2 {med['ours encoder products'] / med['ct2 encoder']:.2f}"
+    )
+    print(
+        f"step: ours / CTranslate2 {med['ours step'] / med['ct2 step']:.2f}, "
+        f"products alone / CTranslate2 {med['ours step products'] / med['ct2 step']:.2f}"
+    )
     return 0
 
 

@@ -80,15 +80,25 @@ def score(cues: list[tuple[float, float, str, list]], spans, noise, duration) ->
     non_speech = duration - sum(b - a for a, b in speech)
     in_noise = sum(1 for c in cues for (w, ws, we) in c[3] if noise[0] + 0.5 < (ws + we) / 2 < noise[1] - 0.5)
     if not any(c[3] for c in cues):  # no word timings: count the words of cues inside the stretch
-        in_noise = sum(len(words_of(c[2])) for c in cues if noise[0] + 0.5 < (c[0] + c[1]) / 2 < noise[1] - 0.5)
+        in_noise = sum(
+            len(words_of(c[2])) for c in cues if noise[0] + 0.5 < (c[0] + c[1]) / 2 < noise[1] - 0.5
+        )
     segs = [Segment(int(c[0] * 1000), int(c[1] * 1000), c[2]) for c in cues]
     findings = check(segs, "default")
     bad = {f.index for f in findings}
     kinds = sorted({f.kind for f in findings})
     avoidable = {f.index for f in findings if not f.unavoidable}
-    return {"kinds": ",".join(kinds) or "-", "avoidable_pct": 100 * len(avoidable) / max(1, len(cues)),"wer": wer(ref, hyp), "median_start_err": statistics.median(errors),
-            "over_nonspeech_s": shown_total - over_speech, "over_nonspeech_pct": 100 * (shown_total - over_speech) / non_speech,
-            "noise_words": in_noise, "cues": len(cues), "profile_break_pct": 100 * len(bad) / max(1, len(cues))}
+    return {
+        "kinds": ",".join(kinds) or "-",
+        "avoidable_pct": 100 * len(avoidable) / max(1, len(cues)),
+        "wer": wer(ref, hyp),
+        "median_start_err": statistics.median(errors),
+        "over_nonspeech_s": shown_total - over_speech,
+        "over_nonspeech_pct": 100 * (shown_total - over_speech) / non_speech,
+        "noise_words": in_noise,
+        "cues": len(cues),
+        "profile_break_pct": 100 * len(bad) / max(1, len(cues)),
+    }
 
 
 def ours(clip: str):
@@ -96,8 +106,10 @@ def ours(clip: str):
     from subtitler import pipeline
 
     doc = pipeline.transcribe_media(clip, pipeline.Settings(model="tiny.en"))
-    return [(c.start / 1000, c.end / 1000, c.text, [(w.text, w.start / 1000, w.end / 1000) for w in c.words])
-            for c in doc]
+    return [
+        (c.start / 1000, c.end / 1000, c.text, [(w.text, w.start / 1000, w.end / 1000) for w in c.words])
+        for c in doc
+    ]
 
 
 def peer(clip: str, vad: bool):
@@ -105,10 +117,16 @@ def peer(clip: str, vad: bool):
 
     from subtitler.engine.whisper.load import offline_model_dir
 
-    fw = WhisperModel(str(offline_model_dir("tiny.en")), device="cpu", compute_type="float32",
-                      cpu_threads=os.cpu_count() or 2)
+    fw = WhisperModel(
+        str(offline_model_dir("tiny.en")),
+        device="cpu",
+        compute_type="float32",
+        cpu_threads=os.cpu_count() or 2,
+    )
     segs, _ = fw.transcribe(clip, beam_size=1, vad_filter=vad, word_timestamps=True)
-    return [(s.start, s.end, s.text.strip(), [(w.word, w.start, w.end) for w in (s.words or [])]) for s in segs]
+    return [
+        (s.start, s.end, s.text.strip(), [(w.word, w.start, w.end) for w in (s.words or [])]) for s in segs
+    ]
 
 
 def write_wav(samples, path: Path) -> Path:
@@ -136,14 +154,19 @@ def speech_detection(work: Path) -> None:
     import vad_clips
 
     print("\n## Speech detection\n")
-    print("| clip | engine | words | cues | WER | cue s over music-only | quiet-speaker WER (loud) "
-          "| cue s outside speech (0.3 s grace) | speech without a cue |")
+    print(
+        "| clip | engine | words | cues | WER | cue s over music-only | quiet-speaker WER (loud) "
+        "| cue s outside speech (0.3 s grace) | speech without a cue |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for clip in vad_clips.build_all():
         wav = write_wav(clip.samples, work / "vad" / (clip.name.replace(" ", "_").replace(",", "") + ".wav"))
         duration = len(clip.samples) / 16000
-        for name, cues in (("subtitler", ours(str(wav))), ("faster-whisper", peer(str(wav), False)),
-                           ("faster-whisper + VAD", peer(str(wav), True))):
+        for name, cues in (
+            ("subtitler", ours(str(wav))),
+            ("faster-whisper", peer(str(wav), False)),
+            ("faster-whisper + VAD", peer(str(wav), True)),
+        ):
             hyp = [w for c in cues for w in words_of(c[2])]
             ref = [w for s in clip.speech for w in words_of(s.text)]
             speech = [(s.start, s.end) for s in clip.speech]
@@ -153,17 +176,26 @@ def speech_detection(work: Path) -> None:
             missed = sum(b - a for a, b in union(speech)) - covered(cues, speech)
             quiet = ""
             if clip.quiet:
+
                 def wer_of(spans):
                     r = [w for s in spans for w in words_of(s.text)]
-                    h = [w for c in cues for w in words_of(c[2]) if any(overlap(c[0], c[1], s.start, s.end) > 0
-                                                                         for s in spans)]
+                    h = [
+                        w
+                        for c in cues
+                        for w in words_of(c[2])
+                        if any(overlap(c[0], c[1], s.start, s.end) > 0 for s in spans)
+                    ]
                     return wer(r, h)
+
                 loud = [s for s in clip.speech if s not in clip.quiet]
                 quiet = f"{wer_of(clip.quiet):.3f} ({wer_of(loud):.3f})"
             total_speech = sum(b - a for a, b in union(speech))
-            print(f"| {clip.name} | {name} | {len(hyp)} | {len(cues)} | {wer(ref, hyp) if ref else 0:.3f} "
-                  f"| {covered(cues, clip.music):.1f} | {quiet} | {outside:.1f} "
-                  f"| {100 * missed / total_speech if total_speech else 0:.1f}% |", flush=True)
+            print(
+                f"| {clip.name} | {name} | {len(hyp)} | {len(cues)} | {wer(ref, hyp) if ref else 0:.3f} "
+                f"| {covered(cues, clip.music):.1f} | {quiet} | {outside:.1f} "
+                f"| {100 * missed / total_speech if total_speech else 0:.1f}% |",
+                flush=True,
+            )
     del duration
 
 
@@ -176,6 +208,7 @@ def main() -> int:
 
     runtime.prepare()  # the fast BLAS before anything imports MLX
     import clips
+
     from subtitler.engine.audio import probe
 
     work = Path(os.environ.get("BENCH_DIR", "/tmp/subtitler-bench"))
@@ -185,18 +218,26 @@ def main() -> int:
     mp4, spans, noise = clips.make(work, args.minutes)
     duration = probe(str(mp4)).duration
     speech = sum(s.end - s.start for s in spans)
-    print(f"clip: {duration:.1f} s, {len(spans)} sentences, {duration - speech:.1f} s non-speech, "
-          f"noise-only {noise[0]:.1f}-{noise[1]:.1f} s\n")
-    rows = [("subtitler (default settings)", ours(str(mp4))),
-            ("faster-whisper", peer(str(mp4), False)),
-            ("faster-whisper + VAD", peer(str(mp4), True))]
-    print("| engine | WER | median start error s | subtitle over non-speech s (% of non-speech) "
-          "| words in noise stretch | cues | cues breaking profile (kinds) | of which avoidable |")
+    print(
+        f"clip: {duration:.1f} s, {len(spans)} sentences, {duration - speech:.1f} s non-speech, "
+        f"noise-only {noise[0]:.1f}-{noise[1]:.1f} s\n"
+    )
+    rows = [
+        ("subtitler (default settings)", ours(str(mp4))),
+        ("faster-whisper", peer(str(mp4), False)),
+        ("faster-whisper + VAD", peer(str(mp4), True)),
+    ]
+    print(
+        "| engine | WER | median start error s | subtitle over non-speech s (% of non-speech) "
+        "| words in noise stretch | cues | cues breaking profile (kinds) | of which avoidable |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, cues in rows:
         m = score(cues, spans, noise, duration)
-        print(f"| {name} | {m['wer']:.3f} | {m['median_start_err']:.2f} | {m['over_nonspeech_s']:.1f} "
-              f"({m['over_nonspeech_pct']:.1f}%) | {m['noise_words']} | {m['cues']} | {m['profile_break_pct']:.0f}% ({m['kinds']}) | {m['avoidable_pct']:.0f}% |")
+        print(
+            f"| {name} | {m['wer']:.3f} | {m['median_start_err']:.2f} | {m['over_nonspeech_s']:.1f} "
+            f"({m['over_nonspeech_pct']:.1f}%) | {m['noise_words']} | {m['cues']} | {m['profile_break_pct']:.0f}% ({m['kinds']}) | {m['avoidable_pct']:.0f}% |"
+        )
     if args.only is None:
         speech_detection(work)
     return 0

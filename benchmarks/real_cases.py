@@ -18,7 +18,7 @@ import os
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -42,15 +42,31 @@ def ref_text(name: str) -> str:
     return (REAL / f"{name}.ref.txt").read_text(encoding="utf-8").strip()
 
 
-@lru_cache(maxsize=None)
+@cache
 def voice(name: str, tempo: float = 1.0) -> np.ndarray:
     """A realspeech file as 16 kHz mono, trimmed of leading and trailing near-silence,
     at ``tempo`` times its speed (ffmpeg's atempo: the pitch is kept)."""
     src = REAL / f"{name}.wav"
     if tempo != 1.0:
         with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-            subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(src), "-filter:a",
-                            f"atempo={tempo}", "-ac", "1", "-ar", str(SR), f.name], check=True)
+            subprocess.run(
+                [
+                    ffmpeg_exe(),
+                    "-y",
+                    "-loglevel",
+                    "error",
+                    "-i",
+                    str(src),
+                    "-filter:a",
+                    f"atempo={tempo}",
+                    "-ac",
+                    "1",
+                    "-ar",
+                    str(SR),
+                    f.name,
+                ],
+                check=True,
+            )
             x = load_audio(f.name)
     else:
         x = load_audio(str(src))
@@ -127,7 +143,7 @@ def quiet_first_line(under_music: bool = False) -> Case:
     return Case(name, "en", lay.mix(bed), ref, lay.spans)
 
 
-@lru_cache(maxsize=None)
+@cache
 def word_times(name: str) -> list[tuple[str, float, float]]:
     """(word, start, end) of a trimmed voice, by faster-whisper's word timing (the peer's,
     beam 5), so the cuts do not lean on our own timing."""
@@ -196,5 +212,10 @@ def jingle_fast(language: str) -> Case:
 
 
 def all_cases() -> list[Case]:
-    return [quiet_first_line(), quiet_first_line(under_music=True), rapid_turns(), jingle_fast("en"),
-            jingle_fast("fr")]
+    return [
+        quiet_first_line(),
+        quiet_first_line(under_music=True),
+        rapid_turns(),
+        jingle_fast("en"),
+        jingle_fast("fr"),
+    ]

@@ -70,8 +70,12 @@ def theirs(clip: str, runs: int) -> list[tuple[float, float]]:
 
     from subtitler.engine.whisper.load import offline_model_dir
 
-    model = WhisperModel(str(offline_model_dir("tiny.en")), device="cpu", compute_type="float32",
-                         cpu_threads=os.cpu_count() or 2)
+    model = WhisperModel(
+        str(offline_model_dir("tiny.en")),
+        device="cpu",
+        compute_type="float32",
+        cpu_threads=os.cpu_count() or 2,
+    )
     spent: list[float] = []
     timed(fw_transcribe, "get_speech_timestamps", spent)  # the name its transcribe() calls
 
@@ -106,21 +110,34 @@ def main() -> int:
 
     work = Path(os.environ.get("BENCH_DIR", "/tmp/subtitler-bench"))
     long_mp4, _, _ = clips.make(work, args.minutes)
-    print(f"# The speech detector's share of a transcription ({os.cpu_count()} cores, medians of {args.runs})\n")
-    print("| clip | engine | detector ms (range) | transcription s (range) | share (range) |\n|---|---|---|---|---|")
-    for name, clip in (("jfk 11 s", str(clips.DATA / "jfk.flac")), (f"long {args.minutes:g} min", str(long_mp4))):
+    print(
+        f"# The speech detector's share of a transcription ({os.cpu_count()} cores, medians of {args.runs})\n"
+    )
+    print(
+        "| clip | engine | detector ms (range) | transcription s (range) | share (range) |\n|---|---|---|---|---|"
+    )
+    for name, clip in (
+        ("jfk 11 s", str(clips.DATA / "jfk.flac")),
+        (f"long {args.minutes:g} min", str(long_mp4)),
+    ):
         for engine in ("subtitler", "faster-whisper"):
-            out = subprocess.run([sys.executable, __file__, "--runs", str(args.runs), "--child",
-                                  json.dumps([engine, clip])], capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--runs", str(args.runs), "--child", json.dumps([engine, clip])],
+                capture_output=True,
+                text=True,
+            )
             if out.returncode:
                 raise RuntimeError(out.stderr[-2000:])
             pairs = json.loads(out.stdout.strip().splitlines()[-1])
             vad_s = [v for v, _ in pairs]
             total = [t for _, t in pairs]
             share = [v / t for v, t in pairs]
-            print(f"| {name} | {engine} | {statistics.median(vad_s) * 1e3:.0f} ({min(vad_s) * 1e3:.0f}-"
-                  f"{max(vad_s) * 1e3:.0f}) | {statistics.median(total):.2f} ({min(total):.2f}-{max(total):.2f}) | "
-                  f"**{statistics.median(share):.2%}** ({min(share):.2%}-{max(share):.2%}) |", flush=True)
+            print(
+                f"| {name} | {engine} | {statistics.median(vad_s) * 1e3:.0f} ({min(vad_s) * 1e3:.0f}-"
+                f"{max(vad_s) * 1e3:.0f}) | {statistics.median(total):.2f} ({min(total):.2f}-{max(total):.2f}) | "
+                f"**{statistics.median(share):.2%}** ({min(share):.2%}-{max(share):.2%}) |",
+                flush=True,
+            )
     return 0
 
 

@@ -23,7 +23,9 @@ def make_srt(path: Path, n: int) -> Path:
     lines = []
     for i in range(n):
         start = i * 2500
-        lines.append(f"{i + 1}\n{_t(start)} --> {_t(start + 2000)}\nSubtitle number {i + 1}, with a few words\n")
+        lines.append(
+            f"{i + 1}\n{_t(start)} --> {_t(start + 2000)}\nSubtitle number {i + 1}, with a few words\n"
+        )
     path.write_text("\n".join(lines))
     return path
 
@@ -72,7 +74,9 @@ def main() -> int:
         return (time.perf_counter() - t0) * 1000
 
     edits = {
-        "end-time edit": lambda k: w.model.setData(w.model.index(row, COL_END), format_ms(row * 2500 + 2100 - k)),
+        "end-time edit": lambda k: w.model.setData(
+            w.model.index(row, COL_END), format_ms(row * 2500 + 2100 - k)
+        ),
         "text edit": lambda k: w.model.setData(w.model.index(row, COL_TEXT), f"Changed text {k}"),
         "undo": lambda k: w.undoAction.trigger(),
         "redo": lambda k: w.redoAction.trigger(),

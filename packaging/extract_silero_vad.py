@@ -26,8 +26,10 @@ def main() -> int:
         spec = importlib.util.find_spec("silero_vad")
         src = Path(spec.submodule_search_locations[0]) / "data" / "silero_vad_16k_op15.onnx"
     model = onnx.load(str(src))
-    weights = {init.name.replace("model.", "").replace(".", "_"): numpy_helper.to_array(init).astype(np.float32)
-               for init in model.graph.initializer}
+    weights = {
+        init.name.replace("model.", "").replace(".", "_"): numpy_helper.to_array(init).astype(np.float32)
+        for init in model.graph.initializer
+    }
     out = Path(__file__).resolve().parent.parent / "subtitler" / "engine" / "assets" / "silero_vad.npz"
     np.savez(out, **weights)
     print(f"{src} -> {out}: {', '.join(f'{k} {v.shape}' for k, v in weights.items())}")

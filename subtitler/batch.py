@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
+from subtitler import pipeline
 from subtitler.core import formats
 from subtitler.core.formats.plain import document_from_dict, document_to_dict
 from subtitler.errors import SubtitlerError
-from subtitler import pipeline
 from subtitler.pipeline import Settings
 
 
@@ -41,8 +42,13 @@ class Report:
         return f"{len(self.written)} written, {len(self.skipped)} skipped, {len(self.failed)} failed"
 
 
-def plan(inputs: list[str], out_dir: Optional[str], fmt: str, keep_extension: bool = False,
-         skip_existing: bool = False) -> tuple[list[Job], list[Job]]:
+def plan(
+    inputs: list[str],
+    out_dir: Optional[str],
+    fmt: str,
+    keep_extension: bool = False,
+    skip_existing: bool = False,
+) -> tuple[list[Job], list[Job]]:
     """The jobs to run and the ones skipped as up to date. Two inputs that would write
     the same output are an error before anything runs."""
     jobs, seen = [], {}
@@ -52,15 +58,21 @@ def plan(inputs: list[str], out_dir: Optional[str], fmt: str, keep_extension: bo
         out = (Path(out_dir) if out_dir else p.parent) / name
         key = os.path.abspath(out)
         if key in seen:
-            raise SubtitlerError(f"{seen[key]} and {inp} would both be written to {out}: "
-                                 "give --keep-extension-in-name, or rename one.")
+            raise SubtitlerError(
+                f"{seen[key]} and {inp} would both be written to {out}: "
+                "give --keep-extension-in-name, or rename one."
+            )
         seen[key] = inp
         jobs.append(Job(inp, out))
     if not skip_existing:
         return jobs, []
     todo, skipped = [], []
     for j in jobs:
-        fresh = j.output.exists() and Path(j.input).exists() and j.output.stat().st_mtime >= Path(j.input).stat().st_mtime
+        fresh = (
+            j.output.exists()
+            and Path(j.input).exists()
+            and j.output.stat().st_mtime >= Path(j.input).stat().st_mtime
+        )
         (skipped if fresh else todo).append(j)
     return todo, skipped
 
@@ -78,7 +90,9 @@ def measure(jobs: list[Job]) -> None:
 
 def transcribe_file(path: str, settings: Settings, model, progress=None, audio=None) -> dict:
     """One file through the pipeline: the document, as plain data (it crosses processes)."""
-    return document_to_dict(pipeline.transcribe_media(path, settings, model=model, progress=progress, audio=audio))
+    return document_to_dict(
+        pipeline.transcribe_media(path, settings, model=model, progress=progress, audio=audio)
+    )
 
 
 def _write(job: Job, data: dict, fmt: str, report: Report) -> None:
@@ -93,8 +107,14 @@ def _write(job: Job, data: dict, fmt: str, report: Report) -> None:
 # ----------------------------------------------------------------------------- in this process
 
 
-def run_here(jobs: list[Job], settings: Settings, fmt: str, report: Report, done: Callable,
-             file_progress: Optional[Callable[[Job], Callable]] = None) -> None:
+def run_here(
+    jobs: list[Job],
+    settings: Settings,
+    fmt: str,
+    report: Report,
+    done: Callable,
+    file_progress: Optional[Callable[[Job], Callable]] = None,
+) -> None:
     """One file after another in this process (``file_progress(job)`` gives a callback
     for the progress within a file)."""
     if not jobs:
@@ -104,8 +124,12 @@ def run_here(jobs: list[Job], settings: Settings, fmt: str, report: Report, done
     for k, job in enumerate(jobs):
         try:
             audio = first_audio() if k == 0 else None
-            _write(job, transcribe_file(job.input, settings, model, file_progress and file_progress(job), audio),
-                   fmt, report)
+            _write(
+                job,
+                transcribe_file(job.input, settings, model, file_progress and file_progress(job), audio),
+                fmt,
+                report,
+            )
         except SubtitlerError as e:
             report.failed.append((job, str(e)))
         done(job)
@@ -136,8 +160,15 @@ def _worker(conn, settings: Settings, threads: int) -> None:
             conn.send(("error", str(e)))
 
 
-def run_processes(jobs: list[Job], settings: Settings, fmt: str, workers: int, report: Report, done: Callable,
-                  on_start: Optional[Callable[[Job, int], None]] = None) -> None:
+def run_processes(
+    jobs: list[Job],
+    settings: Settings,
+    fmt: str,
+    workers: int,
+    report: Report,
+    done: Callable,
+    on_start: Optional[Callable[[Job, int], None]] = None,
+) -> None:
     """``workers`` processes, each with its model, share the jobs; a worker that dies is
     replaced and its job tried once more."""
     import multiprocessing as mp
@@ -186,7 +217,9 @@ def run_processes(jobs: list[Job], settings: Settings, fmt: str, workers: int, r
                     if job is not None and job.attempts < 2:
                         queue.insert(0, job)
                     elif job is not None:
-                        report.failed.append((job, f"the worker transcribing it stopped (exit code {proc.exitcode})"))
+                        report.failed.append(
+                            (job, f"the worker transcribing it stopped (exit code {proc.exitcode})")
+                        )
                         done(job)
                     if queue:
                         start()
@@ -211,8 +244,15 @@ def run_processes(jobs: list[Job], settings: Settings, fmt: str, workers: int, r
 RAY_INLINE_BYTES = 64 << 20  # inputs up to this size travel through Ray's object store
 
 
-def run_ray(jobs: list[Job], settings: Settings, fmt: str, address: Optional[str], report: Report,
-            done: Callable, num_cpus: Optional[int] = None) -> None:
+def run_ray(
+    jobs: list[Job],
+    settings: Settings,
+    fmt: str,
+    address: Optional[str],
+    report: Report,
+    done: Callable,
+    num_cpus: Optional[int] = None,
+) -> None:
     """One task per file on a Ray cluster (``address``: None starts a local one, "auto"
     joins this machine's, "ray://host:10001" a remote one), run by actors that each
     keep a model loaded. Small inputs are sent through the object store; larger ones
@@ -221,15 +261,22 @@ def run_ray(jobs: list[Job], settings: Settings, fmt: str, address: Optional[str
 
     from subtitler.engine.runtime import has_gpu_backend
 
-    ray.init(address=address, num_cpus=num_cpus if address is None else None, ignore_reinit_error=True,
-             log_to_driver=False, include_dashboard=False)
+    ray.init(
+        address=address,
+        num_cpus=num_cpus if address is None else None,
+        ignore_reinit_error=True,
+        log_to_driver=False,
+        include_dashboard=False,
+    )
     try:
         gpu = has_gpu_backend()
         cpus = int(ray.available_resources().get("CPU", 1))
         threads = 1 if gpu else min(2, cpus)
         actors = max(1, int(ray.available_resources().get("GPU", 0)) if gpu else cpus // threads)
 
-        @ray.remote(num_cpus=0 if gpu else threads, num_gpus=1 if gpu else 0, max_restarts=1, max_task_retries=1)
+        @ray.remote(
+            num_cpus=0 if gpu else threads, num_gpus=1 if gpu else 0, max_restarts=1, max_task_retries=1
+        )
         class Transcriber:
             def __init__(self):
                 os.environ["SUBTITLER_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
@@ -305,7 +352,11 @@ class Progress:
         self.files += 1
         self.seconds += job.seconds
         elapsed = time.perf_counter() - self.started
-        share = self.seconds / self.total_seconds if self.total_seconds else self.files / max(1, self.total_files)
+        share = (
+            self.seconds / self.total_seconds if self.total_seconds else self.files / max(1, self.total_files)
+        )
         eta = f", about {elapsed / share - elapsed:.0f} s left" if 0 < share < 1 else ""
-        self.write(f"[{self.files}/{self.total_files} files, {self.seconds:.0f}/{self.total_seconds:.0f} s of media"
-                   f"{eta}] {job.input}")
+        self.write(
+            f"[{self.files}/{self.total_files} files, {self.seconds:.0f}/{self.total_seconds:.0f} s of media"
+            f"{eta}] {job.input}"
+        )

@@ -29,10 +29,18 @@ def _progress_bar(name: str):
 def settings_from(args):
     from subtitler.pipeline import Settings
 
-    return Settings(model=args.model, language=args.language, task=args.task, beam_size=args.beam_size,
-                    temperature=args.temperature, profile=args.profile, segments=args.segments,
-                    word_timestamps=args.word_timestamps or args.format == "json",
-                    prompt=args.prompt, seed=args.seed)
+    return Settings(
+        model=args.model,
+        language=args.language,
+        task=args.task,
+        beam_size=args.beam_size,
+        temperature=args.temperature,
+        profile=args.profile,
+        segments=args.segments,
+        word_timestamps=args.word_timestamps or args.format == "json",
+        prompt=args.prompt,
+        seed=args.seed,
+    )
 
 
 def cmd_transcribe(args) -> int:
@@ -54,7 +62,9 @@ def cmd_transcribe(args) -> int:
         if out_is_file:
             jobs, skipped = [batch.Job(args.inputs[0], Path(args.output))], []
         else:
-            jobs, skipped = batch.plan(args.inputs, args.output, fmt, args.keep_extension_in_name, args.skip_existing)
+            jobs, skipped = batch.plan(
+                args.inputs, args.output, fmt, args.keep_extension_in_name, args.skip_existing
+            )
     except SubtitlerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -105,16 +115,21 @@ def cmd_doctor(args) -> int:
     runtime.prepare()
     from subtitler.engine.cpu import blas
 
-    report = {"subtitler": __version__, "python": platform.python_version(),
-              "machine": f"{platform.system()} {platform.machine()}"}
+    report = {
+        "subtitler": __version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}",
+    }
     report.update(blas.describe())
     import mlx.core as mx
 
-    from subtitler.engine.cpu import native
     from subtitler.engine.audio import ffmpeg_exe
+    from subtitler.engine.cpu import native
 
     report["mlx"] = f"{mx.__version__} on {mx.default_device()}"
-    report["cpu kernels"] = "C kernels" if native.available() else "MLX only (not built, or SUBTITLER_CPU_KERNELS=0)"
+    report["cpu kernels"] = (
+        "C kernels" if native.available() else "MLX only (not built, or SUBTITLER_CPU_KERNELS=0)"
+    )
     try:
         report["ffmpeg"] = ffmpeg_exe()
     except SubtitlerError as e:
@@ -163,10 +178,16 @@ def cmd_check(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="subtitler", description="Video in, well-timed subtitles out (Whisper on MLX).")
+    p = argparse.ArgumentParser(
+        prog="subtitler", description="Video in, well-timed subtitles out (Whisper on MLX)."
+    )
     p.add_argument("--version", action="version", version=f"subtitler {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="say what the engine falls back on (temperature retries, loops dropped, the quiet-speech gain)")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="say what the engine falls back on (temperature retries, loops dropped, the quiet-speech gain)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("transcribe", help="transcribe media files to subtitles")
@@ -177,21 +198,49 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--language", default=None, help="language code, or auto (default)")
     t.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
     t.add_argument("--beam-size", type=int, default=1)
-    t.add_argument("--temperature", type=float, default=None, help="fixed temperature (default: 0 with fallback)")
-    t.add_argument("--profile", choices=["default", "netflix"], default="default",
-                   help="the reading profile cues are made for (default: default)")
-    t.add_argument("--segments", action="store_true",
-                   help="write Whisper's raw segments instead of word-timed, speech-aware cues")
-    t.add_argument("--word-timestamps", action="store_true",
-                   help="with --segments: keep word timings too (always on for cues and JSON)")
+    t.add_argument(
+        "--temperature", type=float, default=None, help="fixed temperature (default: 0 with fallback)"
+    )
+    t.add_argument(
+        "--profile",
+        choices=["default", "netflix"],
+        default="default",
+        help="the reading profile cues are made for (default: default)",
+    )
+    t.add_argument(
+        "--segments",
+        action="store_true",
+        help="write Whisper's raw segments instead of word-timed, speech-aware cues",
+    )
+    t.add_argument(
+        "--word-timestamps",
+        action="store_true",
+        help="with --segments: keep word timings too (always on for cues and JSON)",
+    )
     t.add_argument("--prompt", help="initial prompt: names, spelling, style")
-    t.add_argument("--seed", type=int, default=0, help="seed for the sampling fallback (default 0): same input, same output")
+    t.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for the sampling fallback (default 0): same input, same output",
+    )
     t.add_argument("--jobs", type=int, default=1, metavar="N", help="N worker processes, each with its model")
-    t.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run on Ray: a local runtime, or 'auto', or ray://host:10001 (pip install subtitler[cluster])")
-    t.add_argument("--skip-existing", action="store_true", help="skip inputs whose output is newer than the input")
-    t.add_argument("--keep-extension-in-name", action="store_true",
-                   help="name outputs a.mp4.srt, so a.mp4 and a.mkv don't collide")
+    t.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray: a local runtime, or 'auto', or ray://host:10001 (pip install subtitler[cluster])",
+    )
+    t.add_argument(
+        "--skip-existing", action="store_true", help="skip inputs whose output is newer than the input"
+    )
+    t.add_argument(
+        "--keep-extension-in-name",
+        action="store_true",
+        help="name outputs a.mp4.srt, so a.mp4 and a.mkv don't collide",
+    )
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=cmd_transcribe)
 

@@ -11,9 +11,10 @@ profile; ``Settings(segments=True)`` gives Whisper's own segments instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 from subtitler.core.cues import build_cues, segments_as_cues
 from subtitler.core.document import Document
@@ -45,11 +46,14 @@ class Settings:
     def transcribe_options(self) -> TranscribeOptions:
         defaults = TranscribeOptions()
         return TranscribeOptions(
-            language=None if self.language in (None, "auto") else self.language, task=self.task,
+            language=None if self.language in (None, "auto") else self.language,
+            task=self.task,
             beam_size=self.beam_size,
             temperature=defaults.temperature if self.temperature is None else (self.temperature,),
             word_timestamps=self.word_timestamps or not self.segments,
-            initial_prompt=self.prompt, seed=self.seed)
+            initial_prompt=self.prompt,
+            seed=self.seed,
+        )
 
 
 def model_name(settings: Settings) -> str:
@@ -69,12 +73,20 @@ def load_model(name: str, progress: Optional[Callable[[int, int], None]] = None)
     return load(name, progress=progress)
 
 
-def make_document(decoded: list[DecodedSegment], settings: Settings, info: TranscriptInfo,
-                  media_path: Optional[str], model: Optional[str]) -> Document:
+def make_document(
+    decoded: list[DecodedSegment],
+    settings: Settings,
+    info: TranscriptInfo,
+    media_path: Optional[str],
+    model: Optional[str],
+) -> Document:
     """The subtitle document of what was decoded: cues, or the raw segments."""
     duration = seconds_to_ms(info.duration)
-    cues = segments_as_cues(decoded, settings.profile) if settings.segments \
+    cues = (
+        segments_as_cues(decoded, settings.profile)
+        if settings.segments
         else build_cues(decoded, settings.profile, duration)
+    )
     return Document(cues, media_path, model, info.language, duration)
 
 
@@ -82,8 +94,10 @@ def make_document(decoded: list[DecodedSegment], settings: Settings, info: Trans
 class Audio:
     """A file's audio as the model's stages take it, read before the model is needed."""
 
-    samples: "np.ndarray"  # 16 kHz mono float32
-    speech: Optional["np.ndarray"]  # its speech mask (per 10 ms, ``vad.speech_mask``), or None: found when needed
+    samples: np.ndarray  # 16 kHz mono float32
+    speech: Optional[
+        np.ndarray
+    ]  # its speech mask (per 10 ms, ``vad.speech_mask``), or None: found when needed
 
 
 def read_audio(source, settings: Settings = Settings(), cancel: Optional[Callable[[], bool]] = None) -> Audio:
@@ -114,10 +128,16 @@ def load_model_reading(name: str, source, settings: Settings, cancel=None):
     return load_model(name), reading.result
 
 
-def transcribe_media(source, settings: Settings = Settings(), *, model=None, audio: Optional[Audio] = None,
-                     on_segment: Optional[Callable[[DecodedSegment], None]] = None,
-                     progress: Optional[Callable[[Progress], None]] = None,
-                     cancel: Optional[Callable[[], bool]] = None) -> Document:
+def transcribe_media(
+    source,
+    settings: Settings = Settings(),
+    *,
+    model=None,
+    audio: Optional[Audio] = None,
+    on_segment: Optional[Callable[[DecodedSegment], None]] = None,
+    progress: Optional[Callable[[Progress], None]] = None,
+    cancel: Optional[Callable[[], bool]] = None,
+) -> Document:
     """Transcribe ``source`` (a media path) into a subtitle ``Document``.
 
     ``model``: a loaded model (load it once for many files), else ``settings.model``
@@ -142,9 +162,15 @@ def transcribe_media(source, settings: Settings = Settings(), *, model=None, aud
     try:
         if audio_of is not None:
             audio = audio_of()
-        for seg in transcribe(model, audio.samples if audio is not None else source, settings.transcribe_options(),
-                              progress=progress, cancel=cancel, info=info,
-                              speech=audio.speech if audio is not None else None):
+        for seg in transcribe(
+            model,
+            audio.samples if audio is not None else source,
+            settings.transcribe_options(),
+            progress=progress,
+            cancel=cancel,
+            info=info,
+            speech=audio.speech if audio is not None else None,
+        ):
             decoded.append(seg)
             if on_segment is not None:
                 on_segment(seg)

@@ -15,7 +15,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DATA = Path(__file__).parent / "data"
 JFK = DATA / "jfk.flac"
 LS = DATA / "ls_test.flac"
-JFK_TEXT = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+JFK_TEXT = (
+    "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+)
 
 
 def normalize(text: str) -> str:
@@ -57,10 +59,26 @@ def portable_kernels(tmp_path_factory):
         pytest.skip("no C compiler")
     csrc = Path(__file__).resolve().parents[1] / "subtitler" / "engine" / "cpu" / "csrc"
     out = tmp_path_factory.mktemp("portable") / "_kernels_portable.so"
-    subprocess.run([compiler, "-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-pthread", "-fPIC",
-                    "-shared", "-DSUBTITLER_PORTABLE", f"-I{sysconfig.get_paths()['include']}",
-                    *(str(csrc / f) for f in ("kernels.c", "decoder.c", "blocks.c")), "-o", str(out), "-lm"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            compiler,
+            "-O3",
+            "-fopenmp-simd",
+            "-fno-trapping-math",
+            "-fno-math-errno",
+            "-pthread",
+            "-fPIC",
+            "-shared",
+            "-DSUBTITLER_PORTABLE",
+            f"-I{sysconfig.get_paths()['include']}",
+            *(str(csrc / f) for f in ("kernels.c", "decoder.c", "blocks.c")),
+            "-o",
+            str(out),
+            "-lm",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return native.load(str(out))
 
 
@@ -69,11 +87,35 @@ def media_dir(tmp_path_factory, ffmpeg):
     """Real media made with ffmpeg: jfk wrapped in an mp4, a video with no audio, etc."""
     d = tmp_path_factory.mktemp("media")
     run = lambda *a: subprocess.run([ffmpeg, "-y", "-hide_banner", "-loglevel", "error", *a], check=True)
-    run("-f", "lavfi", "-i", "color=c=navy:s=320x240:r=10", "-i", str(JFK), "-shortest",
-        "-c:v", "libx264" if _has_encoder(ffmpeg, "libx264") else "mpeg4", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", str(d / "jfk.mp4"))
-    run("-f", "lavfi", "-i", "color=c=black:s=160x120:r=10", "-t", "2",
-        "-c:v", "libx264" if _has_encoder(ffmpeg, "libx264") else "mpeg4", "-pix_fmt", "yuv420p", str(d / "silent_video.mp4"))
+    run(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=navy:s=320x240:r=10",
+        "-i",
+        str(JFK),
+        "-shortest",
+        "-c:v",
+        "libx264" if _has_encoder(ffmpeg, "libx264") else "mpeg4",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(d / "jfk.mp4"),
+    )
+    run(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=160x120:r=10",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264" if _has_encoder(ffmpeg, "libx264") else "mpeg4",
+        "-pix_fmt",
+        "yuv420p",
+        str(d / "silent_video.mp4"),
+    )
     data = (d / "jfk.mp4").read_bytes()
     (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
     (d / "notes.mp4").write_text("This is a text file, not a video.\n" * 20)

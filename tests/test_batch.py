@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import srt
-
 from conftest import JFK, JFK_TEXT, LS, normalize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +25,14 @@ def inputs(tmp_path_factory, media_dir):
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "subtitler", "transcribe", *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "subtitler", "transcribe", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
 
 
 def read(out: Path) -> dict:
@@ -42,7 +47,8 @@ def check_outputs(out: Path, r) -> dict:
     assert "burden" in files["two.srt"]
     assert r.returncode == 1
     assert [l for l in r.stderr.splitlines() if l.startswith("error:")] == [
-        "error: four.mp4 is not a media file ffmpeg can read."]
+        "error: four.mp4 is not a media file ffmpeg can read."
+    ]
     assert r.stderr.strip().splitlines()[-1] == "3 written, 0 skipped, 1 failed"
     return files
 
@@ -70,7 +76,11 @@ def test_colliding_outputs_are_refused_before_anything_runs(tmp_path):
     a.write_bytes(b"x")
     b.write_bytes(b"x")
     r = cli(str(a), str(b), "-o", str(tmp_path / "out"))
-    assert r.returncode == 2 and "would both be written to" in r.stderr and "--keep-extension-in-name" in r.stderr
+    assert (
+        r.returncode == 2
+        and "would both be written to" in r.stderr
+        and "--keep-extension-in-name" in r.stderr
+    )
     assert not (tmp_path / "out").exists()
     from subtitler import batch
 
@@ -102,7 +112,9 @@ def test_a_worker_killed_mid_task_is_replaced_and_its_file_retried(tmp_path, inp
 
     jobs, _ = batch.plan(inputs[:3], str(tmp_path), "srt")
     report = batch.Report()
-    batch.run_processes(jobs, Settings(model="tiny.en"), "srt", 2, report, lambda job: None, on_start=on_start)
+    batch.run_processes(
+        jobs, Settings(model="tiny.en"), "srt", 2, report, lambda job: None, on_start=on_start
+    )
     assert sorted(j.output.name for j in report.written) == ["one.srt", "two.srt"]
     assert "burden" in (tmp_path / "two.srt").read_text()
     assert [(Path(j.input).name, j.attempts) for j, _ in report.failed] == [("three.mp4", 2)]

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import srt
+from conftest import JFK, JFK_TEXT, normalize
 
 from subtitler.core.cues import build_cues, has_letter
 from subtitler.engine.types import DecodedSegment, DecodedWord
-
-from conftest import JFK, JFK_TEXT, normalize
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "subtitler"
@@ -51,7 +50,9 @@ def test_arrows_point_down():
     """The engine knows no subtitles, the core no model, and nothing under subtitler/ knows Qt or ui/."""
     bad = {}
     for path, imports in _modules("subtitler/engine").items():
-        if hits := _hits(imports, ("subtitler.core", "subtitler.pipeline", "subtitler.cli", "subtitler.batch")):
+        if hits := _hits(
+            imports, ("subtitler.core", "subtitler.pipeline", "subtitler.cli", "subtitler.batch")
+        ):
             bad[path] = hits
     for path, imports in _modules("subtitler/core").items():
         if hits := _hits(imports, ("subtitler.engine", "subtitler.pipeline", "subtitler.cli", "mlx")):
@@ -78,15 +79,17 @@ def test_the_walk_would_see_a_wrong_arrow(tmp_path):
 
 def test_importing_does_no_work():
     """No MLX, no BLAS and no malloc tuning on import: only prepare() does that."""
-    code = ("import sys, subtitler, subtitler.core, subtitler.pipeline, subtitler.cli\n"
-            "import subtitler.core.formats, subtitler.core.cues, subtitler.core.checks, subtitler.core.project\n"
-            "import subtitler.engine.whisper, subtitler.engine.whisper.languages, subtitler.engine.cpu.blas as b\n"
-            "import subtitler.engine.runtime, subtitler.engine.types, subtitler.engine.audio, subtitler.engine.vad\n"
-            "assert 'mlx.core' not in sys.modules, 'mlx imported'\n"
-            "assert b.loaded() is None and not b._tried, 'a BLAS was loaded'\n"
-            "from subtitler.engine import runtime; runtime.prepare()\n"
-            "import mlx.core\n"
-            "print('ok', b._tried)\n")
+    code = (
+        "import sys, subtitler, subtitler.core, subtitler.pipeline, subtitler.cli\n"
+        "import subtitler.core.formats, subtitler.core.cues, subtitler.core.checks, subtitler.core.project\n"
+        "import subtitler.engine.whisper, subtitler.engine.whisper.languages, subtitler.engine.cpu.blas as b\n"
+        "import subtitler.engine.runtime, subtitler.engine.types, subtitler.engine.audio, subtitler.engine.vad\n"
+        "assert 'mlx.core' not in sys.modules, 'mlx imported'\n"
+        "assert b.loaded() is None and not b._tried, 'a BLAS was loaded'\n"
+        "from subtitler.engine import runtime; runtime.prepare()\n"
+        "import mlx.core\n"
+        "print('ok', b._tried)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.split() == ["ok", "True"], out.stderr
 
@@ -97,15 +100,18 @@ def _decoded(words):
 
 
 def test_no_cue_without_a_letter():
-    segs = [_decoded([(0.0, 0.4, " ...", 0.2)]),
-            _decoded([(2.0, 2.5, " Hello", 0.9), (2.5, 3.0, " there.", 0.9)]),
-            _decoded([(5.0, 5.3, " 2", 0.3)]),
-            _decoded([(8.0, 9.5, " ♪", 0.5)]),
-            _decoded([(12.0, 12.5, " Привет,", 0.9), (12.5, 13.0, " мир", 0.9)])]
+    segs = [
+        _decoded([(0.0, 0.4, " ...", 0.2)]),
+        _decoded([(2.0, 2.5, " Hello", 0.9), (2.5, 3.0, " there.", 0.9)]),
+        _decoded([(5.0, 5.3, " 2", 0.3)]),
+        _decoded([(8.0, 9.5, " ♪", 0.5)]),
+        _decoded([(12.0, 12.5, " Привет,", 0.9), (12.5, 13.0, " мир", 0.9)]),
+    ]
     cues = build_cues(segs, "default", 20_000)
     assert [c.text for c in cues] == ["Hello there.", "Привет, мир"]
     assert not has_letter("... ♪ 2 — !") and has_letter("日本") and has_letter("x")
     from subtitler.core.cues import segments_as_cues
+
     assert [c.text for c in segments_as_cues(segs)] == ["Hello there.", "Привет, мир"]
 
 
@@ -113,9 +119,11 @@ def test_cues_a_short_pause_apart_are_chained():
     """A pause under a second between two cues closes up to the profile's minimum
     gap (the subtitle stays through the pause); a longer one stays; no cue grows past
     the profile's longest."""
-    segs = [_decoded([(1.0, 1.5, " We", 0.9), (1.5, 2.0, " went", 0.9), (2.0, 2.6, " home.", 0.9)]),
-            _decoded([(2.9, 3.4, " It", 0.9), (3.4, 4.0, " rained.", 0.9)]),
-            _decoded([(6.0, 6.5, " Then", 0.9), (6.5, 7.2, " it", 0.9), (7.2, 8.0, " stopped.", 0.9)])]
+    segs = [
+        _decoded([(1.0, 1.5, " We", 0.9), (1.5, 2.0, " went", 0.9), (2.0, 2.6, " home.", 0.9)]),
+        _decoded([(2.9, 3.4, " It", 0.9), (3.4, 4.0, " rained.", 0.9)]),
+        _decoded([(6.0, 6.5, " Then", 0.9), (6.5, 7.2, " it", 0.9), (7.2, 8.0, " stopped.", 0.9)]),
+    ]
     a, b, c = build_cues(segs, "default", 20_000)
     assert a.end == b.start - 83  # 300 ms apart: chained
     assert b.end < c.start - 500  # 2 s apart: left apart (with at most the grace after speech)
@@ -125,8 +133,13 @@ def test_cues_a_short_pause_apart_are_chained():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "subtitler", *args], capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "subtitler", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=ROOT,
+    )
 
 
 @pytest.mark.slow
@@ -136,8 +149,9 @@ def test_sampling_is_seeded_so_a_file_gives_the_same_subtitles(tmp_path):
     outs = []
     for i, seed in enumerate(["0", "0", "7"]):
         out = tmp_path / f"run{i}.srt"
-        r = _cli("transcribe", str(JFK), "-o", str(out), "--temperature", "1.0", "--seed", seed,
-                 "--segments", "-q")
+        r = _cli(
+            "transcribe", str(JFK), "-o", str(out), "--temperature", "1.0", "--seed", seed, "--segments", "-q"
+        )
         assert r.returncode == 0, r.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
@@ -149,15 +163,20 @@ def test_a_clip_that_falls_back_to_sampling_decodes_the_same_twice(model):
     """ls_test played backwards is no language: decoding fails its thresholds at every
     temperature and falls back to sampling; the draws come from the seed, so two runs
     give the same segments, and another seed may not."""
+    from conftest import LS
+
     from subtitler.engine.audio import load_audio
     from subtitler.engine.transcribe import transcribe
     from subtitler.engine.types import TranscribeOptions
 
-    from conftest import LS
-
     backwards = load_audio(str(LS))[::-1].copy()
-    runs = [[(s.start, s.end, s.text, s.temperature) for s in transcribe(model, backwards, TranscribeOptions(
-        word_timestamps=True, seed=seed))] for seed in (0, 0)]
+    runs = [
+        [
+            (s.start, s.end, s.text, s.temperature)
+            for s in transcribe(model, backwards, TranscribeOptions(word_timestamps=True, seed=seed))
+        ]
+        for seed in (0, 0)
+    ]
     assert runs[0] and any(t > 0 for *_, t in runs[0])  # it did fall back
     assert runs[0] == runs[1]
 
@@ -193,7 +212,12 @@ def test_the_audio_is_read_while_the_model_loads(model, media_dir, monkeypatch):
             try:
                 return fn(*args, **kwargs)
             finally:
-                spans[name] = (start, time.perf_counter(), threading.current_thread() is threading.main_thread())
+                spans[name] = (
+                    start,
+                    time.perf_counter(),
+                    threading.current_thread() is threading.main_thread(),
+                )
+
         return run
 
     monkeypatch.setattr(pipeline, "read_audio", timed("read", pipeline.read_audio))
@@ -212,17 +236,19 @@ def test_the_audio_is_read_while_the_model_loads(model, media_dir, monkeypatch):
 def test_dropping_a_model_frees_it():
     """Load, transcribe and drop models in turn: MLX's memory goes back to nothing
     and the process's RSS settles instead of growing with each load."""
-    code = ("import gc, sys\n"
-            "from subtitler import pipeline\n"
-            "from subtitler.engine import runtime; runtime.prepare()\n"
-            "import mlx.core as mx\n"
-            "def rss():\n"
-            "    return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
-            "for i in range(5):\n"
-            "    m = pipeline.load_model('tiny.en')\n"
-            "    pipeline.transcribe_media(sys.argv[1], model=m)\n"
-            "    del m; gc.collect(); mx.clear_cache()\n"
-            "    print(round(rss()), mx.get_active_memory())\n")
+    code = (
+        "import gc, sys\n"
+        "from subtitler import pipeline\n"
+        "from subtitler.engine import runtime; runtime.prepare()\n"
+        "import mlx.core as mx\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
+        "for i in range(5):\n"
+        "    m = pipeline.load_model('tiny.en')\n"
+        "    pipeline.transcribe_media(sys.argv[1], model=m)\n"
+        "    del m; gc.collect(); mx.clear_cache()\n"
+        "    print(round(rss()), mx.get_active_memory())\n"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(JFK)], capture_output=True, text=True, cwd=ROOT)
     rows = [list(map(int, line.split())) for line in out.stdout.splitlines()]
     assert len(rows) == 5, out.stderr

@@ -12,8 +12,10 @@ from subtitler.core.checks import check
 from subtitler.core.profiles import get_profile
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realspeech"
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not REAL.is_dir(), reason="../shared/realspeech is not here")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not REAL.is_dir(), reason="../shared/realspeech is not here"),
+]
 
 
 def rttm(path: Path) -> list[tuple[float, float]]:

@@ -3,19 +3,34 @@ insert, delete, shift, snap, set times from the playhead, find and replace."""
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 from PySide6.QtWidgets import QInputDialog, QMenu, QTableView
 
-from subtitler.core.edits import Delete, Merge, ReplaceText, SetTimes, Shift, SnapToNeighbours, Split, insert_after
+from subtitler.core.edits import (
+    Delete,
+    Merge,
+    ReplaceText,
+    SetTimes,
+    Shift,
+    SnapToNeighbours,
+    Split,
+    insert_after,
+)
 from subtitler.errors import EditError
-
 from ui.session import Session
 
 
 class Editing:
-    def __init__(self, session: Session, table: QTableView, playhead: Callable[[], int],
-                 show_error: Callable[[str], None], status: Callable[[str], None]):
+    def __init__(
+        self,
+        session: Session,
+        table: QTableView,
+        playhead: Callable[[], int],
+        show_error: Callable[[str], None],
+        status: Callable[[str], None],
+    ):
         self.session, self.table, self.playhead = session, table, playhead
         self.show_error, self.status = show_error, status
 
@@ -29,7 +44,8 @@ class Editing:
 
     def selected_rows(self) -> list[int]:
         return sorted({i.row() for i in self.table.selectionModel().selectedRows()}) or (
-            [self.current_row()] if self.current_row() is not None else [])
+            [self.current_row()] if self.current_row() is not None else []
+        )
 
     def _try(self, make) -> bool:
         try:
@@ -45,8 +61,11 @@ class Editing:
             return False
         editor = self.table.indexWidget(self.table.currentIndex())
         if pos is None:
-            pos = editor.cursorPosition() if editor is not None and hasattr(editor, "cursorPosition") \
+            pos = (
+                editor.cursorPosition()
+                if editor is not None and hasattr(editor, "cursorPosition")
                 else len(self.doc[row].text) // 2
+            )
         return self._try(lambda: Split(self.doc, row, pos))
 
     def merge_current(self) -> bool:
@@ -69,11 +88,13 @@ class Editing:
         return self._try(lambda: Shift(self.doc, delta_ms, rows[0]))
 
     def shift_dialog(self) -> None:
-        ms, ok = QInputDialog.getInt(self.table, "Shift Times", "Milliseconds (negative moves earlier):", 0,
-                                     -3_600_000, 3_600_000, 100)
+        ms, ok = QInputDialog.getInt(
+            self.table, "Shift Times", "Milliseconds (negative moves earlier):", 0, -3_600_000, 3_600_000, 100
+        )
         if ok and ms:
-            scope, ok = QInputDialog.getItem(self.table, "Shift Times", "Which subtitles:",
-                                             ["all", "selected", "from here on"], 0, False)
+            scope, ok = QInputDialog.getItem(
+                self.table, "Shift Times", "Which subtitles:", ["all", "selected", "from here on"], 0, False
+            )
             if ok:
                 self.shift(ms, scope)
 

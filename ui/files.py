@@ -16,7 +16,9 @@ from subtitler.core.formats.encoding import CANDIDATES
 from subtitler.core.timecode import format_ms
 from subtitler.errors import EncodingUnclear, MissingTimeLine, SubtitlerError
 
-MEDIA_FILTER = "Media (*.mp4 *.mkv *.mov *.avi *.webm *.m4v *.mp3 *.wav *.flac *.m4a *.ogg *.opus *.aac);;All files (*)"
+MEDIA_FILTER = (
+    "Media (*.mp4 *.mkv *.mov *.avi *.webm *.m4v *.mp3 *.wav *.flac *.m4a *.ogg *.opus *.aac);;All files (*)"
+)
 ENCODINGS = ["utf-8", *CANDIDATES]  # what the import prompt offers: the ones detection chooses from
 
 
@@ -53,10 +55,21 @@ class FilesMixin:
             self._ask(dialog)
             return False
         except MissingTimeLine as e:
-            box = QMessageBox(QMessageBox.Question, "Import subtitles", f"{e}\n\nSkip that block and import the rest?",
-                              QMessageBox.Yes | QMessageBox.No, self, objectName="skipBlockBox")
-            box.finished.connect(lambda r: self.import_subtitles(path, encoding, skip_bad=True)
-                                 if box.clickedButton() == box.button(QMessageBox.Yes) else None)
+            box = QMessageBox(
+                QMessageBox.Question,
+                "Import subtitles",
+                f"{e}\n\nSkip that block and import the rest?",
+                QMessageBox.Yes | QMessageBox.No,
+                self,
+                objectName="skipBlockBox",
+            )
+            box.finished.connect(
+                lambda r: (
+                    self.import_subtitles(path, encoding, skip_bad=True)
+                    if box.clickedButton() == box.button(QMessageBox.Yes)
+                    else None
+                )
+            )
             self._ask(box)
             return False
         except SubtitlerError as e:
@@ -92,37 +105,59 @@ class FilesMixin:
         auto = self.session.recovery()
         if auto is None:
             return
-        box = QMessageBox(QMessageBox.Question, "Recover unsaved edits?",
-                          f"subtitler found unsaved edits of {Path(self.media_path).name} from an earlier session. "
-                          "Recover them?", QMessageBox.Yes | QMessageBox.No, self, objectName="recoveryBox")
-        box.finished.connect(lambda r: self.recover(auto) if box.clickedButton() == box.button(QMessageBox.Yes) else None)
+        box = QMessageBox(
+            QMessageBox.Question,
+            "Recover unsaved edits?",
+            f"subtitler found unsaved edits of {Path(self.media_path).name} from an earlier session. "
+            "Recover them?",
+            QMessageBox.Yes | QMessageBox.No,
+            self,
+            objectName="recoveryBox",
+        )
+        box.finished.connect(
+            lambda r: self.recover(auto) if box.clickedButton() == box.button(QMessageBox.Yes) else None
+        )
         self._ask(box)
 
     def _open_dialog(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Open Media", self.settings.value("openDir", ""), MEDIA_FILTER)
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open Media", self.settings.value("openDir", ""), MEDIA_FILTER
+        )
         if path:
             self.settings.setValue("openDir", str(Path(path).parent))
             self.open_media(path)
 
     def _import_dialog(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Import Subtitles", self.settings.value("exportDir", ""),
-                                              formats.dialog_filter(for_reading=True))
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Import Subtitles",
+            self.settings.value("exportDir", ""),
+            formats.dialog_filter(for_reading=True),
+        )
         if path:
             self.import_subtitles(path)
 
     def _import_with_encoding_dialog(self):
         """Import with the text encoding chosen first (it overrides detection)."""
-        name, ok = QInputDialog.getItem(self, "Import Subtitles", "Text encoding of the file:", ENCODINGS, 0, False)
+        name, ok = QInputDialog.getItem(
+            self, "Import Subtitles", "Text encoding of the file:", ENCODINGS, 0, False
+        )
         if ok:
-            path, _ = QFileDialog.getOpenFileName(self, "Import Subtitles", self.settings.value("exportDir", ""),
-                                                  formats.dialog_filter(for_reading=True))
+            path, _ = QFileDialog.getOpenFileName(
+                self,
+                "Import Subtitles",
+                self.settings.value("exportDir", ""),
+                formats.dialog_filter(for_reading=True),
+            )
             if path:
                 self.import_subtitles(path, encoding=name)
 
     def _export_dialog(self):
         stem = Path(self.media_path).stem if self.media_path else "subtitles"
         start = str(Path(self.settings.value("exportDir", str(Path.home()))) / f"{stem}.srt")
-        path, _ = QFileDialog.getSaveFileName(self, "Export Subtitles", start, formats.dialog_filter(for_reading=False))
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export Subtitles", start, formats.dialog_filter(for_reading=False)
+        )
         if path:
             self.export_to(path)
 

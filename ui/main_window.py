@@ -9,12 +9,23 @@ from typing import Optional
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHeaderView, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QSplitter, QTableView, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QSplitter,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from subtitler.core.profiles import PROFILES
 from subtitler.engine.whisper.languages import LANGUAGES
-
 from ui.editing import Editing
 from ui.files import FilesMixin
 from ui.player import Player
@@ -22,6 +33,7 @@ from ui.session import Session
 from ui.table_model import COL_TEXT, SegmentTableModel
 from ui.transcription import TranscriptionController, TranscriptionMixin, model_choices
 from ui.waveform import WaveformView
+
 
 class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
     transcription_finished = Signal(str)  # "done" | "cancelled" | "failed"
@@ -42,7 +54,9 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self._build_menus()
         self._connect()
         self._set_running(False)
-        self.statusBar().showMessage("Open a video or audio file (File → Open, or drop it here), then click Transcribe.")
+        self.statusBar().showMessage(
+            "Open a video or audio file (File → Open, or drop it here), then click Transcribe."
+        )
 
     # What the parts hold, by the names the rest of the window (and its tests) use.
     doc = property(lambda self: self.session.doc)
@@ -61,8 +75,11 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.table = QTableView(objectName="segmentTable")
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed
-                                   | QAbstractItemView.AnyKeyPressed)
+        self.table.setEditTriggers(
+            QAbstractItemView.DoubleClicked
+            | QAbstractItemView.EditKeyPressed
+            | QAbstractItemView.AnyKeyPressed
+        )
         self.table.horizontalHeader().setSectionResizeMode(COL_TEXT, QHeaderView.Stretch)
         self.table.verticalHeader().hide()
         self.table.setWordWrap(True)
@@ -73,8 +90,13 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.waveform = WaveformView(self.push, self.show_error)
         self.waveform.set_document(self.session.doc)
         self.mediaLabel = QLabel("No media open", objectName="mediaLabel")
-        self.editing = Editing(self.session, self.table, lambda: self.waveform.playhead, self.show_error,
-                               self.statusBar().showMessage)
+        self.editing = Editing(
+            self.session,
+            self.table,
+            lambda: self.waveform.playhead,
+            self.show_error,
+            self.statusBar().showMessage,
+        )
         left = QWidget()
         column = QVBoxLayout(left)
         column.setContentsMargins(0, 0, 0, 0)
@@ -105,16 +127,31 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         A, E = self._action, self.editing
         self.openAction = A("openAction", "&Open Media…", self._open_dialog, QKeySequence.Open)
         self.importAction = A("importAction", "&Import Subtitles…", self._import_dialog, "Ctrl+I")
-        self.importEncodingAction = A("importEncodingAction", "Import Subtitles with &Encoding…",
-                                      self._import_with_encoding_dialog, "Ctrl+Shift+I")
+        self.importEncodingAction = A(
+            "importEncodingAction",
+            "Import Subtitles with &Encoding…",
+            self._import_with_encoding_dialog,
+            "Ctrl+Shift+I",
+        )
         self.exportAction = A("exportAction", "&Export Subtitles…", self._export_dialog, "Ctrl+E")
         self.saveAction = A("saveAction", "&Save Project", self.save_project, QKeySequence.Save)
-        self.transcribeAction = A("transcribeAction", "Transcribe", self.transcribe, "Ctrl+R",
-                                  "Transcribe the audio of the open file")
+        self.transcribeAction = A(
+            "transcribeAction",
+            "Transcribe",
+            self.transcribe,
+            "Ctrl+R",
+            "Transcribe the audio of the open file",
+        )
         self.cancelAction = A("cancelAction", "Cancel", self.cancel, "Esc", "Stop; keep what is done")
         stack = self.session.undo_stack
-        self.undoAction, self.redoAction = stack.createUndoAction(self, "&Undo"), stack.createRedoAction(self, "&Redo")
-        for a, name, keys in ((self.undoAction, "undoAction", QKeySequence.Undo), (self.redoAction, "redoAction", QKeySequence.Redo)):
+        self.undoAction, self.redoAction = (
+            stack.createUndoAction(self, "&Undo"),
+            stack.createRedoAction(self, "&Redo"),
+        )
+        for a, name, keys in (
+            (self.undoAction, "undoAction", QKeySequence.Undo),
+            (self.redoAction, "redoAction", QKeySequence.Redo),
+        ):
             a.setObjectName(name)
             a.setShortcut(keys)
         self.addActions([self.undoAction, self.redoAction])
@@ -122,17 +159,23 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
             A("splitAction", "Split at Cursor", E.split_current, "Ctrl+B"),
             A("mergeAction", "Merge with Next", E.merge_current, "Ctrl+M"),
             A("insertAction", "Insert After", E.insert_current, "Ctrl+Return"),
-            A("deleteAction", "Delete", E.delete_selected, "Ctrl+Delete"), None,
+            A("deleteAction", "Delete", E.delete_selected, "Ctrl+Delete"),
+            None,
             A("setStartAction", "Set Start from Playhead", lambda: E.set_from_playhead("start"), "Ctrl+["),
             A("setEndAction", "Set End from Playhead", lambda: E.set_from_playhead("end"), "Ctrl+]"),
             A("snapAction", "Snap to Neighbours", E.snap_current, "Ctrl+Shift+N"),
             A("shiftAction", "Shift Times…", E.shift_dialog, "Ctrl+Shift+T"),
-            A("findReplaceAction", "Find and Replace…", E.replace_dialog, QKeySequence.Replace)]
+            A("findReplaceAction", "Find and Replace…", E.replace_dialog, QKeySequence.Replace),
+        ]
         self.playAction = A("playAction", "Play/Pause", self.player.toggle_play, "Ctrl+Space")
         self.zoomInAction = A("zoomInAction", "Zoom In", lambda: self.waveform.zoom(0.5), "Ctrl+=")
         self.zoomOutAction = A("zoomOutAction", "Zoom Out", lambda: self.waveform.zoom(2.0), "Ctrl+-")
         # The edit actions' methods, by the window's own names.
-        self.split_current, self.merge_current, self.delete_selected = E.split_current, E.merge_current, E.delete_selected
+        self.split_current, self.merge_current, self.delete_selected = (
+            E.split_current,
+            E.merge_current,
+            E.delete_selected,
+        )
         self.shift, self.find_replace, self.current_row = E.shift, E.find_replace, E.current_row
 
     def _build_menus(self):
@@ -140,8 +183,11 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.addToolBar(tb)
         tb.addAction(self.openAction)
         tb.addSeparator()
-        self.modelCombo = QComboBox(objectName="modelCombo", editable=True,
-                                    toolTip="Bundled and downloaded models; or type a Hugging Face repo or a folder")
+        self.modelCombo = QComboBox(
+            objectName="modelCombo",
+            editable=True,
+            toolTip="Bundled and downloaded models; or type a Hugging Face repo or a folder",
+        )
         self.modelCombo.addItems(model_choices())
         self.modelCombo.setCurrentText(self.settings.value("model", self.modelCombo.itemText(0)))
         self.languageCombo = QComboBox(objectName="languageCombo")
@@ -157,7 +203,11 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.profileCombo.addItems([p.title() for p in PROFILES])
         self.profileCombo.setCurrentText(str(self.settings.value("profile", "default")).title())
         self.model.set_profile(self.profileCombo.currentText().lower())
-        for label, widget in ((" Model ", self.modelCombo), (" Language ", self.languageCombo), (None, self.taskCombo)):
+        for label, widget in (
+            (" Model ", self.modelCombo),
+            (" Language ", self.languageCombo),
+            (None, self.taskCombo),
+        ):
             if label:
                 tb.addWidget(QLabel(label))
             tb.addWidget(widget)
@@ -199,9 +249,12 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.waveform.seekRequested.connect(self.seek)
         self.table.clicked.connect(lambda idx: self.seek(self.doc[idx.row()].start))
         self.table.selectionModel().currentRowChanged.connect(self._current_row)
-        self.table.customContextMenuRequested.connect(lambda pos: self.editing.context_menu(pos, self.edit_actions))
+        self.table.customContextMenuRequested.connect(
+            lambda pos: self.editing.context_menu(pos, self.edit_actions)
+        )
         self.languageCombo.currentIndexChanged.connect(
-            lambda _: self.settings.setValue("language", self.languageCombo.currentData() or ""))
+            lambda _: self.settings.setValue("language", self.languageCombo.currentData() or "")
+        )
         self.profileCombo.currentTextChanged.connect(self._profile_changed)
 
     # ------------------------------------------------------------------ state and errors
@@ -211,8 +264,9 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.statusBar().showMessage(message, 10000)
         if self._error_box is not None:
             self._error_box.close()
-        self._error_box = QMessageBox(QMessageBox.Warning, "subtitler", message, QMessageBox.Ok, self,
-                                      objectName="errorBox")
+        self._error_box = QMessageBox(
+            QMessageBox.Warning, "subtitler", message, QMessageBox.Ok, self, objectName="errorBox"
+        )
         self._error_box.open()
 
     def _set_running(self, running: bool) -> None:
@@ -256,9 +310,12 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
     # ------------------------------------------------------------------ closing
     def closeEvent(self, e):
         if self.confirm_close and self.session.dirty:
-            answer = QMessageBox.question(self, "Unsaved changes",
-                                          "Save the project before closing? Unsaved edits also stay in the autosave.",
-                                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel)
+            answer = QMessageBox.question(
+                self,
+                "Unsaved changes",
+                "Save the project before closing? Unsaved edits also stay in the autosave.",
+                QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel,
+            )
             if answer == QMessageBox.Cancel:
                 e.ignore()
                 return

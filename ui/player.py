@@ -14,8 +14,19 @@ from typing import Optional
 
 from PySide6.QtCore import QRectF, QSizeF, Qt, QUrl, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QComboBox, QGraphicsScene, QGraphicsTextItem, QGraphicsView, QHBoxLayout, QLabel,
-                               QSlider, QStyle, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGraphicsScene,
+    QGraphicsTextItem,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from subtitler.core.timecode import format_ms
 
@@ -28,6 +39,7 @@ def multimedia():
     try:
         from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
         from PySide6.QtMultimediaWidgets import QGraphicsVideoItem
+
         return QMediaPlayer, QAudioOutput, QGraphicsVideoItem
     except ImportError:
         return None
@@ -109,9 +121,19 @@ class Player(QWidget):
             return b
 
         button("backSecond", "−1s", "Back one second", lambda: self.step(-1000))
-        button("backFrame", "", "Back one frame", lambda: self.step(-self.frame_ms), QStyle.SP_MediaSeekBackward)
-        self.playButton = button("playButton", "", "Play / pause (Ctrl+Space)", self.toggle_play, QStyle.SP_MediaPlay)
-        button("forwardFrame", "", "Forward one frame", lambda: self.step(self.frame_ms), QStyle.SP_MediaSeekForward)
+        button(
+            "backFrame", "", "Back one frame", lambda: self.step(-self.frame_ms), QStyle.SP_MediaSeekBackward
+        )
+        self.playButton = button(
+            "playButton", "", "Play / pause (Ctrl+Space)", self.toggle_play, QStyle.SP_MediaPlay
+        )
+        button(
+            "forwardFrame",
+            "",
+            "Forward one frame",
+            lambda: self.step(self.frame_ms),
+            QStyle.SP_MediaSeekForward,
+        )
         button("forwardSecond", "+1s", "Forward one second", lambda: self.step(1000))
         row.addStretch(1)
         self.timeLabel = QLabel("00:00:00.000 / 00:00:00.000", objectName="timeLabel")
@@ -120,9 +142,13 @@ class Player(QWidget):
         for s in SPEEDS:
             self.speedCombo.addItem(f"{s:g}×", s)
         self.speedCombo.setCurrentIndex(SPEEDS.index(1.0))
-        self.speedCombo.currentIndexChanged.connect(lambda i: self.player and self.player.setPlaybackRate(SPEEDS[i]))
+        self.speedCombo.currentIndexChanged.connect(
+            lambda i: self.player and self.player.setPlaybackRate(SPEEDS[i])
+        )
         row.addWidget(self.speedCombo)
-        self.loopButton = button("loopButton", "Loop", "Play the selected subtitle over and over", lambda: None)
+        self.loopButton = button(
+            "loopButton", "Loop", "Play the selected subtitle over and over", lambda: None
+        )
         self.loopButton.setCheckable(True)
         self.transport.setEnabled(self.player is not None)
 
@@ -145,7 +171,9 @@ class Player(QWidget):
 
     @property
     def playing(self) -> bool:
-        return self.player is not None and self.player.playbackState() == self.player.PlaybackState.PlayingState
+        return (
+            self.player is not None and self.player.playbackState() == self.player.PlaybackState.PlayingState
+        )
 
     def toggle_play(self) -> None:
         if self.player is None:
@@ -186,7 +214,9 @@ class Player(QWidget):
         self._show_time(self.position())
 
     def _state(self, _state) -> None:
-        self.playButton.setIcon(self.style().standardIcon(QStyle.SP_MediaPause if self.playing else QStyle.SP_MediaPlay))
+        self.playButton.setIcon(
+            self.style().standardIcon(QStyle.SP_MediaPause if self.playing else QStyle.SP_MediaPlay)
+        )
 
     def _show_time(self, ms: int) -> None:
         total = self.player.duration() if self.player is not None else 0
@@ -227,6 +257,7 @@ class Player(QWidget):
         option.setAlignment(Qt.AlignHCenter)
         self.overlay.document().setDefaultTextOption(option)
         br = self.overlay.boundingRect()
-        self.overlay.setPos(pic.x() + (pic.width() - br.width()) / 2,
-                            max(pic.y(), pic.bottom() - br.height() - pic.height() * 0.04))
-
+        self.overlay.setPos(
+            pic.x() + (pic.width() - br.width()) / 2,
+            max(pic.y(), pic.bottom() - br.height() - pic.height() * 0.04),
+        )

@@ -16,7 +16,6 @@ from subtitler.core.edits import Edit
 from subtitler.engine.audio import MediaInfo, load_audio, probe
 from subtitler.engine.vad import speech_mask
 from subtitler.errors import Cancelled, SubtitlerError
-
 from ui.undo import EditCommand
 
 AUTOSAVE_MS = 5000

@@ -6,7 +6,7 @@ for the changed rows and their neighbour only."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
@@ -14,16 +14,18 @@ from PySide6.QtGui import QBrush, QColor
 from subtitler.core.checks import Findings, cps
 from subtitler.core.document import Document
 from subtitler.core.edits import Edit, EditText, SetTimes
-from subtitler.errors import EditError
 from subtitler.core.timecode import format_ms, parse_ms
+from subtitler.errors import EditError
 
 COLUMNS = ["#", "Start", "End", "Duration", "CPS", "Text"]
 COL_START, COL_END, COL_TEXT = 1, 2, 5
 WARN = QColor(255, 224, 178)
 ERROR = QColor(255, 205, 210)
 SERIOUS = {"overlap", "too_long", "line_count"}
-_DISPLAY, _EDIT, _BACKGROUND, _TOOLTIP, _ALIGN = (int(r.value) for r in (
-    Qt.DisplayRole, Qt.EditRole, Qt.BackgroundRole, Qt.ToolTipRole, Qt.TextAlignmentRole))
+_DISPLAY, _EDIT, _BACKGROUND, _TOOLTIP, _ALIGN = (
+    int(r.value)
+    for r in (Qt.DisplayRole, Qt.EditRole, Qt.BackgroundRole, Qt.ToolTipRole, Qt.TextAlignmentRole)
+)
 _RIGHT = int((Qt.AlignRight | Qt.AlignVCenter).value)
 _WARN_BRUSH, _ERROR_BRUSH = QBrush(WARN), QBrush(ERROR)
 _SELECTABLE = Qt.ItemIsEnabled | Qt.ItemIsSelectable
@@ -85,8 +87,9 @@ class SegmentTableModel(QAbstractTableModel):
             if len(rows):
                 self.dataChanged.emit(self.index(rows[0], 0), self.index(rows[-1], len(COLUMNS) - 1))
             if old != new and first + new < len(self.doc):  # the numbers of the rows after it moved
-                self.dataChanged.emit(self.index(first + new, 0), self.index(len(self.doc) - 1, 0),
-                                      [Qt.DisplayRole])
+                self.dataChanged.emit(
+                    self.index(first + new, 0), self.index(len(self.doc) - 1, 0), [Qt.DisplayRole]
+                )
 
     # Qt API
     def rowCount(self, parent=QModelIndex()):

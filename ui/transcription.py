@@ -5,7 +5,6 @@ the controller that starts, cancels and finishes it."""
 from __future__ import annotations
 
 import traceback
-
 from typing import Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -13,7 +12,6 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from subtitler import pipeline
 from subtitler.core.cues import has_letter, segment_from_decoded, wrap_lines
 from subtitler.core.timecode import format_ms, seconds_to_ms
-
 from subtitler.errors import Cancelled, SubtitlerError
 
 
@@ -59,10 +57,14 @@ class TranscribeWorker(QObject):
                 self.model_cache[self.model_name] = model
             self.status.emit("Transcribing…")
             self.document = pipeline.transcribe_media(
-                self.media_path, self.settings, model=model,
+                self.media_path,
+                self.settings,
+                model=model,
                 audio=None if self.samples is None else pipeline.Audio(self.samples, self.speech),
-                on_segment=self.segment.emit, progress=lambda p: self.progress.emit(p.done, p.total, p.eta),
-                cancel=self.cancelled)
+                on_segment=self.segment.emit,
+                progress=lambda p: self.progress.emit(p.done, p.total, p.eta),
+                cancel=self.cancelled,
+            )
             self.finished.emit("done", "")
         except Cancelled as e:
             self.document = getattr(e, "document", None)
@@ -150,14 +152,19 @@ class TranscriptionMixin:
         self.settings.setValue("model", model_name)
         self.session.set_document(type(self.doc)(model=model_name))
         self.progressBar.setValue(0)
-        self.transcription.start(self.media_path, self.settings_for(model_name), self.session.samples,
-                                 self.session.speech)
+        self.transcription.start(
+            self.media_path, self.settings_for(model_name), self.session.samples, self.session.speech
+        )
         self._set_running(True)
 
     def settings_for(self, model_name: str):
         """The pipeline settings the window's boxes stand for (the CLI's flags, the same defaults)."""
-        return pipeline.Settings(model=model_name, language=self.languageCombo.currentData(), task=self.taskCombo.currentData(),
-                        profile=self.model.profile.name)
+        return pipeline.Settings(
+            model=model_name,
+            language=self.languageCombo.currentData(),
+            task=self.taskCombo.currentData(),
+            profile=self.model.profile.name,
+        )
 
     def cancel(self) -> None:
         if self.transcription.running:
@@ -179,10 +186,14 @@ class TranscriptionMixin:
 
     def _on_progress(self, done: float, total: float, eta) -> None:
         self.progressBar.setValue(int(100 * done / total) if total else 0)
-        left = f", about {int(eta) // 60}:{int(eta) % 60:02d} left" if eta is not None and done < total else ""
+        left = (
+            f", about {int(eta) // 60}:{int(eta) % 60:02d} left" if eta is not None and done < total else ""
+        )
         self.progressBar.setFormat(f"%p%{left}")
-        self.statusBar().showMessage(f"Transcribing… {format_ms(seconds_to_ms(done), hours=False)} of "
-                                     f"{format_ms(seconds_to_ms(total), hours=False)}{left}")
+        self.statusBar().showMessage(
+            f"Transcribing… {format_ms(seconds_to_ms(done), hours=False)} of "
+            f"{format_ms(seconds_to_ms(total), hours=False)}{left}"
+        )
 
     def _on_finished(self, status: str, message: str, document) -> None:
         if document is not None and len(document) and status in ("done", "cancelled"):

@@ -3,7 +3,8 @@ dragging a cue edge retimes it as one undoable edit."""
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
@@ -54,10 +55,16 @@ class WaveformView(QWidget):
             return
         x0, x1 = self.x_of(min(s.start for s in segs)), self.x_of(max(s.end for s in segs))
         if x1 >= 0 and x0 <= self.width():
-            self.update(int(max(0, x0 - EDGE_PX)), 0, int(min(self.width(), x1 + EDGE_PX) - max(0, x0 - EDGE_PX)) + 1,
-                        self.height())
+            self.update(
+                int(max(0, x0 - EDGE_PX)),
+                0,
+                int(min(self.width(), x1 + EDGE_PX) - max(0, x0 - EDGE_PX)) + 1,
+                self.height(),
+            )
 
-    def set_audio(self, samples: np.ndarray, sample_rate: int = 16000, duration_ms: Optional[int] = None) -> None:
+    def set_audio(
+        self, samples: np.ndarray, sample_rate: int = 16000, duration_ms: Optional[int] = None
+    ) -> None:
         """Show ``samples`` (or, while they load, an empty timeline of ``duration_ms``)."""
         hop = sample_rate // 100
         n = len(samples) // hop
@@ -84,7 +91,9 @@ class WaveformView(QWidget):
     def zoom(self, factor: float, anchor_x: Optional[float] = None) -> None:
         anchor_x = self.width() / 2 if anchor_x is None else anchor_x
         anchor_ms = self.ms_of(anchor_x)
-        self.ms_per_px = float(np.clip(self.ms_per_px * factor, 0.5, max(2.0, self.duration / max(1, self.width()))))
+        self.ms_per_px = float(
+            np.clip(self.ms_per_px * factor, 0.5, max(2.0, self.duration / max(1, self.width())))
+        )
         self.view_start = max(0, int(anchor_ms - anchor_x * self.ms_per_px))
         self.update()
 
@@ -121,8 +130,11 @@ class WaveformView(QWidget):
                 p.drawLine(QPointF(x0, 0), QPointF(x0, h))
                 p.drawLine(QPointF(x1, 0), QPointF(x1, h))
                 p.setPen(QColor(220, 230, 255))
-                p.drawText(QRectF(x0 + 4, 2, max(0, x1 - x0 - 8), 16), Qt.AlignLeft | Qt.AlignVCenter,
-                           f"{i + 1}  {s.text.splitlines()[0] if s.text else ''}")
+                p.drawText(
+                    QRectF(x0 + 4, 2, max(0, x1 - x0 - 8), 16),
+                    Qt.AlignLeft | Qt.AlignVCenter,
+                    f"{i + 1}  {s.text.splitlines()[0] if s.text else ''}",
+                )
         if self.peaks.size:
             xs = np.arange(self.width())
             idx = ((self.view_start + xs * self.ms_per_px) / 10).astype(int)

@@ -45,24 +45,48 @@ def check_segment(segments: list[Segment], i: int, profile: Profile) -> list[Fin
         if nxt.start < s.end:
             out.append(Finding(i, "overlap", f"overlaps the next subtitle by {s.end - nxt.start} ms"))
         elif nxt.start - s.end < profile.min_gap:
-            out.append(Finding(i, "gap", f"gap to the next subtitle is {nxt.start - s.end} ms (minimum {profile.min_gap} ms)"))
+            out.append(
+                Finding(
+                    i,
+                    "gap",
+                    f"gap to the next subtitle is {nxt.start - s.end} ms (minimum {profile.min_gap} ms)",
+                )
+            )
     if s.duration < profile.min_duration:
         forced = room(segments, i, profile) < profile.min_duration
-        out.append(Finding(i, "too_short", f"shown for {s.duration} ms (minimum {profile.min_duration} ms)"
-                           + (UNAVOIDABLE if forced else ""), forced))
+        out.append(
+            Finding(
+                i,
+                "too_short",
+                f"shown for {s.duration} ms (minimum {profile.min_duration} ms)"
+                + (UNAVOIDABLE if forced else ""),
+                forced,
+            )
+        )
     if s.duration > profile.max_duration:
         out.append(Finding(i, "too_long", f"shown for {s.duration} ms (maximum {profile.max_duration} ms)"))
     rate = cps(s)
     if rate > profile.max_cps:
         forced = room(segments, i, profile) < visible_chars(s.text.strip()) / profile.max_cps * 1000
-        out.append(Finding(i, "cps", f"{rate:.1f} characters per second (maximum {profile.max_cps:g})"
-                           + (UNAVOIDABLE if forced else ""), forced))
+        out.append(
+            Finding(
+                i,
+                "cps",
+                f"{rate:.1f} characters per second (maximum {profile.max_cps:g})"
+                + (UNAVOIDABLE if forced else ""),
+                forced,
+            )
+        )
     lines = s.text.split("\n")
     if len(lines) > profile.max_lines:
         out.append(Finding(i, "line_count", f"{len(lines)} lines (maximum {profile.max_lines})"))
     longest = max(len(line) for line in lines)
     if longest > profile.max_chars_per_line:
-        out.append(Finding(i, "line_length", f"a line of {longest} characters (maximum {profile.max_chars_per_line})"))
+        out.append(
+            Finding(
+                i, "line_length", f"a line of {longest} characters (maximum {profile.max_chars_per_line})"
+            )
+        )
     return out
 
 

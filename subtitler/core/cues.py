@@ -9,7 +9,8 @@ reading speed). Without word timings, segments are converted as they are.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 from subtitler.core.document import Segment, Word
 from subtitler.core.profiles import Profile, get_profile
@@ -18,8 +19,33 @@ from subtitler.core.timecode import seconds_to_ms
 SENTENCE_END = re.compile(r"[.!?…。！？]['\"”)]*$")
 CLAUSE_END = re.compile(r"[,;:—–]['\"”)]*$")
 # Words a line should not end on: articles, prepositions, conjunctions.
-WEAK = {"a", "an", "the", "of", "to", "in", "on", "at", "for", "with", "and", "or", "but",
-        "my", "your", "his", "her", "our", "their", "its", "this", "that", "from", "by", "as"}
+WEAK = {
+    "a",
+    "an",
+    "the",
+    "of",
+    "to",
+    "in",
+    "on",
+    "at",
+    "for",
+    "with",
+    "and",
+    "or",
+    "but",
+    "my",
+    "your",
+    "his",
+    "her",
+    "our",
+    "their",
+    "its",
+    "this",
+    "that",
+    "from",
+    "by",
+    "as",
+}
 PAUSE_BREAK = 600  # ms of silence that always ends a cue
 GRACE = 300  # ms a cue may linger after its last word
 
@@ -136,8 +162,9 @@ def segments_as_cues(decoded: Iterable, profile: Profile | str | None = None) ->
     return [Segment(s.start, s.end, wrap_lines(s.text, p), s.words) for s in segs if has_letter(s.text)]
 
 
-def build_cues(decoded: Iterable, profile: Profile | str | None = None,
-               media_duration: Optional[int] = None) -> list[Segment]:
+def build_cues(
+    decoded: Iterable, profile: Profile | str | None = None, media_duration: Optional[int] = None
+) -> list[Segment]:
     """Turn decoded segments into subtitle cues under ``profile``: regrouped on their
     word timings, or as they are when some segment has none."""
     p = get_profile(profile)
@@ -188,7 +215,9 @@ def merge_flashes(cues: list[Segment], p: Profile, media_duration: Optional[int]
             return cues
         i = short[0]
         sides = [j for j in (i - 1, i + 1) if 0 <= j < len(cues)]
-        sides.sort(key=lambda j: abs(cues[j].start - cues[i].end) if j > i else abs(cues[i].start - cues[j].end))
+        sides.sort(
+            key=lambda j: abs(cues[j].start - cues[i].end) if j > i else abs(cues[i].start - cues[j].end)
+        )
         for j in sides:
             a, b = min(i, j), max(i, j)
             words = cues[a].words + cues[b].words
@@ -210,11 +239,14 @@ def settle_times(cues: list[Segment], p: Profile, media_duration: Optional[int] 
     (never more than a grace period past speech unless the profile needs it), and
     chain cues less than ``chain_gap`` apart: a pause inside a sentence, or one
     speaker taking over from another, keeps a subtitle on screen."""
+
     def needed(c: Segment) -> int:
         return max(p.min_duration, int(len(c.text.replace("\n", "")) / p.max_cps * 1000) + 1)
 
     def limit(i: int) -> int:
-        return cues[i + 1].start - p.min_gap if i + 1 < len(cues) else (media_duration or cues[i].end + 10_000)
+        return (
+            cues[i + 1].start - p.min_gap if i + 1 < len(cues) else (media_duration or cues[i].end + 10_000)
+        )
 
     for i, c in enumerate(cues):
         need, lim, last = needed(c), limit(i), i + 1 == len(cues)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import bisect
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 
 @dataclass
@@ -28,17 +29,24 @@ class Segment:
     end: int
     text: str  # lines split by "\n"; <i>, <b>, <u> mark styles, and a file's own markup stays as it came
     words: list[Word] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)  # what a file format keeps per cue (VTT id and settings, ASS style)
+    extra: dict = field(
+        default_factory=dict
+    )  # what a file format keeps per cue (VTT id and settings, ASS style)
 
     @property
     def duration(self) -> int:
         return self.end - self.start
 
-    def copy(self) -> "Segment":
+    def copy(self) -> Segment:
         """A copy that shares nothing mutable (an edit among 10,000 cues copies them all:
         this is 20x faster than ``copy.deepcopy``)."""
-        return Segment(self.start, self.end, self.text, [copy.copy(w) for w in self.words],
-                       copy.deepcopy(self.extra) if self.extra else {})
+        return Segment(
+            self.start,
+            self.end,
+            self.text,
+            [copy.copy(w) for w in self.words],
+            copy.deepcopy(self.extra) if self.extra else {},
+        )
 
 
 LOOKBACK = 8  # how many earlier segments may still show at a time (overlaps)
@@ -50,15 +58,21 @@ Listener = Callable[[str, int, int, int], None]
 
 
 class Document:
-    def __init__(self, segments: Optional[list[Segment]] = None, media_path: Optional[str] = None,
-                 model: Optional[str] = None, language: Optional[str] = None,
-                 media_duration: Optional[int] = None):
+    def __init__(
+        self,
+        segments: Optional[list[Segment]] = None,
+        media_path: Optional[str] = None,
+        model: Optional[str] = None,
+        language: Optional[str] = None,
+        media_duration: Optional[int] = None,
+    ):
         self.segments: list[Segment] = list(segments or [])
         self.media_path = media_path
         self.model = model
         self.language = language
         self.media_duration = media_duration  # ms, when known
-        self.header: dict = {}  # what a file format keeps for the whole file (VTT blocks, ASS styles), by format
+        # What a file format keeps for the whole file (VTT blocks, ASS styles), by format.
+        self.header: dict = {}
         self.video_size: Optional[tuple[int, int]] = None  # width, height of the media's picture, when known
         self.revision = 0  # bumped on every change, for autosave/dirty tracking
         self._listeners: list[Listener] = []

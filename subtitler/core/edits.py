@@ -8,12 +8,12 @@ document exactly. The window wraps them in ``QUndoCommand`` unchanged.
 from __future__ import annotations
 
 import copy
-
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 from subtitler.core.document import Document, Segment
-from subtitler.errors import EditError
 from subtitler.core.timecode import format_ms
+from subtitler.errors import EditError
 
 
 class Edit:
@@ -42,7 +42,9 @@ def validate(doc: Document, s: Segment) -> None:
     if s.start >= s.end:
         raise EditError(f"The start ({format_ms(s.start)}) must be before the end ({format_ms(s.end)}).")
     if doc.media_duration is not None and s.end > doc.media_duration:
-        raise EditError(f"The end ({format_ms(s.end)}) is past the end of the media ({format_ms(doc.media_duration)}).")
+        raise EditError(
+            f"The end ({format_ms(s.end)}) is past the end of the media ({format_ms(doc.media_duration)})."
+        )
 
 
 def _check_index(doc: Document, i: int) -> Segment:
@@ -92,8 +94,15 @@ class Split(Edit):
         if cut is None:
             cut = s.start + round(s.duration * pos / len(text))
         cut = min(max(cut, s.start + 1), s.end - 1)
-        super().__init__(doc, i, 1, [Segment(s.start, cut, left, lw, copy.deepcopy(s.extra)),
-                                     Segment(cut, s.end, right, rw, copy.deepcopy(s.extra))])
+        super().__init__(
+            doc,
+            i,
+            1,
+            [
+                Segment(s.start, cut, left, lw, copy.deepcopy(s.extra)),
+                Segment(cut, s.end, right, rw, copy.deepcopy(s.extra)),
+            ],
+        )
         self.left_raw, self.right_raw = text[:pos], text[pos:]
 
 
@@ -132,8 +141,13 @@ class Merge(Edit):
         if i + 1 >= len(doc.segments):
             raise EditError("There is no following subtitle to merge with.")
         b = doc.segments[i + 1]
-        joined = Segment(min(a.start, b.start), max(a.end, b.end), _join(a.text, b.text),
-                         [w for w in a.words + b.words] if a.words and b.words else [], copy.deepcopy(a.extra))
+        joined = Segment(
+            min(a.start, b.start),
+            max(a.end, b.end),
+            _join(a.text, b.text),
+            [w for w in a.words + b.words] if a.words and b.words else [],
+            copy.deepcopy(a.extra),
+        )
         super().__init__(doc, i, 2, [joined])
 
 
@@ -225,8 +239,14 @@ class ReplaceText(Edit):
 
     label = "Replace"
 
-    def __init__(self, doc: Document, find: str, replace: str, indices: Optional[Iterable[int]] = None,
-                 case_sensitive: bool = False):
+    def __init__(
+        self,
+        doc: Document,
+        find: str,
+        replace: str,
+        indices: Optional[Iterable[int]] = None,
+        case_sensitive: bool = False,
+    ):
         import re
 
         if not find:

@@ -17,7 +17,11 @@ from subtitler.core.document import Document
 
 
 def data_dir() -> Path:
-    base = os.environ.get("SUBTITLER_DATA_DIR") or os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    base = (
+        os.environ.get("SUBTITLER_DATA_DIR")
+        or os.environ.get("XDG_DATA_HOME")
+        or Path.home() / ".local" / "share"
+    )
     d = Path(base) / "subtitler" if not os.environ.get("SUBTITLER_DATA_DIR") else Path(base)
     d.mkdir(parents=True, exist_ok=True)
     return d

@@ -9,10 +9,11 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -100,8 +101,9 @@ def probe(path: str) -> MediaInfo:
     m = _DURATION.search(err)
     duration = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else 0.0
     size = _PICTURE.search(err)
-    info = MediaInfo(path, duration, "Audio" in kinds, "Video" in kinds,
-                     (int(size[1]), int(size[2])) if size else None)
+    info = MediaInfo(
+        path, duration, "Audio" in kinds, "Video" in kinds, (int(size[1]), int(size[2])) if size else None
+    )
     if not info.has_audio:
         raise MediaError(f"{os.path.basename(path)} has no audio track to transcribe.")
     return info
@@ -120,9 +122,27 @@ def load_audio(
     path = os.fspath(path)
     _check_path(path)
     cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", "0",
-        "-i", path, "-map", "0:a:0", "-vn", "-f", "s16le", "-ac", "1",
-        "-acodec", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-",
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-threads",
+        "0",
+        "-i",
+        path,
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-f",
+        "s16le",
+        "-ac",
+        "1",
+        "-acodec",
+        "pcm_s16le",
+        "-ar",
+        str(SAMPLE_RATE),
+        "-",
     ]
     # The decoder starts first, and the probe (clear errors, the duration for progress)
     # runs while it does: one ffmpeg start-up (about 40 ms here) less to wait for.
@@ -208,8 +228,14 @@ class LogMel:
     SUBTRACT = 2.0  # times the noise a gain adds that is taken off again...
     FLOOR = 0.05  # ...leaving at least this share of each bin's power
 
-    def __init__(self, audio: np.ndarray, n_mels: int = 80, padding: int = 0, gain: Optional[np.ndarray] = None,
-                 noise: Optional[np.ndarray] = None):
+    def __init__(
+        self,
+        audio: np.ndarray,
+        n_mels: int = 80,
+        padding: int = 0,
+        gain: Optional[np.ndarray] = None,
+        noise: Optional[np.ndarray] = None,
+    ):
         """``gain``: an optional linear gain per ``HOP_LENGTH`` samples, interpolated
         between the hops' centres (``subtitler.engine.level``); ``noise``: the
         recording's noise floor, a power per STFT bin. A frame raised by g carries
@@ -225,8 +251,9 @@ class LogMel:
         self._reflect = self.length > N_FFT // 2
         self._cache: dict[int, np.ndarray] = {}
         self._keep = 2 if self.n_frames > self.KEEP_FRAMES else self.n_frames // self.BLOCK + 1
-        self.ceiling = max((float(self._block(i).max()) for i in range(0, self.n_frames, self.BLOCK)),
-                           default=-10.0)
+        self.ceiling = max(
+            (float(self._block(i).max()) for i in range(0, self.n_frames, self.BLOCK)), default=-10.0
+        )
 
     def _signal(self, lo: int, hi: int) -> np.ndarray:
         """Samples ``lo:hi`` of the signal padded by N_FFT // 2 on each side (reflected)."""

@@ -10,8 +10,8 @@ drops what still repeats (``transcribe.decode_window``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from difflib import SequenceMatcher
-from typing import Sequence
 
 import numpy as np
 
@@ -101,5 +101,8 @@ def looping(texts: Sequence[str], before: Sequence[str] = ()) -> list[int]:
 def is_guess(segment, mask: np.ndarray, min_speech: float) -> bool:
     """Whether a decoded segment is noise rather than speech: too little of it over
     speech, a repetition loop, or a lone low-probability word over non-speech."""
-    return (speech_fraction(mask, segment.start, segment.end) < min_speech or is_repetition_loop(segment.text)
-            or is_lone_guess(segment, mask))
+    return (
+        speech_fraction(mask, segment.start, segment.end) < min_speech
+        or is_repetition_loop(segment.text)
+        or is_lone_guess(segment, mask)
+    )

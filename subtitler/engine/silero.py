@@ -51,7 +51,11 @@ def _banded(w: np.ndarray, stride: int, length: int, outputs: range) -> tuple[sl
     for j, q, k in taps:
         row, col = (j - outputs[0]) * c_out, (q - first) * c_in
         band[row : row + c_out, col : col + c_in] = w[:, :, k]
-    return (slice(first * c_in, (last + 1) * c_in), slice(outputs[0] * c_out, (outputs[-1] + 1) * c_out), band)
+    return (
+        slice(first * c_in, (last + 1) * c_in),
+        slice(outputs[0] * c_out, (outputs[-1] + 1) * c_out),
+        band,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -87,8 +91,17 @@ def _magnitudes(audio: np.ndarray, n: int) -> np.ndarray:
     lib = native.library()
     if lib is not None:  # by FFT: 7 ms per 4096 chunks, where the products below took 25-28
         out = np.empty((n, FRAMES * half), np.float32)
-        lib.stft_magnitudes_fft(audio.ctypes.data, n, CHUNK, CHUNK + CONTEXT, FRAMES, HOP, _window().ctypes.data,
-                                out.ctypes.data, native.workers())
+        lib.stft_magnitudes_fft(
+            audio.ctypes.data,
+            n,
+            CHUNK,
+            CHUNK + CONTEXT,
+            FRAMES,
+            HOP,
+            _window().ctypes.data,
+            out.ctypes.data,
+            native.workers(),
+        )
         return out
     # The model's own way: products with its windowed DFT basis (real parts, then
     # imaginary ones), one per frame position, over each chunk's row with the row's
@@ -128,7 +141,9 @@ def _packed_recurrent() -> np.ndarray:
     reads every block as one sequential stream (a block of 128 x 64 gates' weights at a
     stride of 2 KB had taken 33 ms per 4096 chunks, 23-25 packed)."""
     whh_t = _weights()["decoder_rnn_weight_hh"].T
-    return np.concatenate([whh_t[:, r : r + LSTM_LANES].ravel() for r in range(0, whh_t.shape[1], LSTM_LANES)])
+    return np.concatenate(
+        [whh_t[:, r : r + LSTM_LANES].ravel() for r in range(0, whh_t.shape[1], LSTM_LANES)]
+    )
 
 
 def _lstm(x: np.ndarray, state: np.ndarray) -> np.ndarray:
@@ -142,8 +157,17 @@ def _lstm(x: np.ndarray, state: np.ndarray) -> np.ndarray:
     out = np.empty((n, hidden), np.float32)
     lib = native.library()
     if lib is not None:
-        native.check(lib.lstm_sequence(gates_in.ctypes.data, _packed_recurrent().ctypes.data, n, hidden,
-                                       out.ctypes.data, state.ctypes.data), "the speech detector")
+        native.check(
+            lib.lstm_sequence(
+                gates_in.ctypes.data,
+                _packed_recurrent().ctypes.data,
+                n,
+                hidden,
+                out.ctypes.data,
+                state.ctypes.data,
+            ),
+            "the speech detector",
+        )
         return out
     h, c = state[0].copy(), state[1].copy()
     for t in range(n):

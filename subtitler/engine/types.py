@@ -3,8 +3,9 @@ transcription options, progress and what was learnt about the audio. Plain data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 
 @dataclass

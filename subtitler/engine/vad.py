@@ -77,7 +77,9 @@ def _levels(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     within ``LOCAL_MS``; and the file's noise floor."""
     smooth = np.convolve(frame_db(samples), np.ones(3) / 3, mode="same")
     half = LOCAL_MS // 20
-    local_peak = np.lib.stride_tricks.sliding_window_view(np.pad(smooth, half, mode="edge"), 2 * half + 1).max(axis=1)
+    local_peak = np.lib.stride_tricks.sliding_window_view(
+        np.pad(smooth, half, mode="edge"), 2 * half + 1
+    ).max(axis=1)
     return smooth, local_peak, percentile(smooth, 10)
 
 
@@ -129,8 +131,9 @@ REACH_BACK = 30  # frames (0.3 s): how far a word's start may move back onto the
 HOLE = 6  # frames: a gap this short in the mask is still the same stretch of speech
 
 
-def refine_words(words, mask: np.ndarray, min_keep: float = 0.05, not_before: float = 0.0,
-                 edges: np.ndarray | None = None) -> float:
+def refine_words(
+    words, mask: np.ndarray, min_keep: float = 0.05, not_before: float = 0.0, edges: np.ndarray | None = None
+) -> float:
     """Put each word's edges on the speech of its span: the start forward (and the end
     back) past non-speech, and a start that DTW put inside speech back to where that
     speech begins (at most ``REACH_BACK``, never before the previous word's end or

@@ -13,13 +13,22 @@ def said(*words):
 
 
 def test_a_flash_between_close_turns_merges_as_a_dialogue_cue():
-    """"Hello?" "Hello." 0.2 s apart with speech right after: each alone would be a
+    """ "Hello?" "Hello." 0.2 s apart with speech right after: each alone would be a
     77-ms flash; together they are one cue of two dashed lines."""
-    segs = [said((1.0, 1.077, " Hello?")), said((1.28, 1.5, " Hello.")),
-            said((1.7, 2.0, " I"), (2.0, 2.2, " didn't"), (2.2, 2.5, " know"), (2.5, 2.7, " you"),
-                 (2.7, 3.0, " were"), (3.0, 3.4, " there.")),
-            said((3.6, 3.8, " Yeah,"), (3.8, 4.0, " I"), (4.0, 4.6, " was.")),
-            said((5.6, 5.9, " Okay."))]
+    segs = [
+        said((1.0, 1.077, " Hello?")),
+        said((1.28, 1.5, " Hello.")),
+        said(
+            (1.7, 2.0, " I"),
+            (2.0, 2.2, " didn't"),
+            (2.2, 2.5, " know"),
+            (2.5, 2.7, " you"),
+            (2.7, 3.0, " were"),
+            (3.0, 3.4, " there."),
+        ),
+        said((3.6, 3.8, " Yeah,"), (3.8, 4.0, " I"), (4.0, 4.6, " was.")),
+        said((5.6, 5.9, " Okay.")),
+    ]
     cues = build_cues(segs, "default", 20_000)
     texts = [c.text for c in cues]
     assert "- Hello?\n- Hello." in texts or any(t.startswith("- Hello?\n- Hello.") for t in texts), texts

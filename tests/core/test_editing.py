@@ -4,17 +4,35 @@ import os
 import stat
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from subtitler.core import formats
 from subtitler.core.checks import check
 from subtitler.core.document import Document, Segment, Word
-from subtitler.core.edits import (Delete, EditText, Insert, Merge, ReplaceText, SetTimes, Shift, SnapToNeighbours,
-                             Split, insert_after)
+from subtitler.core.edits import (
+    Delete,
+    EditText,
+    Insert,
+    Merge,
+    ReplaceText,
+    SetTimes,
+    Shift,
+    SnapToNeighbours,
+    Split,
+    insert_after,
+)
 from subtitler.errors import EditError, EncodingUnclear, SubtitleFileError
 
-text_st = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r\x85\u2028\u2029"),
-                  min_size=1, max_size=40).map(lambda s: " ".join(s.split())).filter(bool)
+text_st = (
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r\x85\u2028\u2029"),
+        min_size=1,
+        max_size=40,
+    )
+    .map(lambda s: " ".join(s.split()))
+    .filter(bool)
+)
 
 
 @st.composite
@@ -38,7 +56,9 @@ def same(a, b):
 @given(documents())
 def test_srt_round_trip(doc):
     back = formats.loads(formats.dumps(doc, "srt"), "srt")
-    assert [(s.start, s.end, s.text) for s in back.segments] == [(s.start, s.end, s.text) for s in doc.segments]
+    assert [(s.start, s.end, s.text) for s in back.segments] == [
+        (s.start, s.end, s.text) for s in doc.segments
+    ]
 
 
 @settings(max_examples=60, deadline=None)
@@ -47,14 +67,25 @@ def test_vtt_round_trip(doc):
     text = formats.dumps(doc, "vtt")
     assert text.startswith("WEBVTT\n")
     back = formats.loads(text, "vtt")
-    assert [(s.start, s.end, s.text) for s in back.segments] == [(s.start, s.end, s.text) for s in doc.segments]
+    assert [(s.start, s.end, s.text) for s in back.segments] == [
+        (s.start, s.end, s.text) for s in doc.segments
+    ]
 
 
 @st.composite
 def edit_sequences(draw):
     doc = draw(documents(max_size=6))
-    ops = draw(st.lists(st.tuples(st.sampled_from(["text", "times", "split", "merge", "insert", "delete", "shift", "snap"]),
-                                  st.integers(0, 10), st.integers(-3000, 3000), text_st), max_size=8))
+    ops = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["text", "times", "split", "merge", "insert", "delete", "shift", "snap"]),
+                st.integers(0, 10),
+                st.integers(-3000, 3000),
+                text_st,
+            ),
+            max_size=8,
+        )
+    )
     return doc, ops
 
 
@@ -147,8 +178,12 @@ def test_document_notifies_listeners():
     e = Insert(doc, 1, Segment(1500, 2000, "b"))
     e.do()
     e.undo()
-    assert seen == [("about_to_replace", 1, 0, 1, 1), ("replaced", 1, 0, 1, 2),
-                    ("about_to_replace", 1, 1, 0, 2), ("replaced", 1, 1, 0, 1)]
+    assert seen == [
+        ("about_to_replace", 1, 0, 1, 1),
+        ("replaced", 1, 0, 1, 2),
+        ("about_to_replace", 1, 1, 0, 2),
+        ("replaced", 1, 1, 0, 1),
+    ]
     seen.clear()
     doc.set_segments([Segment(0, 10, "x"), Segment(20, 30, "y")])
     assert seen == [("about_to_reset", 0, 1, 2, 1), ("reset", 0, 1, 2, 2)]
@@ -160,7 +195,9 @@ def test_findings_follow_changes_like_a_full_check():
 
     doc = Document([Segment(i * 1000, i * 1000 + 900, f"cue {i}") for i in range(30)])
     findings = Findings(doc.segments, "default")
-    doc.subscribe(lambda kind, first, old, new: kind == "replaced" and findings.replaced(doc.segments, first, old, new))
+    doc.subscribe(
+        lambda kind, first, old, new: kind == "replaced" and findings.replaced(doc.segments, first, old, new)
+    )
 
     def same():
         want = {}
@@ -168,8 +205,15 @@ def test_findings_follow_changes_like_a_full_check():
             want.setdefault(f.index, []).append(f.kind)
         assert {i: [f.kind for f in fs] for i, fs in enumerate(findings.by_row) if fs} == want
 
-    edits = [SetTimes(doc, 4, end=5500), Split(doc, 10, 2), Merge(doc, 3), Delete(doc, 7, 3),
-             Insert(doc, 0, Segment(0, 100, "x")), Shift(doc, 50, 5), EditText(doc, 2, "a much longer text " * 5)]
+    edits = [
+        SetTimes(doc, 4, end=5500),
+        Split(doc, 10, 2),
+        Merge(doc, 3),
+        Delete(doc, 7, 3),
+        Insert(doc, 0, Segment(0, 100, "x")),
+        Shift(doc, 50, 5),
+        EditText(doc, 2, "a much longer text " * 5),
+    ]
     for e in edits:
         e.do()
         same()
@@ -209,9 +253,17 @@ def test_check_finds_each_netflix_violation(tmp_path):
     p = tmp_path / "bad.srt"
     p.write_text(NETFLIX_BAD)
     kinds = {(f.index, f.kind) for f in check(formats.load(p).segments, "netflix")}
-    assert {(0, "too_short"), (1, "too_long"), (1, "overlap"), (2, "gap"), (3, "cps"),
-            (4, "line_length"), (4, "line_count")} <= kinds
+    assert {
+        (0, "too_short"),
+        (1, "too_long"),
+        (1, "overlap"),
+        (2, "gap"),
+        (3, "cps"),
+        (4, "line_length"),
+        (4, "line_count"),
+    } <= kinds
     from subtitler.cli import main
+
     assert main(["check", str(p), "--profile", "netflix"]) == 1
     good = tmp_path / "good.srt"
     good.write_text("1\n00:00:01,000 --> 00:00:03,000\nFine.\n")
@@ -233,13 +285,16 @@ def test_convert_between_formats(tmp_path):
     from subtitler.cli import main
 
     src = tmp_path / "a.srt"
-    src.write_text("1\n00:00:01,000 --> 00:00:02,500\nFish & <chips>\n\n2\n00:01:00,000 --> 00:01:02,000\nBye\n")
+    src.write_text(
+        "1\n00:00:01,000 --> 00:00:02,500\nFish & <chips>\n\n2\n00:01:00,000 --> 00:01:02,000\nBye\n"
+    )
     assert main(["convert", str(src), str(tmp_path / "a.vtt")]) == 0
     vtt = (tmp_path / "a.vtt").read_text()
     assert "00:00:01.000 --> 00:00:02.500\nFish &amp; &lt;chips&gt;" in vtt
     assert main(["convert", str(tmp_path / "a.vtt"), str(tmp_path / "b.srt")]) == 0
-    assert (tmp_path / "b.srt").read_text() == src.read_text() + "\n" or \
-        formats.load(tmp_path / "b.srt").segments == formats.load(src).segments
+    assert (tmp_path / "b.srt").read_text() == src.read_text() + "\n" or formats.load(
+        tmp_path / "b.srt"
+    ).segments == formats.load(src).segments
     assert main(["convert", str(src), str(tmp_path / "a.txt")]) == 0
     assert (tmp_path / "a.txt").read_text() == "Fish & <chips>\nBye\n"
 
@@ -257,16 +312,21 @@ def test_reads_bom_crlf_and_cp1252(tmp_path):
     assert "cp1252" in e.value.candidates and "cp1252" in str(e.value)
     assert formats.load(p, encoding="cp1252").segments[0].text == "Café – naïve"
     v = tmp_path / "x.vtt"
-    v.write_bytes(b"\xef\xbb\xbfWEBVTT\r\n\r\ncue-1\r\n00:01.000 --> 00:02.000 align:start\r\n<i>Hi</i> &amp; bye\r\n")
+    v.write_bytes(
+        b"\xef\xbb\xbfWEBVTT\r\n\r\ncue-1\r\n00:01.000 --> 00:02.000 align:start\r\n<i>Hi</i> &amp; bye\r\n"
+    )
     assert [(s.start, s.end, s.text) for s in formats.load(v).segments] == [(1000, 2000, "<i>Hi</i> & bye")]
 
 
-@pytest.mark.parametrize("name,content,line", [
-    ("a.srt", "1\n00:00:01,000 --> 00:00:02,000\nok\n\nbroken\n00:00:03 -> 00:00:04\n", 5),
-    ("b.srt", "just some words\n", 1),
-    ("d.vtt", "1\n00:00:01,000 --> 00:00:02,000\nsrt in disguise\n", 1),
-    ("e.json", '{"segments": [ {"start": 1,\n "end": }', 2),
-])
+@pytest.mark.parametrize(
+    "name,content,line",
+    [
+        ("a.srt", "1\n00:00:01,000 --> 00:00:02,000\nok\n\nbroken\n00:00:03 -> 00:00:04\n", 5),
+        ("b.srt", "just some words\n", 1),
+        ("d.vtt", "1\n00:00:01,000 --> 00:00:02,000\nsrt in disguise\n", 1),
+        ("e.json", '{"segments": [ {"start": 1,\n "end": }', 2),
+    ],
+)
 def test_malformed_files_name_the_line(tmp_path, name, content, line):
     p = tmp_path / name
     p.write_text(content)

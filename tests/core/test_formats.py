@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import srt
 import webvtt
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from subtitler.core import formats
 from subtitler.core.document import Document, Segment
@@ -20,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "subtitler", *args], capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "subtitler", *args], capture_output=True, text=True, cwd=ROOT
+    )
 
 
 # ----------------------------------------------------------------------------- WebVTT
@@ -32,8 +35,11 @@ def test_youtube_vtt_converts_to_srt_with_every_cue_and_back_to_vtt_intact(tmp_p
     assert r.returncode == 0, r.stderr
     subs = list(srt.parse((tmp_path / "out.srt").read_text()))
     assert [s.content for s in subs] == [
-        "Welcome back to the channel.", "Today we look at three ways\nto <i>cook</i> rice & beans.",
-        "First, rinse the rice.", "Second: soak it -- not for long."]
+        "Welcome back to the channel.",
+        "Today we look at three ways\nto <i>cook</i> rice & beans.",
+        "First, rinse the rice.",
+        "Second: soak it -- not for long.",
+    ]
     assert [s.start.total_seconds() for s in subs] == [0.5, 3.0, 5.5, 7.2]
     # VTT -> VTT keeps the header, styles, ids, settings and tags.
     r = cli("convert", str(src), str(tmp_path / "out.vtt"))
@@ -42,8 +48,9 @@ def test_youtube_vtt_converts_to_srt_with_every_cue_and_back_to_vtt_intact(tmp_p
     orig = webvtt.read(str(src))
     assert back.metadata == ["Kind: captions", "Language: en"]
     assert [s.text for s in back.styles] == [s.text for s in orig.styles]
-    assert [(c.identifier, str(c.settings), c.raw_text, c.start, c.end) for c in back.captions] == \
-           [(c.identifier, str(c.settings), c.raw_text, c.start, c.end) for c in orig.captions]
+    assert [(c.identifier, str(c.settings), c.raw_text, c.start, c.end) for c in back.captions] == [
+        (c.identifier, str(c.settings), c.raw_text, c.start, c.end) for c in orig.captions
+    ]
     # and it is stable from there on
     once = (tmp_path / "out.vtt").read_text()
     assert formats.dumps(formats.loads(once, "vtt"), "vtt") == once
@@ -73,20 +80,45 @@ def test_srt_block_without_time_line_is_an_error_naming_its_line(tmp_path):
 # ----------------------------------------------------------------------------- encodings
 
 TEXTS = {
-    "gb2312": ["我们今天去北京看朋友。", "这是一个测试字幕文件，请不要删除。", "你好吗？我很好，谢谢。",
-               "明天下午三点在学校门口见面。", "他说这部电影非常好看。", "请把窗户关上，外面太冷了。"],
-    "cp1251": ["Привет, как дела? Мы идём домой.", "Это проверка субтитров.", "Завтра будет солнечно и тепло.",
-               "Я не знаю, что сказать.", "Пожалуйста, закройте дверь.", "Мы встретимся в три часа."],
-    "shift_jis": ["今日は東京へ行きます。", "これは字幕のテストです。", "明日の天気はどうですか？",
-                  "ありがとうございました。", "駅まで歩いて十分です。", "この映画はとても面白い。"],
-    "cp1252": ["Café crème à la française, s'il vous plaît.", "Déjà vu, naïve façade.",
-               "Où est la bibliothèque ? Je ne sais pas.", "Il était une fois un garçon très curieux.",
-               "Ça va très bien, merci beaucoup !", "Nous sommes allés à la plage en été."],
+    "gb2312": [
+        "我们今天去北京看朋友。",
+        "这是一个测试字幕文件，请不要删除。",
+        "你好吗？我很好，谢谢。",
+        "明天下午三点在学校门口见面。",
+        "他说这部电影非常好看。",
+        "请把窗户关上，外面太冷了。",
+    ],
+    "cp1251": [
+        "Привет, как дела? Мы идём домой.",
+        "Это проверка субтитров.",
+        "Завтра будет солнечно и тепло.",
+        "Я не знаю, что сказать.",
+        "Пожалуйста, закройте дверь.",
+        "Мы встретимся в три часа.",
+    ],
+    "shift_jis": [
+        "今日は東京へ行きます。",
+        "これは字幕のテストです。",
+        "明日の天気はどうですか？",
+        "ありがとうございました。",
+        "駅まで歩いて十分です。",
+        "この映画はとても面白い。",
+    ],
+    "cp1252": [
+        "Café crème à la française, s'il vous plaît.",
+        "Déjà vu, naïve façade.",
+        "Où est la bibliothèque ? Je ne sais pas.",
+        "Il était une fois un garçon très curieux.",
+        "Ça va très bien, merci beaucoup !",
+        "Nous sommes allés à la plage en été.",
+    ],
 }
 
 
 def _srt_of(lines):
-    return "".join(f"{i + 1}\n00:00:{i:02d},000 --> 00:00:{i:02d},900\n{line}\n\n" for i, line in enumerate(lines * 3))
+    return "".join(
+        f"{i + 1}\n00:00:{i:02d},000 --> 00:00:{i:02d},900\n{line}\n\n" for i, line in enumerate(lines * 3)
+    )
 
 
 @pytest.mark.parametrize("encoding", list(TEXTS))
@@ -128,25 +160,44 @@ def test_bom_is_honoured_and_written_on_request(tmp_path):
 def test_aegisub_ass_reads_every_dialogue_and_round_trips(tmp_path):
     doc = formats.load(SUBS / "aegisub.ass")
     assert [s.text for s in doc] == [
-        "Where did you put the <i>map</i>?", "I left it on the table,\nnext to the lamp.",
-        "{\\an8\\pos(960,80)}NORTH GATE", "<b>Again?</b> That's the third time.", "{\\fad(200,200)}Sorry!"]
+        "Where did you put the <i>map</i>?",
+        "I left it on the table,\nnext to the lamp.",
+        "{\\an8\\pos(960,80)}NORTH GATE",
+        "<b>Again?</b> That's the third time.",
+        "{\\fad(200,200)}Sorry!",
+    ]
     assert doc[2].extra["ass"] == {"style": "Sign", "layer": 1}
     once = formats.dumps(doc, "ass")
-    for section in ("[Aegisub Project Garbage]", "Style: Sign,Georgia,48", "[Fonts]", "fontname: subtitler_test_0.ttf",
-                    "[Graphics]", "filename: logo.png", "Comment: 0,0:00:00.00", "{\\an8\\pos(960,80)}NORTH GATE",
-                    "{\\i1}map{\\i0}", "table,\\Nnext"):
+    for section in (
+        "[Aegisub Project Garbage]",
+        "Style: Sign,Georgia,48",
+        "[Fonts]",
+        "fontname: subtitler_test_0.ttf",
+        "[Graphics]",
+        "filename: logo.png",
+        "Comment: 0,0:00:00.00",
+        "{\\an8\\pos(960,80)}NORTH GATE",
+        "{\\i1}map{\\i0}",
+        "table,\\Nnext",
+    ):
         assert section in once
     assert formats.dumps(formats.loads(once, "ass"), "ass") == once  # byte-for-byte stable
     # ASS -> SRT: line breaks, italics kept, other overrides dropped
     r = cli("convert", str(SUBS / "aegisub.ass"), str(tmp_path / "out.srt"))
     assert r.returncode == 0, r.stderr
     subs = list(srt.parse((tmp_path / "out.srt").read_text()))
-    assert [s.content for s in subs][:3] == ["Where did you put the <i>map</i>?", "I left it on the table,\nnext to the lamp.",
-                                             "NORTH GATE"]
+    assert [s.content for s in subs][:3] == [
+        "Where did you put the <i>map</i>?",
+        "I left it on the table,\nnext to the lamp.",
+        "NORTH GATE",
+    ]
 
 
 def test_srt_to_ass_to_srt_keeps_times_and_text(tmp_path):
-    segs = [Segment(1234, 3456, "Hello <i>there</i>,\nfriend."), Segment(4000, 5010, "Second & last {not an override}")]
+    segs = [
+        Segment(1234, 3456, "Hello <i>there</i>,\nfriend."),
+        Segment(4000, 5010, "Second & last {not an override}"),
+    ]
     formats.save(Document(segs), tmp_path / "a.srt")
     assert cli("convert", str(tmp_path / "a.srt"), str(tmp_path / "a.ass")).returncode == 0
     assert cli("convert", str(tmp_path / "a.ass"), str(tmp_path / "b.srt")).returncode == 0
@@ -173,10 +224,23 @@ def test_list_formats():
 
 # ----------------------------------------------------------------------------- writers never break a file
 
-cue_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufeff"), min_size=1,
-                   max_size=60) | st.sampled_from(["a\n\nb", "x --> y", "<i>it</i> & <b>b</b>", "1\n00:00:01,000 --> 00:00:02,000",
-                                                    "{\\an8}top", "back\\Nslash", "NOTE this", "WEBVTT", "  ", "a\r\nb"])
-times = st.tuples(st.integers(-5000, 10 ** 7), st.integers(-5000, 10 ** 7))
+cue_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufeff"), min_size=1, max_size=60
+) | st.sampled_from(
+    [
+        "a\n\nb",
+        "x --> y",
+        "<i>it</i> & <b>b</b>",
+        "1\n00:00:01,000 --> 00:00:02,000",
+        "{\\an8}top",
+        "back\\Nslash",
+        "NOTE this",
+        "WEBVTT",
+        "  ",
+        "a\r\nb",
+    ]
+)
+times = st.tuples(st.integers(-5000, 10**7), st.integers(-5000, 10**7))
 
 
 def _expected(fmt: str, text: str) -> str:

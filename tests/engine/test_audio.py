@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
+from conftest import JFK
 
 from subtitler.engine import audio
 from subtitler.errors import MediaError
-
-from conftest import JFK
 
 
 def test_probe_and_load_jfk():
@@ -58,8 +57,9 @@ def test_mel_a_window_at_a_time_is_the_whole_files(monkeypatch):
     ones = LogMel(samples, 80, padding=HOP_LENGTH, gain=np.ones(len(samples) // HOP_LENGTH, np.float32))
     assert np.array_equal(ones.frames(0, 3000), whole[:3000])
     half = LogMel(samples, 80, padding=HOP_LENGTH, gain=np.full(len(samples) // HOP_LENGTH, 0.5, np.float32))
-    assert np.allclose(half.frames(0, 3000), audio.log_mel_spectrogram(samples * 0.5, 80, HOP_LENGTH)[:3000],
-                       atol=1e-6)
+    assert np.allclose(
+        half.frames(0, 3000), audio.log_mel_spectrogram(samples * 0.5, 80, HOP_LENGTH)[:3000], atol=1e-6
+    )
 
 
 def test_noise_a_gain_adds_is_taken_off_again():
@@ -79,7 +79,9 @@ def test_noise_a_gain_adds_is_taken_off_again():
         return frames[400:600].mean() - frames[50:250].mean()
 
     assert 1.9 < rise(LogMel(noise, 80, gain=gain)) < 2.1  # 20 dB
-    assert rise(LogMel(noise, 80, gain=gain, noise=floor)) < 1.2  # under 12 dB: most of the added power is gone
+    assert (
+        rise(LogMel(noise, 80, gain=gain, noise=floor)) < 1.2
+    )  # under 12 dB: most of the added power is gone
 
 
 def test_cancel_stops_decoding():
@@ -89,13 +91,16 @@ def test_cancel_stops_decoding():
         audio.load_audio(str(JFK), cancel=lambda: True)
 
 
-@pytest.mark.parametrize("name,message", [
-    ("missing.mp4", "does not exist"),
-    ("notes.mp4", "is not a media file"),
-    ("silent_video.mp4", "has no audio track"),
-    ("empty.wav", "is empty"),
-    ("truncated.mp4", "is not a media file"),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("missing.mp4", "does not exist"),
+        ("notes.mp4", "is not a media file"),
+        ("silent_video.mp4", "has no audio track"),
+        ("empty.wav", "is empty"),
+        ("truncated.mp4", "is not a media file"),
+    ],
+)
 def test_bad_inputs_raise_one_sentence(media_dir, name, message):
     with pytest.raises(MediaError) as e:
         audio.load_audio(str(media_dir / name))

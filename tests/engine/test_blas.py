@@ -54,16 +54,18 @@ def test_renamed_wheel_blas_runs_mlx_products(kind):
     paths = [p for k, p in _wheel_blas() if k == kind]
     if not paths:
         pytest.skip(f"{kind} is not installed")
-    code = ("from subtitler.engine import runtime; runtime.prepare()\n"
-            "from subtitler.engine.cpu import blas\n"
-            "import mlx.core as mx, numpy as np\n"
-            "rng = np.random.default_rng(0)\n"
-            "ok = []\n"
-            "for m, k, n in [(1, 384, 1152), (5, 384, 1536), (64, 200, 300), (3, 7, 1)]:\n"
-            "    a = rng.normal(size=(m, k)).astype(np.float32); b = rng.normal(size=(k, n)).astype(np.float32)\n"
-            "    got = np.array(mx.array(a) @ mx.array(b)); want = a.astype(np.float64) @ b\n"
-            "    ok.append(bool(np.allclose(got, want, rtol=1e-4, atol=1e-3 * np.abs(want).max())))\n"
-            "print(blas.describe()['blas'].split(':')[0], blas.forwarding(), all(ok))\n")
+    code = (
+        "from subtitler.engine import runtime; runtime.prepare()\n"
+        "from subtitler.engine.cpu import blas\n"
+        "import mlx.core as mx, numpy as np\n"
+        "rng = np.random.default_rng(0)\n"
+        "ok = []\n"
+        "for m, k, n in [(1, 384, 1152), (5, 384, 1536), (64, 200, 300), (3, 7, 1)]:\n"
+        "    a = rng.normal(size=(m, k)).astype(np.float32); b = rng.normal(size=(k, n)).astype(np.float32)\n"
+        "    got = np.array(mx.array(a) @ mx.array(b)); want = a.astype(np.float64) @ b\n"
+        "    ok.append(bool(np.allclose(got, want, rtol=1e-4, atol=1e-3 * np.abs(want).max())))\n"
+        "print(blas.describe()['blas'].split(':')[0], blas.forwarding(), all(ok))\n"
+    )
     for forward in ("1", "0"):
         env = {**os.environ, "SUBTITLER_BLAS": paths[0], "SUBTITLER_GEMV_FORWARD": forward}
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -72,19 +74,29 @@ def test_renamed_wheel_blas_runs_mlx_products(kind):
 
 def test_switch_turns_it_off():
     code = "import os; from subtitler.engine.cpu import blas as _blas; print(_blas.preload())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "SUBTITLER_BLAS": "0"}).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SUBTITLER_BLAS": "0"},
+    ).stdout.strip()
     assert out == "None"
 
 
 def test_forwarder_switch_leaves_the_blas_alone():
     from subtitler.engine.cpu import blas as _blas
 
-    code = ("import ctypes; from subtitler.engine.cpu import blas as _blas; p = _blas.preload(); "
-            "print(p, _blas.forwarding(), p is not None and _blas.mlx_sgemm_address() == "
-            "ctypes.cast(ctypes.CDLL(None).cblas_sgemm, ctypes.c_void_p).value)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "SUBTITLER_GEMV_FORWARD": "0"}).stdout.split()
+    code = (
+        "import ctypes; from subtitler.engine.cpu import blas as _blas; p = _blas.preload(); "
+        "print(p, _blas.forwarding(), p is not None and _blas.mlx_sgemm_address() == "
+        "ctypes.cast(ctypes.CDLL(None).cblas_sgemm, ctypes.c_void_p).value)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SUBTITLER_GEMV_FORWARD": "0"},
+    ).stdout.split()
     assert out[0] == str(_blas.loaded())  # the same BLAS as with the forwarder
     assert out[1] == "False"
     if _blas.loaded():
@@ -107,8 +119,19 @@ def forwarder():
 # (rows, inner, columns): one row, one column, a few rows against a right-hand matrix
 # that fits one cache block or (the last two) spans several with a ragged last one,
 # and shapes that stay with sgemm.
-SHAPES = [(1, 384, 1152), (1, 64, 1500), (1, 1500, 64), (9, 33, 1), (200, 64, 1), (5, 64, 1500),
-          (5, 384, 1536), (3, 7, 5), (16, 64, 100), (5, 1536, 1024), (5, 384, 4100)]
+SHAPES = [
+    (1, 384, 1152),
+    (1, 64, 1500),
+    (1, 1500, 64),
+    (9, 33, 1),
+    (200, 64, 1),
+    (5, 64, 1500),
+    (5, 384, 1536),
+    (3, 7, 5),
+    (16, 64, 100),
+    (5, 1536, 1024),
+    (5, 384, 4100),
+]
 
 
 LAYOUTS = ("rows", "columns", "view")
@@ -141,8 +164,12 @@ def test_forwarded_products_equal_sgemm_products(forwarder, m, k, n):
             for on in (True, False):
                 forwarder.set_forwarding(on)
                 np.testing.assert_allclose(np.array(a @ b), want, rtol=1e-4, atol=tol)
-                np.testing.assert_allclose(np.array(mx.addmm(mx.array(c_np), a, b, alpha=0.5, beta=2.0)),
-                                           0.5 * want + 2.0 * c_np, rtol=1e-4, atol=tol)
+                np.testing.assert_allclose(
+                    np.array(mx.addmm(mx.array(c_np), a, b, alpha=0.5, beta=2.0)),
+                    0.5 * want + 2.0 * c_np,
+                    rtol=1e-4,
+                    atol=tol,
+                )
             forwarder.set_forwarding(True)
 
 
@@ -182,6 +209,8 @@ def test_host_products_read_and_write_row_strided_views():
         view = rows[:, 128 * f : 128 * f + 256]  # rows 640 floats apart: not copied
         got = _blas.product(view, w, out=out[:, f])
         assert got is not None and np.shares_memory(got, out)
-        np.testing.assert_allclose(out[:, f], view.astype(np.float64) @ w.T.astype(np.float64), rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(
+            out[:, f], view.astype(np.float64) @ w.T.astype(np.float64), rtol=1e-4, atol=1e-3
+        )
     plain = _blas.product(rows[:, :256].copy(), w)
     np.testing.assert_allclose(plain, out[:, 0], rtol=1e-5, atol=1e-4)

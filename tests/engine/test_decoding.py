@@ -11,7 +11,9 @@ from subtitler.engine.whisper.tokenizer import get_tokenizer
 N_VOCAB = 51864  # tiny.en
 
 
-def reference_mask(logits: np.ndarray, history: list[list[int]], tok, suppress, max_initial: int) -> np.ndarray:
+def reference_mask(
+    logits: np.ndarray, history: list[list[int]], tok, suppress, max_initial: int
+) -> np.ndarray:
     """openai/whisper's SuppressBlank, SuppressTokens and ApplyTimestampRules, one
     sequence at a time, written as plainly as the original."""
     tb, eot = tok.timestamp_begin, tok.eot
@@ -48,8 +50,16 @@ def test_timestamp_rules_match_the_per_sequence_reference_along_sampled_paths(xp
     tok = get_tokenizer(False)
     tb = tok.timestamp_begin
     suppress = sorted(set(tok.non_speech_tokens) | {tok.sot, tok.sot_prev, tok.transcribe, tok.translate})
-    rules = LogitRules(tok, N_VOCAB, sample_begin=1, suppress=suppress, suppress_blank=True,
-                       timestamps=True, max_initial_timestamp_index=50, xp=xp)
+    rules = LogitRules(
+        tok,
+        N_VOCAB,
+        sample_begin=1,
+        suppress=suppress,
+        suppress_blank=True,
+        timestamps=True,
+        max_initial_timestamp_index=50,
+        xp=xp,
+    )
     rng = np.random.default_rng(7)
     n = 6
     history: list[list[int]] = [[] for _ in range(n)]
@@ -91,6 +101,7 @@ def test_rows_sharing_the_prompt_decode_as_rows_with_their_own_copy(model):
     (``attend_after`` in MLX, the prefix of the C step): they must decode exactly as
     rows that each carry a copy, and the C step as MLX does."""
     from conftest import LS
+
     from subtitler.engine import audio
     from subtitler.engine.cpu.backend import CpuBackend
     from subtitler.engine.whisper.backend import MlxBackend, MlxSteps, backend_for
@@ -103,7 +114,9 @@ def test_rows_sharing_the_prompt_decode_as_rows_with_their_own_copy(model):
 
     class CopiedSteps(MlxSteps):
         def __init__(self, decoder, cross_kv, initial_cache, n):
-            super().__init__(decoder, cross_kv, [(mx.repeat(k, n, 0), mx.repeat(v, n, 0)) for k, v in initial_cache], 1)
+            super().__init__(
+                decoder, cross_kv, [(mx.repeat(k, n, 0), mx.repeat(v, n, 0)) for k, v in initial_cache], 1
+            )
 
     cpu = backend_for(model)
     cpu = cpu if isinstance(cpu, CpuBackend) and cpu.step_kernel is not None else None
@@ -114,7 +127,10 @@ def test_rows_sharing_the_prompt_decode_as_rows_with_their_own_copy(model):
             backend.steps_class = steps
         return DecodingTask(model, tok, options, backend=backend).run(cross, "en")
 
-    for options in (DecodingOptions(beam_size=5, prompt=prompt), DecodingOptions(temperature=0.7, best_of=3, prompt=prompt)):
+    for options in (
+        DecodingOptions(beam_size=5, prompt=prompt),
+        DecodingOptions(temperature=0.7, best_of=3, prompt=prompt),
+    ):
         shared, copied = decode(options, MlxSteps), decode(options, CopiedSteps)
         assert shared.tokens == copied.tokens and len(shared.tokens) > 10
         assert abs(shared.sum_logprob - copied.sum_logprob) < 1e-3

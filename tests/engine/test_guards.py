@@ -30,7 +30,9 @@ def test_a_third_identical_segment_in_a_row_loops_across_windows_and_two_do_not(
     assert guards.looping(["Hello?", "Hello."]) == []  # two hellos were said
     assert guards.looping(["I'm a girl.", "I'm a girl.", "I'm a girl.", "Fine."]) == [2]
     # The window before ended on two of them: this window's first is the third.
-    assert guards.looping(["I'm a girl.", "How are you?"], before=["No.", "I'm a girl.", "I'm a girl."]) == [0]
+    assert guards.looping(["I'm a girl.", "How are you?"], before=["No.", "I'm a girl.", "I'm a girl."]) == [
+        0
+    ]
     # A loop inside one segment, whatever came before.
     assert guards.looping(["Fine.", "Oh, she can. Oh, she can. Oh, she can."]) == [1]
     # A dropped repeat does not count towards the next run.
@@ -38,48 +40,71 @@ def test_a_third_identical_segment_in_a_row_loops_across_windows_and_two_do_not(
 
 
 def result(tokens=(), avg_logprob=-0.2, compression_ratio=1.5, no_speech_prob=0.0, temperature=0.0):
-    return SimpleNamespace(tokens=list(tokens), avg_logprob=avg_logprob, compression_ratio=compression_ratio,
-                           no_speech_prob=no_speech_prob, temperature=temperature)
+    return SimpleNamespace(
+        tokens=list(tokens),
+        avg_logprob=avg_logprob,
+        compression_ratio=compression_ratio,
+        no_speech_prob=no_speech_prob,
+        temperature=temperature,
+    )
 
 
 def test_decode_with_fallback_retries_a_loop_without_the_prompt_and_keeps_the_first_that_passes():
     calls = []
-    outcomes = {0.0: (result(temperature=0.0), 2), 0.2: (result(temperature=0.2), 0), 0.4: (result(temperature=0.4), 0)}
+    outcomes = {
+        0.0: (result(temperature=0.0), 2),
+        0.2: (result(temperature=0.2), 0),
+        0.4: (result(temperature=0.4), 0),
+    }
 
     def decode(t, with_prompt):
         calls.append((t, with_prompt))
         return outcomes[t][0]
 
-    chosen = decode_with_fallback(decode, (0.0, 0.2, 0.4), TranscribeOptions(), lambda r: outcomes[r.temperature][1])
+    chosen = decode_with_fallback(
+        decode, (0.0, 0.2, 0.4), TranscribeOptions(), lambda r: outcomes[r.temperature][1]
+    )
     assert chosen.temperature == 0.2
     assert calls == [(0.0, True), (0.2, False)]  # the retry drops the previous text a loop feeds on
 
 
 def test_decode_with_fallback_keeps_the_decode_with_the_fewest_loops_when_all_loop():
     loops = {0.0: 3, 0.2: 1, 0.4: 2}
-    chosen = decode_with_fallback(lambda t, p: result(temperature=t), (0.0, 0.2, 0.4), TranscribeOptions(),
-                                  lambda r: loops[r.temperature])
+    chosen = decode_with_fallback(
+        lambda t, p: result(temperature=t),
+        (0.0, 0.2, 0.4),
+        TranscribeOptions(),
+        lambda r: loops[r.temperature],
+    )
     assert chosen.temperature == 0.2
 
 
 def test_decode_with_fallback_falls_back_on_whisper_checks_as_before():
-    rs = [result(compression_ratio=3.0, temperature=0.0), result(avg_logprob=-1.5, temperature=0.2),
-          result(temperature=0.4)]
-    chosen = decode_with_fallback(lambda t, p: rs[int(t * 5)], (0.0, 0.2, 0.4), TranscribeOptions(), lambda r: 0)
+    rs = [
+        result(compression_ratio=3.0, temperature=0.0),
+        result(avg_logprob=-1.5, temperature=0.2),
+        result(temperature=0.4),
+    ]
+    chosen = decode_with_fallback(
+        lambda t, p: rs[int(t * 5)], (0.0, 0.2, 0.4), TranscribeOptions(), lambda r: 0
+    )
     assert chosen.temperature == 0.4
     silent = result(avg_logprob=-1.5, no_speech_prob=0.9)
     assert not needs_fallback(silent, TranscribeOptions())  # silence is not retried
 
 
-@pytest.mark.parametrize("tokens, pieces, advance", [
-    # two segments, the window ends on a pair of timestamps: seek to the last one
-    ([100, 1, 2, 150, 150, 3, 4, 250, 250], [(0.0, 1.0), (1.0, 3.0)], 150),
-    # the window ends on a single timestamp: the whole window is consumed
-    ([100, 1, 2, 150, 150, 3, 4, 250], [(0.0, 1.0), (1.0, 3.0)], None),
-    # no pair: one segment up to the last timestamp
-    ([100, 1, 2, 3], [(0.0, 30.0)], None),
-    ([100, 1, 2, 3, 180], [(0.0, 1.6)], None),
-])
+@pytest.mark.parametrize(
+    "tokens, pieces, advance",
+    [
+        # two segments, the window ends on a pair of timestamps: seek to the last one
+        ([100, 1, 2, 150, 150, 3, 4, 250, 250], [(0.0, 1.0), (1.0, 3.0)], 150),
+        # the window ends on a single timestamp: the whole window is consumed
+        ([100, 1, 2, 150, 150, 3, 4, 250], [(0.0, 1.0), (1.0, 3.0)], None),
+        # no pair: one segment up to the last timestamp
+        ([100, 1, 2, 3], [(0.0, 30.0)], None),
+        ([100, 1, 2, 3, 180], [(0.0, 1.6)], None),
+    ],
+)
 def test_split_by_timestamps(tokens, pieces, advance):
     got, adv = split_by_timestamps(tokens, 100, 10.0, 30.0, 0.02)
     assert [(round(p.start - 10.0, 3), round(p.end - 10.0, 3)) for p in got] == pieces
@@ -106,7 +131,9 @@ def test_a_clip_that_loops_is_retried_and_what_still_repeats_is_dropped(model):
     phrase, gap = voice[int(1.6 * 16000) : int(3.4 * 16000)], np.zeros(int(0.9 * 16000), np.float32)
     clip = np.concatenate([gap] + [np.concatenate([phrase, gap]) for _ in range(8)])
 
-    unguarded = [s.text for s in transcribe(model, clip, TranscribeOptions(word_timestamps=True, vad_guards=False))]
+    unguarded = [
+        s.text for s in transcribe(model, clip, TranscribeOptions(word_timestamps=True, vad_guards=False))
+    ]
     assert any(guards.repeated_phrase(t) for t in unguarded), unguarded  # it loops without the guard
 
     guarded = [s.text for s in transcribe(model, clip, TranscribeOptions(word_timestamps=True))]
@@ -121,7 +148,9 @@ def test_confidence_over_reads_only_the_tokens_of_pieces_in_the_spans():
     pieces = [Piece(0.0, 2.0, [100, 1, 2, 200]), Piece(2.0, 4.0, [200, 3, 4, 300])]
     r = result(tokens=[100, 1, 2, 200, 200, 3, 4, 300], avg_logprob=-0.5)
     r.token_logprobs = [0.0, -0.1, -0.3, 0.0, 0.0, -1.0, -2.0, 0.0]
-    assert confidence_over(r, pieces, [(2.5, 3.0)], 100) == pytest.approx(-1.5)  # the second piece's text tokens
+    assert confidence_over(r, pieces, [(2.5, 3.0)], 100) == pytest.approx(
+        -1.5
+    )  # the second piece's text tokens
     assert confidence_over(r, pieces, [(0.5, 3.0)], 100) == pytest.approx(-0.85)
     assert confidence_over(r, pieces, [(9.0, 9.5)], 100) == -0.5  # no piece there: the window's average
     r.token_logprobs = None  # beam search keeps none

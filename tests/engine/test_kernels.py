@@ -28,7 +28,9 @@ def kernels(request, monkeypatch):
         if lib is None:
             built = list(Path(cpu_ops.__file__).parent.glob("_kernels*.so"))
             compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
-            assert not (shutil.which(compiler) and not built), "a C compiler is here but _kernels was not built"
+            assert not (shutil.which(compiler) and not built), (
+                "a C compiler is here but _kernels was not built"
+            )
             pytest.skip("subtitler.engine.cpu._kernels was not built (no C compiler at install)")
     else:
         monkeypatch.setattr(native, "_lib", False)
@@ -40,7 +42,9 @@ def test_exp_rows_are_accurate_and_sum(kernels):
     a = np.concatenate([rng.uniform(-80, 10, (6, 3000)), np.full((1, 3000), -np.inf)]).astype(np.float32)
     a[2, ::7] = -np.inf
     rows = a[:, :2999]  # a view: the row stride is not the row length
-    shifted = rows - np.nan_to_num(rows.max(axis=1, keepdims=True), neginf=0.0)  # rounded to float32 as the kernels do
+    shifted = rows - np.nan_to_num(
+        rows.max(axis=1, keepdims=True), neginf=0.0
+    )  # rounded to float32 as the kernels do
     want = np.exp(shifted.astype(np.float64))
     last_column = a[:, 2999].copy()
     sums = cpu_ops._exp_rows_inplace(rows)  # in place, on the view
@@ -67,7 +71,10 @@ def test_logsumexp_matches_mlx_including_masked_rows():
     x = rng.normal(0, 6, (4, 51864)).astype(np.float32)
     x[1, ::3] = -np.inf
     x[3] = -np.inf  # a fully masked row stays -inf
-    a, b = np.array(cpu_ops.logsumexp(mx.array(x))), np.array(mx.logsumexp(mx.array(x), axis=-1, keepdims=True))
+    a, b = (
+        np.array(cpu_ops.logsumexp(mx.array(x))),
+        np.array(mx.logsumexp(mx.array(x), axis=-1, keepdims=True)),
+    )
     exact = np.log(np.exp(x[:3].astype(np.float64)).sum(axis=-1, keepdims=True))
     assert np.abs(a[:3] - exact).max() < 5e-6  # MLX's own is 2e-5 off here
     assert np.abs(a[:3] - b[:3]).max() < 1e-4
@@ -85,14 +92,17 @@ def test_long_attention_matches_mlx(masked, d64, kernels, monkeypatch):
     monkeypatch.setattr(cpu_ops, "_attention_heads", _spy(cpu_ops._attention_heads, used))
     monkeypatch.setattr(cpu_ops, "D64_KERNEL", d64)
     rng = np.random.default_rng(2)
-    t, s, h, d = 301, 301, 6, 64
+    t, h, d = 301, 6, 64
     fused = mx.array(rng.normal(0, 2, (1, t, 3 * h * d)).astype(np.float32))
     q, k, v = (part.reshape(1, t, h, d).transpose(0, 2, 1, 3) for part in mx.split(fused, 3, axis=-1))
     mask = nn.MultiHeadAttention.create_additive_causal_mask(t) if masked else None
     scores = (q * 0.125) @ k.swapaxes(-1, -2)
     want = mx.softmax(scores if mask is None else scores + mask, axis=-1, precise=True) @ v
     want = want.transpose(0, 2, 1, 3).reshape(1, t, -1)
-    for kt, vv in ((k.swapaxes(-1, -2), v), (mx.contiguous(k.swapaxes(-1, -2)), mx.contiguous(v.swapaxes(-1, -2)).swapaxes(-1, -2))):
+    for kt, vv in (
+        (k.swapaxes(-1, -2), v),
+        (mx.contiguous(k.swapaxes(-1, -2)), mx.contiguous(v.swapaxes(-1, -2)).swapaxes(-1, -2)),
+    ):
         got = cpu_ops.attention(q, kt, vv, 0.125, mask)
         assert got.shape == (1, t, h * d)
         assert mx.abs(got - want).max().item() < 1e-4
@@ -121,9 +131,30 @@ def test_long_attention_avx512_build_gives_the_avx2_values(masked):
         for panel in (16, 32):
             lib.attention_d64_panel(panel)
             out = np.empty((t, h * 64), np.float32)
-            assert lib.attention_d64(h, t, s, 0.125, q.ctypes.data, 64, h * 64, kt.ctypes.data, 64 * s, s, 1,
-                                     vt.ctypes.data, 64 * s, s, 1, out.ctypes.data, h * 64,
-                                     None if mask is None else mask.ctypes.data, 2) == native.OK
+            assert (
+                lib.attention_d64(
+                    h,
+                    t,
+                    s,
+                    0.125,
+                    q.ctypes.data,
+                    64,
+                    h * 64,
+                    kt.ctypes.data,
+                    64 * s,
+                    s,
+                    1,
+                    vt.ctypes.data,
+                    64 * s,
+                    s,
+                    1,
+                    out.ctypes.data,
+                    h * 64,
+                    None if mask is None else mask.ctypes.data,
+                    2,
+                )
+                == native.OK
+            )
             outs.append(out)
     finally:
         lib.attention_d64_panel(0)
@@ -140,13 +171,17 @@ def _spy(fn, calls: list):
     def wrapper(*args, **kwargs):
         calls.append(1)
         return fn(*args, **kwargs)
+
     return wrapper
 
 
 def test_layer_norm_matches_mlx(kernels):
     rng = np.random.default_rng(7)
     norm = nn.LayerNorm(384)
-    norm.weight, norm.bias = mx.array(rng.normal(1, 0.3, 384).astype(np.float32)), mx.array(rng.normal(0, 0.3, 384).astype(np.float32))
+    norm.weight, norm.bias = (
+        mx.array(rng.normal(1, 0.3, 384).astype(np.float32)),
+        mx.array(rng.normal(0, 0.3, 384).astype(np.float32)),
+    )
     x = mx.array((rng.normal(0, 3, (1, 1500, 384)) + rng.normal(0, 5, (1, 1500, 1))).astype(np.float32))
     got, want = cpu_ops.layer_norm(x, norm), norm(x)
     assert got.shape == want.shape
@@ -155,7 +190,9 @@ def test_layer_norm_matches_mlx(kernels):
 
 def test_half_logits_are_the_float32_product(kernels):
     rng = np.random.default_rng(8)
-    table = mx.array(rng.normal(0, 0.05, (5003, 384)).astype(np.float16).astype(np.float32))  # exact in float16
+    table = mx.array(
+        rng.normal(0, 0.05, (5003, 384)).astype(np.float16).astype(np.float32)
+    )  # exact in float16
     half = cpu_ops.half_table(table)
     if kernels != "c":  # the float16 table needs the x86 build (F16C)
         assert half is None
@@ -221,6 +258,7 @@ def test_decoding_steps_by_the_c_kernel_match_mlx(model, rows):
 def _jfk_window() -> mx.array:
     """The first (only) window of jfk.flac's log-mel, (1, 3000, 80)."""
     from conftest import JFK
+
     from subtitler.engine import audio
 
     mel = audio.log_mel_spectrogram(audio.load_audio(str(JFK)), 80, padding=audio.HOP_LENGTH)
@@ -241,6 +279,7 @@ def test_encoder_blocks_by_the_c_kernel_match_mlx(model):
     """The encoder by ``cpu_blocks`` (its stem and its blocks) against MLX on a real
     window: the same audio features (to float32 rounding)."""
     from conftest import JFK
+
     from subtitler.engine import audio
 
     backend = _cpu_backend(model)
@@ -296,8 +335,12 @@ def test_median_filter_in_c_is_numpys(kernels):
         x = rng.random(shape, dtype=np.float32)
         x[..., 1:3] = x[..., :1]
         got = timing._median_filter(x, 7)
-        expected = np.sort(np.lib.stride_tricks.sliding_window_view(
-            np.pad(x, [(0, 0), (0, 0), (3, 3)], mode="reflect"), 7, axis=-1), axis=-1)[..., 3]
+        expected = np.sort(
+            np.lib.stride_tricks.sliding_window_view(
+                np.pad(x, [(0, 0), (0, 0), (3, 3)], mode="reflect"), 7, axis=-1
+            ),
+            axis=-1,
+        )[..., 3]
         assert np.array_equal(got, expected)
 
 
@@ -324,10 +367,10 @@ def test_stft_by_fft_gives_the_model_s_magnitudes(monkeypatch, chunks, threads):
     """The speech detector's STFT by FFT (16 chunks a pass, any count, split over
     threads) against the model's own products with its windowed DFT basis, over real
     speech, the reflected end of every chunk's row included."""
+    from conftest import LS
+
     from subtitler.engine import silero
     from subtitler.engine.audio import load_audio
-
-    from conftest import LS
 
     lib = native.library()
     if lib is None:
@@ -335,8 +378,17 @@ def test_stft_by_fft_gives_the_model_s_magnitudes(monkeypatch, chunks, threads):
     audio = np.zeros(silero.CONTEXT + chunks * silero.CHUNK, np.float32)  # the context, then the chunks
     audio[silero.CONTEXT :] = load_audio(str(LS))[: chunks * silero.CHUNK]
     got = np.full((chunks, silero.FRAMES * 129), np.nan, np.float32)
-    lib.stft_magnitudes_fft(audio.ctypes.data, chunks, silero.CHUNK, silero.CHUNK + silero.CONTEXT, silero.FRAMES,
-                            silero.HOP, silero._window().ctypes.data, got.ctypes.data, threads)
+    lib.stft_magnitudes_fft(
+        audio.ctypes.data,
+        chunks,
+        silero.CHUNK,
+        silero.CHUNK + silero.CONTEXT,
+        silero.FRAMES,
+        silero.HOP,
+        silero._window().ctypes.data,
+        got.ctypes.data,
+        threads,
+    )
     monkeypatch.setattr(native, "_lib", False)
     want = silero._magnitudes(audio, chunks)
     assert want.max() > 1.0  # speech, not silence

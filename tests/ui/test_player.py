@@ -15,9 +15,29 @@ def videos(tmp_path_factory, ffmpeg):
     """Solid red 16:9 and 4:3 videos with a tone: the picture is red, a letterbox black."""
     d = tmp_path_factory.mktemp("videos")
     for name, size in (("wide", "320x180"), ("square", "320x240")):
-        subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-f", "lavfi", "-i", f"color=c=red:s={size}:r=25:d=6",
-                        "-f", "lavfi", "-i", "sine=frequency=440:duration=6", "-shortest", "-c:v", "mpeg4",
-                        "-c:a", "aac", str(d / f"{name}.mp4")], check=True)
+        subprocess.run(
+            [
+                ffmpeg,
+                "-y",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                f"color=c=red:s={size}:r=25:d=6",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=6",
+                "-shortest",
+                "-c:v",
+                "mpeg4",
+                "-c:a",
+                "aac",
+                str(d / f"{name}.mp4"),
+            ],
+            check=True,
+        )
     return d
 
 

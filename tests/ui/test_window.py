@@ -5,12 +5,11 @@ from pathlib import Path
 
 import pytest
 import srt
+from conftest import JFK, JFK_TEXT, normalize
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QProgressBar, QTableView
 
 from subtitler.core import formats
-
-from conftest import JFK, JFK_TEXT, normalize
 
 
 @pytest.fixture
@@ -37,9 +36,32 @@ def long_mp4(media_dir, ffmpeg):
     inputs = [a for c in clips for a in ("-i", str(c))]
     pads = ";".join(f"[{i + 1}:a]aresample=16000,apad=pad_dur=14[a{i}]" for i in range(len(clips)))
     graph = pads + ";" + "".join(f"[a{i}]" for i in range(len(clips))) + f"concat=n={len(clips)}:v=0:a=1[a]"
-    subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=gray:s=160x120:r=5",
-                    *inputs, "-filter_complex", graph, "-map", "0:v", "-map", "[a]", "-shortest",
-                    "-c:v", "mpeg4", "-c:a", "aac", str(out)], check=True)
+    subprocess.run(
+        [
+            ffmpeg,
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:s=160x120:r=5",
+            *inputs,
+            "-filter_complex",
+            graph,
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-shortest",
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "aac",
+            str(out),
+        ],
+        check=True,
+    )
     return out
 
 
@@ -96,6 +118,7 @@ def test_edit_end_time_changes_export_and_undo_restores(qtbot, window, media_dir
     idx = w.model.index(0, 2)
     new_end = before[0].end.total_seconds() * 1000 - 250
     from subtitler.core.timecode import format_ms
+
     assert w.model.setData(idx, format_ms(int(new_end)))
     assert w.model.data(idx) == format_ms(int(new_end))
     w.export_to(str(out))
@@ -198,6 +221,7 @@ def test_import_and_autosave_recovery(qtbot, window, tmp_path):
     w.find_replace("Imported", "Recovered")
     w.autosave()
     from ui.main_window import MainWindow
+
     w2 = MainWindow()
     w2.confirm_close = False
     qtbot.addWidget(w2)
@@ -230,9 +254,8 @@ def test_overlay_follows_the_playhead(qtbot, window):
 def test_model_download_reports_progress_and_cancels(monkeypatch):
     """The worker's download callback feeds the progress bar and stops on cancel."""
     from subtitler.errors import Cancelled
-    from ui.transcription import TranscribeWorker
-
     from subtitler.pipeline import Settings
+    from ui.transcription import TranscribeWorker
 
     w = TranscribeWorker("x.mp4", Settings(model="small.en"), {})
     seen = []
@@ -312,8 +335,22 @@ def test_window_and_cli_give_identical_subtitles(qtbot, window, long_mp4, tmp_pa
     status, _ = transcribe(qtbot, w)
     assert status == "done"
     w.export_to(str(tmp_path / "window.srt"))
-    r = subprocess.run([sys.executable, "-m", "subtitler", "transcribe", str(long_mp4), "--model", "tiny.en",
-                        "-o", str(tmp_path / "cli.srt"), "-q"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "subtitler",
+            "transcribe",
+            str(long_mp4),
+            "--model",
+            "tiny.en",
+            "-o",
+            str(tmp_path / "cli.srt"),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     window_srt, cli_srt = (tmp_path / "window.srt").read_text(), (tmp_path / "cli.srt").read_text()
     assert len(list(srt.parse(cli_srt))) >= 4
@@ -332,9 +369,16 @@ def test_import_and_export_ass(qtbot, window, tmp_path):
     assert w.model.setData(w.model.index(0, 5), "Where is the <i>map</i>?")
     assert w.export_to(str(tmp_path / "out.ass"))
     script = (tmp_path / "out.ass").read_text()
-    assert "Where is the {\\i1}map{\\i0}?" in script and "Style: Sign,Georgia,48" in script and "[Fonts]" in script
+    assert (
+        "Where is the {\\i1}map{\\i0}?" in script
+        and "Style: Sign,Georgia,48" in script
+        and "[Fonts]" in script
+    )
     assert w.export_to(str(tmp_path / "out.srt"))
-    assert "NORTH GATE" in (tmp_path / "out.srt").read_text() and "\\an8" not in (tmp_path / "out.srt").read_text()
+    assert (
+        "NORTH GATE" in (tmp_path / "out.srt").read_text()
+        and "\\an8" not in (tmp_path / "out.srt").read_text()
+    )
 
 
 def test_import_asks_for_an_unclear_encoding(qtbot, window, tmp_path):

@@ -13,8 +13,9 @@ Reading detects the text encoding (``encoding``); writing is UTF-8 and atomic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 from subtitler.core.document import Document
 from subtitler.core.formats import ass, plain, subrip, vtt
@@ -46,14 +47,17 @@ READABLE = tuple(k for k, f in FORMATS.items() if f.read)
 def format_of(path) -> str:
     ext = Path(path).suffix.lower().lstrip(".")
     if ext not in FORMATS:
-        raise SubtitleFileError(f"Unknown subtitle format '.{ext}': use one of {', '.join('.' + f for f in FORMATS)}.")
+        raise SubtitleFileError(
+            f"Unknown subtitle format '.{ext}': use one of {', '.join('.' + f for f in FORMATS)}."
+        )
     return ext
 
 
 def list_formats() -> str:
     """One line per format: extension, name, and whether we read and write it."""
-    return "\n".join(f".{ext:<5} {f.name:<28} {'read and write' if f.read else 'write only'}"
-                     for ext, f in FORMATS.items())
+    return "\n".join(
+        f".{ext:<5} {f.name:<28} {'read and write' if f.read else 'write only'}" for ext, f in FORMATS.items()
+    )
 
 
 def dialog_filter(for_reading: bool) -> str:
@@ -80,7 +84,9 @@ class Loaded(NamedTuple):
     skipped: list[int]  # lines of SRT blocks skipped for having no time line
 
 
-def read_file(path, fmt: Optional[str] = None, encoding: Optional[str] = None, skip_bad: bool = False) -> Loaded:
+def read_file(
+    path, fmt: Optional[str] = None, encoding: Optional[str] = None, skip_bad: bool = False
+) -> Loaded:
     """Read a subtitle file; with ``skip_bad``, SRT blocks without a time line are
     skipped (and their lines reported) instead of refusing the file."""
     fmt = fmt or format_of(path)

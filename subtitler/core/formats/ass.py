@@ -17,7 +17,15 @@ from subtitler.core.formats.subrip import times
 from subtitler.errors import SubtitleFileError
 
 _EVENT_FIELDS = ("style", "layer", "name", "marginl", "marginr", "marginv", "effect")
-_DEFAULTS = {"style": "Default", "layer": 0, "name": "", "marginl": 0, "marginr": 0, "marginv": 0, "effect": ""}
+_DEFAULTS = {
+    "style": "Default",
+    "layer": 0,
+    "name": "",
+    "marginl": 0,
+    "marginr": 0,
+    "marginv": 0,
+    "effect": "",
+}
 
 
 def read(text: str) -> Document:
@@ -32,7 +40,9 @@ def read(text: str) -> Document:
         if e.is_comment:
             continue
         extra = {k: getattr(e, k) for k in _EVENT_FIELDS if getattr(e, k) != _DEFAULTS[k]}
-        segments.append(Segment(e.start, e.end, markup.from_ass(e.text), extra={"ass": extra} if extra else {}))
+        segments.append(
+            Segment(e.start, e.end, markup.from_ass(e.text), extra={"ass": extra} if extra else {})
+        )
     subs.events = [e for e in subs.events if e.is_comment]
     doc = Document(segments)
     doc.header["ass"] = {"script": subs.to_string("ass")}
@@ -42,13 +52,20 @@ def read(text: str) -> Document:
 def _new_script(video_size) -> pysubs2.SSAFile:
     width, height = video_size or (1920, 1080)
     subs = pysubs2.SSAFile()
-    subs.info.update({"PlayResX": str(width), "PlayResY": str(height), "ScaledBorderAndShadow": "yes",
-                      "WrapStyle": "0"})
+    subs.info.update(
+        {"PlayResX": str(width), "PlayResY": str(height), "ScaledBorderAndShadow": "yes", "WrapStyle": "0"}
+    )
     scale = height / 1080
     subs.styles["Default"] = pysubs2.SSAStyle(
-        fontname="Arial", fontsize=round(54 * scale), outline=round(2.5 * scale, 1), shadow=round(1.0 * scale, 1),
-        marginl=round(90 * scale), marginr=round(90 * scale), marginv=round(50 * scale),
-        alignment=pysubs2.Alignment.BOTTOM_CENTER)
+        fontname="Arial",
+        fontsize=round(54 * scale),
+        outline=round(2.5 * scale, 1),
+        shadow=round(1.0 * scale, 1),
+        marginl=round(90 * scale),
+        marginr=round(90 * scale),
+        marginv=round(50 * scale),
+        alignment=pysubs2.Alignment.BOTTOM_CENTER,
+    )
     return subs
 
 

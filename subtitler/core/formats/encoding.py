@@ -20,14 +20,36 @@ from subtitler.errors import EncodingUnclear, SubtitleFileError
 
 # What detection chooses from: Western and Central European, Cyrillic, Greek, Arabic,
 # Simplified and Traditional Chinese, Japanese and Korean legacy encodings.
-CANDIDATES = ("cp1252", "iso8859_15", "cp1250", "iso8859_2", "cp1251", "koi8_r", "iso8859_5", "cp1253",
-              "iso8859_7", "cp1254", "cp1256", "iso8859_6", "cp1255", "gb18030", "big5", "cp932", "euc_jp",
-              "euc_kr")
+CANDIDATES = (
+    "cp1252",
+    "iso8859_15",
+    "cp1250",
+    "iso8859_2",
+    "cp1251",
+    "koi8_r",
+    "iso8859_5",
+    "cp1253",
+    "iso8859_7",
+    "cp1254",
+    "cp1256",
+    "iso8859_6",
+    "cp1255",
+    "gb18030",
+    "big5",
+    "cp932",
+    "euc_jp",
+    "euc_kr",
+)
 MAX_CHAOS = 0.2  # charset-normalizer's "mess" of the best reading, at most
 MARGIN = 0.02  # how clearly the best reading must beat a different runner-up
 
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 def detect(data: bytes) -> str:
@@ -44,8 +66,11 @@ def detect(data: bytes) -> str:
 
     found = [m for m in from_bytes(data, cp_isolation=list(CANDIDATES)) if m.chaos <= MAX_CHAOS]
     if not found:
-        raise EncodingUnclear("The text encoding cannot be told: it reads as none of the usual subtitle "
-                              "encodings. Give it with --encoding (for example cp1251, gb18030, cp932).", CANDIDATES)
+        raise EncodingUnclear(
+            "The text encoding cannot be told: it reads as none of the usual subtitle "
+            "encodings. Give it with --encoding (for example cp1251, gb18030, cp932).",
+            CANDIDATES,
+        )
     best = found[0]
     for other in found[1:]:
         if str(other) == str(best):
@@ -53,8 +78,11 @@ def detect(data: bytes) -> str:
         if best.chaos + MARGIN <= other.chaos or best.coherence >= other.coherence + MARGIN:
             break
         names = tuple(m.encoding for m in found[:4])
-        raise EncodingUnclear(f"The text encoding is not clear: it may be {', '.join(names)}. "
-                              f"Give it with --encoding (or pick it in the import dialog).", names)
+        raise EncodingUnclear(
+            f"The text encoding is not clear: it may be {', '.join(names)}. "
+            f"Give it with --encoding (or pick it in the import dialog).",
+            names,
+        )
     return best.encoding
 
 

@@ -15,7 +15,9 @@ import re
 STYLE_TAG = re.compile(r"</?[ibu]>")
 FONT_TAG = re.compile(r"</?font(?:\s[^>]*)?>", re.I)
 # WebVTT's cue tags: classes, voice, language, ruby, and timestamps.
-VTT_TAG = re.compile(r"</?(?:[ibu]|c|v|lang|ruby|rt)(?:\.[^\s>.]+)*(?:[ \t][^>\n]*)?>|<(?:\d+:)?\d{2}:\d{2}\.\d{3}>")
+VTT_TAG = re.compile(
+    r"</?(?:[ibu]|c|v|lang|ruby|rt)(?:\.[^\s>.]+)*(?:[ \t][^>\n]*)?>|<(?:\d+:)?\d{2}:\d{2}\.\d{3}>"
+)
 ASS_BLOCK = re.compile(r"\{\\[^{}]*\}")  # an override block: starts with a backslash
 
 
@@ -74,6 +76,7 @@ _ASS_BACKSLASH = re.compile(r"\\(?=[Nnh])")  # outside blocks only \N, \n and \h
 def from_ass(text: str) -> str:
     """ASS event text to cue text: \\N and \\n are line breaks, \\h a no-break
     space; {\\i1}/{\\i0} (and \\b, \\u) become <i>/</i>; other overrides stay."""
+
     def block(m: re.Match) -> str:
         inner = m[0][1:-1]
         styles = "".join(f"<{'' if on == '1' else '/'}{tag}>" for tag, on in _ASS_STYLE.findall(inner))
@@ -92,7 +95,9 @@ def from_ass(text: str) -> str:
 def to_ass(text: str) -> str:
     """Cue text to ASS event text: styles as overrides, line breaks as \\N; VTT-only
     tags and <font> go. A backslash that would read as \\N, \\n or \\h is shown as ⧵."""
-    text = clean_lines(FONT_TAG.sub("", re.sub(VTT_TAG, lambda m: m[0] if STYLE_TAG.fullmatch(m[0]) else "", text)))
+    text = clean_lines(
+        FONT_TAG.sub("", re.sub(VTT_TAG, lambda m: m[0] if STYLE_TAG.fullmatch(m[0]) else "", text))
+    )
     out, last = [], 0
     for m in ASS_BLOCK.finditer(text):
         out += [_ASS_BACKSLASH.sub("\u29f5", text[last : m.start()]), m[0]]

@@ -16,12 +16,26 @@ def write_txt(doc: Document) -> str:
 
 def document_to_dict(doc: Document) -> dict:
     data = {
-        "media": doc.media_path, "model": doc.model, "language": doc.language,
+        "media": doc.media_path,
+        "model": doc.model,
+        "language": doc.language,
         "segments": [
-            {"start": s.start, "end": s.end, "text": s.text,
-             **({"words": [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
-                           for w in s.words]} if s.words else {}),
-             **({"extra": s.extra} if s.extra else {})}
+            {
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                **(
+                    {
+                        "words": [
+                            {"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
+                            for w in s.words
+                        ]
+                    }
+                    if s.words
+                    else {}
+                ),
+                **({"extra": s.extra} if s.extra else {}),
+            }
             for s in doc.segments
         ],
     }
@@ -34,12 +48,23 @@ def document_to_dict(doc: Document) -> dict:
 
 def document_from_dict(data: dict) -> Document:
     try:
-        segs = [Segment(int(s["start"]), int(s["end"]), str(s["text"]),
-                        [Word(int(w["start"]), int(w["end"]), str(w["text"]), float(w.get("probability", 1.0)))
-                         for w in s.get("words", [])], dict(s.get("extra", {})))
-                for s in data["segments"]]
+        segs = [
+            Segment(
+                int(s["start"]),
+                int(s["end"]),
+                str(s["text"]),
+                [
+                    Word(int(w["start"]), int(w["end"]), str(w["text"]), float(w.get("probability", 1.0)))
+                    for w in s.get("words", [])
+                ],
+                dict(s.get("extra", {})),
+            )
+            for s in data["segments"]
+        ]
     except (KeyError, TypeError, ValueError) as e:
-        raise SubtitleFileError(f"The JSON file is not a subtitle document (missing or bad field {e}).") from e
+        raise SubtitleFileError(
+            f"The JSON file is not a subtitle document (missing or bad field {e})."
+        ) from e
     doc = Document(segs, data.get("media"), data.get("model"), data.get("language"))
     doc.header = dict(data.get("header") or {})
     if data.get("video_size"):

@@ -52,8 +52,11 @@ def read(text: str, skip_bad: bool = False) -> tuple[list[Segment], list[int]]:
             if skip_bad:
                 skipped.append(line)
                 continue
-            raise MissingTimeLine(f"Malformed SRT at line {line}: this block has no valid time line "
-                                  f"(expected 'start --> end').", line)
+            raise MissingTimeLine(
+                f"Malformed SRT at line {line}: this block has no valid time line "
+                f"(expected 'start --> end').",
+                line,
+            )
         good.append("\n".join([str(len(good) + 1), *lines[timing:]]))
     try:
         subs = list(srt.parse("\n\n".join(good) + "\n"))
@@ -66,6 +69,9 @@ def write(segments: list[Segment]) -> str:
     subs = []
     for i, s in enumerate(segments):
         start, end = times(s)
-        subs.append(srt.Subtitle(i + 1, timedelta(milliseconds=start), timedelta(milliseconds=end),
-                                 markup.to_srt(s.text)))
+        subs.append(
+            srt.Subtitle(
+                i + 1, timedelta(milliseconds=start), timedelta(milliseconds=end), markup.to_srt(s.text)
+            )
+        )
     return srt.compose(subs, reindex=False, strict=False)

@@ -30,21 +30,39 @@ def read(text: str) -> Document:
         raise SubtitleFileError(f"Malformed WebVTT: {e}.") from e
     segments = []
     for c in vtt.captions:
-        extra = {k: v for k, v in (("id", c.identifier), ("settings", str(c.settings) if c.settings else ""),
-                                   ("notes", list(c.comments))) if v}
-        segments.append(Segment(_ms(c.start), _ms(c.end),
-                                markup.from_vtt("\n".join(c.lines)), extra={"vtt": extra} if extra else {}))
+        extra = {
+            k: v
+            for k, v in (
+                ("id", c.identifier),
+                ("settings", str(c.settings) if c.settings else ""),
+                ("notes", list(c.comments)),
+            )
+            if v
+        }
+        segments.append(
+            Segment(
+                _ms(c.start),
+                _ms(c.end),
+                markup.from_vtt("\n".join(c.lines)),
+                extra={"vtt": extra} if extra else {},
+            )
+        )
     doc = Document(segments)
-    header = {"title": vtt.header_text or "", "metadata": list(vtt.metadata), "styles": [s.text for s in vtt.styles],
-              "regions": [str(r) for r in vtt.regions], "header_comments": list(vtt.header_comments),
-              "footer_comments": list(vtt.footer_comments)}
+    header = {
+        "title": vtt.header_text or "",
+        "metadata": list(vtt.metadata),
+        "styles": [s.text for s in vtt.styles],
+        "regions": [str(r) for r in vtt.regions],
+        "header_comments": list(vtt.header_comments),
+        "footer_comments": list(vtt.footer_comments),
+    }
     doc.header["vtt"] = {k: v for k, v in header.items() if v}
     return doc
 
 
 def _ms(t: str) -> int:
     parts = t.split(":")
-    h, m, rest = (parts if len(parts) == 3 else ["0", *parts])
+    h, m, rest = parts if len(parts) == 3 else ["0", *parts]
     s, milli = rest.split(".")
     return ((int(h) * 60 + int(m)) * 60 + int(s)) * 1000 + int(milli)
 
@@ -56,14 +74,24 @@ def write(doc: Document) -> str:
         start, end = times(s)
         extra = s.extra.get("vtt", {})
         payload = markup.to_vtt(s.text)
-        caption = webvtt.Caption(format_ms(start), format_ms(end), payload.split("\n") if payload else [],
-                                 identifier=_clean_id(extra.get("id")), settings=extra.get("settings") or None)
+        caption = webvtt.Caption(
+            format_ms(start),
+            format_ms(end),
+            payload.split("\n") if payload else [],
+            identifier=_clean_id(extra.get("id")),
+            settings=extra.get("settings") or None,
+        )
         caption.comments = [n for n in extra.get("notes", []) if "-->" not in n]
         captions.append(caption)
-    vtt = webvtt.WebVTT(captions=captions, styles=[Style(t) for t in header.get("styles", [])],
-                        regions=[Region.from_string(t) for t in header.get("regions", [])],
-                        header_text=header.get("title") or None, metadata=header.get("metadata") or None,
-                        header_comments=header.get("header_comments"), footer_comments=header.get("footer_comments"))
+    vtt = webvtt.WebVTT(
+        captions=captions,
+        styles=[Style(t) for t in header.get("styles", [])],
+        regions=[Region.from_string(t) for t in header.get("regions", [])],
+        header_text=header.get("title") or None,
+        metadata=header.get("metadata") or None,
+        header_comments=header.get("header_comments"),
+        footer_comments=header.get("footer_comments"),
+    )
     return vtt.content
 
 

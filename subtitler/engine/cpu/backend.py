@@ -28,7 +28,7 @@ class CpuBackend(MlxBackend):
         self.mlx = MlxBackend(model)
 
     @classmethod
-    def build(cls, model) -> Optional["CpuBackend"]:
+    def build(cls, model) -> Optional[CpuBackend]:
         """The backend for ``model``, or None where no C kernel applies (not an x86 CPU
         with the kernels built, quantized or float16 weights, ``SUBTITLER_CPU_KERNELS=0``)."""
         encoder, decoder = model.encoder, model.decoder
@@ -73,7 +73,9 @@ class CpuBackend(MlxBackend):
         keys (a window's alignment, 58 tokens here: 144 ms through MLX, about 40 in C)."""
         if self.prompt_blocks is None:
             return self.mlx.alignment(tokens, cross_kv, rows, heads)
-        out, _, queries = self.prompt_blocks.prompt(self.decoder.embed(mx.array([tokens])), cross_kv, queries=True)
+        out, _, queries = self.prompt_blocks.prompt(
+            self.decoder.embed(mx.array([tokens])), cross_kv, queries=True
+        )
         scores = []
         for layer in range(len(queries)):
             kt = cpu_ops.host_view(cross_kv[layer][0])[0]  # (H, 64, S)

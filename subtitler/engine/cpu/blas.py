@@ -39,6 +39,7 @@ _AVX512_CORES = {b"SKYLAKEX", b"COOPERLAKE", b"SAPPHIRERAPIDS"}
 @dataclass(frozen=True)
 class Blas:
     """A CBLAS library and how its ``cblas_sgemm`` is named."""
+
     path: str
     kind: str  # "system", "mkl", "scipy-openblas32", "numpy", "cmeel", "chosen"
     prefix: str = ""
@@ -92,13 +93,19 @@ def _candidates() -> list[Blas]:
     for d in {sys.prefix, sys.base_prefix}:
         found += [Blas(p, "mkl") for p in glob.glob(os.path.join(d, "lib", "libmkl_rt.so*"))]
     for d in _site_dirs():
-        found += [Blas(p, "scipy-openblas32", prefix="scipy_")
-                  for p in glob.glob(os.path.join(d, "scipy_openblas32", "lib", "libscipy_openblas*.so"))]
+        found += [
+            Blas(p, "scipy-openblas32", prefix="scipy_")
+            for p in glob.glob(os.path.join(d, "scipy_openblas32", "lib", "libscipy_openblas*.so"))
+        ]
     for d in _site_dirs():
-        found += [Blas(p, "numpy", prefix="scipy_", suffix="64_", ilp64=True)
-                  for p in glob.glob(os.path.join(d, "numpy.libs", "libscipy_openblas64_*.so"))]
+        found += [
+            Blas(p, "numpy", prefix="scipy_", suffix="64_", ilp64=True)
+            for p in glob.glob(os.path.join(d, "numpy.libs", "libscipy_openblas64_*.so"))
+        ]
     for d in _site_dirs():
-        found += [Blas(p, "cmeel") for p in glob.glob(os.path.join(d, "cmeel.prefix", "lib", "libopenblas.so.0"))]
+        found += [
+            Blas(p, "cmeel") for p in glob.glob(os.path.join(d, "cmeel.prefix", "lib", "libopenblas.so.0"))
+        ]
     seen, out = set(), []
     for b in found:
         if b.path not in seen:
@@ -152,9 +159,12 @@ def preload() -> str | None:
     if "mlx.core" in sys.modules:
         import warnings
 
-        warnings.warn("mlx was imported before subtitler.engine.runtime.prepare(), so the optimized BLAS could "
-                      "not be loaded and matrix work will be much slower: call prepare() first.", RuntimeWarning,
-                      stacklevel=3)
+        warnings.warn(
+            "mlx was imported before subtitler.engine.runtime.prepare(), so the optimized BLAS could "
+            "not be loaded and matrix work will be much slower: call prepare() first.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
     # OpenBLAS's idle workers spin for a while after each product, holding a core
     # that our own kernels want; wheels without blas_thread_shutdown_ (see
@@ -205,11 +215,14 @@ def _forwarder_for(blas: Blas) -> ctypes.CDLL | None:
     None where it was not built. The caller puts it in the global scope after the
     BLAS, so MLX can never reach a ``cblas_sgemm`` with nothing behind it."""
     try:
-        from subtitler.engine.cpu import _gemv_forward  # an extension module: importing it opens it (privately)
+        from subtitler.engine.cpu import (
+            _gemv_forward,
+        )  # an extension module: importing it opens it (privately)
 
         lib = ctypes.CDLL(_gemv_forward.__file__, mode=ctypes.RTLD_LOCAL)
-        if not lib.subtitler_gemv_forward_init(os.fsencode(blas.path), blas.prefix.encode(), blas.suffix.encode(),
-                                               int(blas.ilp64)):
+        if not lib.subtitler_gemv_forward_init(
+            os.fsencode(blas.path), blas.prefix.encode(), blas.suffix.encode(), int(blas.ilp64)
+        ):
             return None
     except (ImportError, OSError, AttributeError):  # not built (no C compiler at install)
         return None
@@ -252,9 +265,23 @@ def sgemm_address() -> int | None:
     return ctypes.cast(fn, ctypes.c_void_p).value
 
 
-_SGEMM = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                          ctypes.c_float, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
-                          ctypes.c_float, ctypes.c_void_p, ctypes.c_int)
+_SGEMM = ctypes.CFUNCTYPE(
+    None,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_float,
+    ctypes.c_void_p,
+    ctypes.c_int,
+    ctypes.c_void_p,
+    ctypes.c_int,
+    ctypes.c_float,
+    ctypes.c_void_p,
+    ctypes.c_int,
+)
 _sgemm_fn = None
 
 
@@ -271,7 +298,12 @@ def product(a, w, out=None):
     n = w.shape[0]
 
     def rows_apart(x) -> bool:
-        return x.dtype == np.float32 and x.strides[1] == 4 and x.strides[0] % 4 == 0 and x.strides[0] >= 4 * x.shape[1]
+        return (
+            x.dtype == np.float32
+            and x.strides[1] == 4
+            and x.strides[0] % 4 == 0
+            and x.strides[0] >= 4 * x.shape[1]
+        )
 
     if address is None or max(m, n, k) >= 2**31:
         if out is None:
@@ -285,8 +317,22 @@ def product(a, w, out=None):
     w = np.ascontiguousarray(w, np.float32)
     target = out if out is not None and rows_apart(out) else np.empty((m, n), np.float32)
     if m and n:
-        _sgemm_fn(101, 111, 112, m, n, k, 1.0, a.ctypes.data, a.strides[0] // 4, w.ctypes.data, k, 0.0,
-                  target.ctypes.data, target.strides[0] // 4)
+        _sgemm_fn(
+            101,
+            111,
+            112,
+            m,
+            n,
+            k,
+            1.0,
+            a.ctypes.data,
+            a.strides[0] // 4,
+            w.ctypes.data,
+            k,
+            0.0,
+            target.ctypes.data,
+            target.strides[0] // 4,
+        )
     if out is not None and target is not out:
         out[...] = target
         return out
@@ -320,7 +366,9 @@ def _shutdown():
     scipy-openblas32 wheel does not export it; its workers sleep sooner instead)."""
     if _library is None:
         return None
-    return getattr(_library, "blas_thread_shutdown_", None) or getattr(_library, _loaded.symbol("blas_thread_shutdown_"), None)
+    return getattr(_library, "blas_thread_shutdown_", None) or getattr(
+        _library, _loaded.symbol("blas_thread_shutdown_"), None
+    )
 
 
 def loaded() -> str | None:
@@ -331,13 +379,19 @@ def loaded() -> str | None:
 def describe() -> dict:
     """What runs the matrix products, for ``subtitler doctor`` and the benchmarks."""
     if _loaded is None:
-        why = "off (SUBTITLER_BLAS)" if os.environ.get("SUBTITLER_BLAS", "").strip().lower() in _OFF else "none found"
+        why = (
+            "off (SUBTITLER_BLAS)"
+            if os.environ.get("SUBTITLER_BLAS", "").strip().lower() in _OFF
+            else "none found"
+        )
         return {"blas": f"MLX's reference BLAS ({why}): slow", "one-row products": "sgemm"}
     core = None
     corename = getattr(_library, _loaded.symbol("openblas_get_corename"), None)
     if corename is not None:
         corename.restype = ctypes.c_char_p
         core = (corename() or b"").decode()
-    return {"blas": f"{_loaded.kind}: {_loaded.path}" + (f" (kernel {core})" if core else ""),
-            "one-row products": "sgemv (forwarder)" if _forwarding else "sgemm",
-            "bridge": "forwarder" if _loaded.renamed else "direct"}
+    return {
+        "blas": f"{_loaded.kind}: {_loaded.path}" + (f" (kernel {core})" if core else ""),
+        "one-row products": "sgemv (forwarder)" if _forwarding else "sgemm",
+        "bridge": "forwarder" if _loaded.renamed else "direct",
+    }

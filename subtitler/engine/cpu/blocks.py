@@ -10,9 +10,9 @@ biases and residuals riding on them, its attention is ``attention_d64``. Measure
 here, interleaved in one process, best / median of 6-8: an encoder window 456 / 488 ->
 393 / 405 ms; a 172-token prompt 86 / 100 -> 69 / 72 ms.
 
-The cross-attention keys and values stay with MLX. Used on the CPU for float32 models with plain (not quantized) layers, where the
-C kernels and a BLAS were loaded and the CPU has AVX2 and FMA; elsewhere, and with
-``SUBTITLER_CPU_KERNELS=0``, the blocks run through MLX as before.
+The cross-attention keys and values stay with MLX. Used on the CPU for float32 models with plain
+(not quantized) layers, where the C kernels and a BLAS were loaded and the CPU has AVX2 and FMA;
+elsewhere, and with ``SUBTITLER_CPU_KERNELS=0``, the blocks run through MLX as before.
 """
 
 from __future__ import annotations
@@ -29,18 +29,47 @@ from subtitler.engine.cpu import native
 from subtitler.engine.cpu import ops as cpu_ops
 
 _P = ctypes.c_void_p
-_LAYER_FIELDS = ("attn_ln_w", "attn_ln_b", "qkv_w", "qkv_b", "attn_out_w", "attn_out_b",
-                 "cross_ln_w", "cross_ln_b", "cross_q_w", "cross_q_b", "cross_out_w", "cross_out_b",
-                 "cross_kt", "cross_vt",
-                 "mlp_ln_w", "mlp_ln_b", "mlp1_w", "mlp1_b", "mlp2_w", "mlp2_b", "keys", "values", "cross_q")
+_LAYER_FIELDS = (
+    "attn_ln_w",
+    "attn_ln_b",
+    "qkv_w",
+    "qkv_b",
+    "attn_out_w",
+    "attn_out_b",
+    "cross_ln_w",
+    "cross_ln_b",
+    "cross_q_w",
+    "cross_q_b",
+    "cross_out_w",
+    "cross_out_b",
+    "cross_kt",
+    "cross_vt",
+    "mlp_ln_w",
+    "mlp_ln_b",
+    "mlp1_w",
+    "mlp1_b",
+    "mlp2_w",
+    "mlp2_b",
+    "keys",
+    "values",
+    "cross_q",
+)
 
 
 _Layer = native.pointers("_Layer", _LAYER_FIELDS)
 
 
 class _Blocks(ctypes.Structure):
-    _fields_ = [("n_state", ctypes.c_long), ("n_head", ctypes.c_long), ("n_layer", ctypes.c_long),
-                ("n_audio", ctypes.c_long), ("eps", ctypes.c_float), ("ln_w", _P), ("ln_b", _P), ("layers", _P)]
+    _fields_ = [
+        ("n_state", ctypes.c_long),
+        ("n_head", ctypes.c_long),
+        ("n_layer", ctypes.c_long),
+        ("n_audio", ctypes.c_long),
+        ("eps", ctypes.c_float),
+        ("ln_w", _P),
+        ("ln_b", _P),
+        ("layers", _P),
+    ]
 
 
 def _library():
@@ -54,14 +83,20 @@ def plain(blocks, final_norm) -> bool:
     """Whether the blocks are float32 on the CPU, with fused query/key/value weights,
     plain linear layers and norms with weights and biases, and heads of 64."""
     first = blocks[0]
-    if not cpu_ops.applies(first.attn.query.weight) or first.attn.query.weight.shape[0] != 64 * first.attn.n_head:
+    if (
+        not cpu_ops.applies(first.attn.query.weight)
+        or first.attn.query.weight.shape[0] != 64 * first.attn.n_head
+    ):
         return False
     for b in blocks:
         attentions = (b.attn, *((b.cross_attn,) if hasattr(b, "cross_attn") else ()))
         linears = [b.mlp1, b.mlp2, *(x for a in attentions for x in (a.query, a.key, a.value, a.out))]
         norms = [b.attn_ln, b.mlp_ln, *((b.cross_attn_ln,) if hasattr(b, "cross_attn") else ())]
-        if b.attn.fused_weights is None or any(type(x) is not nn.Linear for x in linears) \
-                or any("weight" not in n or "bias" not in n for n in norms):
+        if (
+            b.attn.fused_weights is None
+            or any(type(x) is not nn.Linear for x in linears)
+            or any("weight" not in n or "bias" not in n for n in norms)
+        ):
             return False
     return final_norm is None or ("weight" in final_norm and "bias" in final_norm)
 
@@ -77,26 +112,50 @@ class Blocks:
         for i, b in enumerate(blocks):
             w, bias = b.attn.fused_weights
             fields = {
-                "attn_ln_w": b.attn_ln.weight, "attn_ln_b": b.attn_ln.bias, "qkv_w": w, "qkv_b": bias,
-                "attn_out_w": b.attn.out.weight, "attn_out_b": b.attn.out.bias,
-                "mlp_ln_w": b.mlp_ln.weight, "mlp_ln_b": b.mlp_ln.bias, "mlp1_w": b.mlp1.weight,
-                "mlp1_b": b.mlp1.bias, "mlp2_w": b.mlp2.weight, "mlp2_b": b.mlp2.bias,
+                "attn_ln_w": b.attn_ln.weight,
+                "attn_ln_b": b.attn_ln.bias,
+                "qkv_w": w,
+                "qkv_b": bias,
+                "attn_out_w": b.attn.out.weight,
+                "attn_out_b": b.attn.out.bias,
+                "mlp_ln_w": b.mlp_ln.weight,
+                "mlp_ln_b": b.mlp_ln.bias,
+                "mlp1_w": b.mlp1.weight,
+                "mlp1_b": b.mlp1.bias,
+                "mlp2_w": b.mlp2.weight,
+                "mlp2_b": b.mlp2.bias,
             }
             if hasattr(b, "cross_attn"):
-                fields.update({
-                    "cross_ln_w": b.cross_attn_ln.weight, "cross_ln_b": b.cross_attn_ln.bias,
-                    "cross_q_w": b.cross_attn.query.weight, "cross_q_b": b.cross_attn.query.bias,
-                    "cross_out_w": b.cross_attn.out.weight, "cross_out_b": b.cross_attn.out.bias,
-                })
+                fields.update(
+                    {
+                        "cross_ln_w": b.cross_attn_ln.weight,
+                        "cross_ln_b": b.cross_attn_ln.bias,
+                        "cross_q_w": b.cross_attn.query.weight,
+                        "cross_q_b": b.cross_attn.query.bias,
+                        "cross_out_w": b.cross_attn.out.weight,
+                        "cross_out_b": b.cross_attn.out.bias,
+                    }
+                )
             self._layers[i] = _Layer(**{k: self._host.pointer(a) for k, a in fields.items()})
         first = blocks[0]
         self.n_state, self.n_head = first.attn.query.weight.shape[0], first.attn.n_head
-        norm = (self._host.pointer(final_norm.weight), self._host.pointer(final_norm.bias)) if final_norm is not None else (None, None)
-        self._model = _Blocks(self.n_state, self.n_head, len(blocks), 0, float(first.attn_ln.eps), *norm,
-                              ctypes.cast(self._layers, _P))
+        norm = (
+            (self._host.pointer(final_norm.weight), self._host.pointer(final_norm.bias))
+            if final_norm is not None
+            else (None, None)
+        )
+        self._model = _Blocks(
+            self.n_state,
+            self.n_head,
+            len(blocks),
+            0,
+            float(first.attn_ln.eps),
+            *norm,
+            ctypes.cast(self._layers, _P),
+        )
 
     @classmethod
-    def build(cls, blocks, final_norm=None) -> Optional["Blocks"]:
+    def build(cls, blocks, final_norm=None) -> Optional[Blocks]:
         """The kernel for ``blocks`` (then ``final_norm``), or None where it does not
         apply (see the module)."""
         lib, sgemm = _library(), _blas.sgemm_address()
@@ -105,9 +164,18 @@ class Blocks:
         return cls(blocks, final_norm, lib, sgemm)
 
     def _run(self, x: np.ndarray, model=None, mask: Optional[np.ndarray] = None) -> None:
-        native.check(self._lib.blocks_forward(ctypes.byref(model or self._model), x.ctypes.data, x.shape[0],
-                                              None if mask is None else mask.ctypes.data, self._sgemm, self._rest,
-                                              native.workers()), "the C transformer blocks")
+        native.check(
+            self._lib.blocks_forward(
+                ctypes.byref(model or self._model),
+                x.ctypes.data,
+                x.shape[0],
+                None if mask is None else mask.ctypes.data,
+                self._sgemm,
+                self._rest,
+                native.workers(),
+            ),
+            "the C transformer blocks",
+        )
 
     def encode(self, x) -> mx.array:
         """The encoder: x (B, T, C) after the stem and positions, an MLX array or a host
@@ -125,16 +193,29 @@ class Blocks:
         out = np.array(cpu_ops.host_view(x)[0], np.float32, order="C")
         t = out.shape[0]
         mx.eval(cross_kv)
-        cross = [(cpu_ops.host_array(k)[0], cpu_ops.host_array(v)[0]) for k, v in cross_kv]  # no MLX slices: each
+        cross = [
+            (cpu_ops.host_array(k)[0], cpu_ops.host_array(v)[0]) for k, v in cross_kv
+        ]  # no MLX slices: each
         # would be an evaluation of its own, 0.6 ms here
-        kv = [(np.empty((self.n_head, t, 64), np.float32), np.empty((self.n_head, t, 64), np.float32)) for _ in cross]
+        kv = [
+            (np.empty((self.n_head, t, 64), np.float32), np.empty((self.n_head, t, 64), np.float32))
+            for _ in cross
+        ]
         q = [np.empty((t, self.n_state), np.float32) for _ in cross] if queries else None
         layers = (_Layer * len(cross))(*self._layers)  # this call's copy: the window's pointers go in it
         for i, (layer, (kt, vt), (k, v)) in enumerate(zip(layers, cross, kv)):
             layer.cross_kt, layer.cross_vt, layer.keys, layer.values = (a.ctypes.data for a in (kt, vt, k, v))
             layer.cross_q = q[i].ctypes.data if q else None
-        model = _Blocks(self.n_state, self.n_head, len(cross), cross[0][0].shape[-1], self._model.eps,
-                        self._model.ln_w, self._model.ln_b, ctypes.cast(layers, _P))
+        model = _Blocks(
+            self.n_state,
+            self.n_head,
+            len(cross),
+            cross[0][0].shape[-1],
+            self._model.eps,
+            self._model.ln_w,
+            self._model.ln_b,
+            ctypes.cast(layers, _P),
+        )
         self._run(out, model, np.triu(np.full((t, t), -np.inf, np.float32), 1))
         return out, kv, q
 
@@ -147,20 +228,31 @@ class Stem:
 
     def __init__(self, encoder, lib, sgemm: int):
         self._lib, self._sgemm = lib, sgemm
-        self._weights = [cpu_ops.host_array(a) for a in (
-            encoder.conv1.weight, encoder.conv1.bias, encoder.conv2.weight, encoder.conv2.bias,
-            encoder.positions)]
+        self._weights = [
+            cpu_ops.host_array(a)
+            for a in (
+                encoder.conv1.weight,
+                encoder.conv1.bias,
+                encoder.conv2.weight,
+                encoder.conv2.bias,
+                encoder.positions,
+            )
+        ]
         self.n_state, self.n_mels = encoder.conv1.weight.shape[0], encoder.conv1.weight.shape[2]
 
     @classmethod
-    def build(cls, encoder) -> Optional["Stem"]:
+    def build(cls, encoder) -> Optional[Stem]:
         """The stem for ``encoder``, or None where it does not apply (see ``Blocks``)."""
         lib, sgemm = native.library(), _blas.sgemm_address()
         c1, c2 = encoder.conv1, encoder.conv2
         if lib is None or not sgemm or not cpu_ops.applies(c1.weight):
             return None
         shapes = [(c.weight.shape[1], c.stride, c.padding, "bias" in c) for c in (c1, c2)]
-        if type(c1) is not nn.Conv1d or type(c2) is not nn.Conv1d or shapes != [(3, 1, 1, True), (3, 2, 1, True)]:
+        if (
+            type(c1) is not nn.Conv1d
+            or type(c2) is not nn.Conv1d
+            or shapes != [(3, 1, 1, True), (3, 2, 1, True)]
+        ):
             return None
         return cls(encoder, lib, sgemm)
 
@@ -173,6 +265,20 @@ class Stem:
             raise ValueError(f"{n} mel frames are more than the encoder's {2 * self._weights[4].shape[0]}")
         w1, b1, w2, b2, positions = (w.ctypes.data for w in self._weights)
         for src, dst in zip(frames, out):
-            native.check(self._lib.encoder_stem(src.ctypes.data, n, self.n_mels, w1, b1, w2, b2, positions,
-                                                self.n_state, dst.ctypes.data, self._sgemm), "the encoder's stem")
+            native.check(
+                self._lib.encoder_stem(
+                    src.ctypes.data,
+                    n,
+                    self.n_mels,
+                    w1,
+                    b1,
+                    w2,
+                    b2,
+                    positions,
+                    self.n_state,
+                    dst.ctypes.data,
+                    self._sgemm,
+                ),
+                "the encoder's stem",
+            )
         return out

@@ -17,7 +17,8 @@ read where MLX keeps them (NumPy views of the evaluated arrays, no copies).
 from __future__ import annotations
 
 import ctypes
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -30,11 +31,30 @@ from subtitler.engine.cpu import ops as cpu_ops
 
 _P = ctypes.c_void_p
 _LAYER_FIELDS = (
-    "attn_ln_w", "attn_ln_b", "qkv_w", "qkv_b", "attn_out_w", "attn_out_b",
-    "cross_ln_w", "cross_ln_b", "cross_q_w", "cross_q_b", "cross_out_w", "cross_out_b",
-    "cross_kt", "cross_vt",
-    "mlp_ln_w", "mlp_ln_b", "mlp1_w", "mlp1_b", "mlp2_w", "mlp2_b",
-    "prefix_k", "prefix_v", "own_k", "own_v",
+    "attn_ln_w",
+    "attn_ln_b",
+    "qkv_w",
+    "qkv_b",
+    "attn_out_w",
+    "attn_out_b",
+    "cross_ln_w",
+    "cross_ln_b",
+    "cross_q_w",
+    "cross_q_b",
+    "cross_out_w",
+    "cross_out_b",
+    "cross_kt",
+    "cross_vt",
+    "mlp_ln_w",
+    "mlp_ln_b",
+    "mlp1_w",
+    "mlp1_b",
+    "mlp2_w",
+    "mlp2_b",
+    "prefix_k",
+    "prefix_v",
+    "own_k",
+    "own_v",
 )
 
 
@@ -46,11 +66,33 @@ _Layer = native.pointers("_Layer", _LAYER_FIELDS)
 
 class _Model(ctypes.Structure):
     _fields_ = [
-        *((name, ctypes.c_long) for name in ("n_state", "n_head", "n_layer", "n_vocab", "n_audio",
-                                             "prefix", "rows", "capacity", "weights_f16")),
+        *(
+            (name, ctypes.c_long)
+            for name in (
+                "n_state",
+                "n_head",
+                "n_layer",
+                "n_vocab",
+                "n_audio",
+                "prefix",
+                "rows",
+                "capacity",
+                "weights_f16",
+            )
+        ),
         ("eps", ctypes.c_float),
-        *((name, _P) for name in ("token_embedding", "embedding_f16", "positional_embedding", "ln_w", "ln_b",
-                                  "history", "layers")),
+        *(
+            (name, _P)
+            for name in (
+                "token_embedding",
+                "embedding_f16",
+                "positional_embedding",
+                "ln_w",
+                "ln_b",
+                "history",
+                "layers",
+            )
+        ),
     ]
 
 
@@ -85,7 +127,9 @@ class StepKernel:
         # interleaved: one row 5.9 -> 5.1 ms, five rows 7.3 -> 6.2 ms.
         halves = [[cpu_ops.exact_half(w) for w in self._product_weights(b)] for b in decoder.blocks]
         self.weights_f16 = all(h is not None for layer in halves for h in layer)
-        self._layers = [self._layer(b, h if self.weights_f16 else None) for b, h in zip(decoder.blocks, halves)]
+        self._layers = [
+            self._layer(b, h if self.weights_f16 else None) for b, h in zip(decoder.blocks, halves)
+        ]
         self._token_embedding = self._host.pointer(decoder.token_embedding.weight)
         half = decoder.embedding_half
         self._embedding_f16 = 0 if half is None else self._host.pointer(half)
@@ -93,33 +137,49 @@ class StepKernel:
         self._ln = (self._host.pointer(decoder.ln.weight), self._host.pointer(decoder.ln.bias))
 
     @classmethod
-    def build(cls, decoder) -> Optional["StepKernel"]:
+    def build(cls, decoder) -> Optional[StepKernel]:
         """The kernel for ``decoder``, or None where it does not apply (see the module)."""
         lib = _library()
-        if lib is None or type(decoder.token_embedding) is not nn.Embedding \
-                or not cpu_ops.applies(decoder.token_embedding.weight) or not cpu_blocks.plain(decoder.blocks, decoder.ln):
+        if (
+            lib is None
+            or type(decoder.token_embedding) is not nn.Embedding
+            or not cpu_ops.applies(decoder.token_embedding.weight)
+            or not cpu_blocks.plain(decoder.blocks, decoder.ln)
+        ):
             return None
         return cls(decoder, lib)
 
     @staticmethod
     def _product_weights(b) -> tuple:
         """A block's product weights, in the order of ``_PRODUCTS``."""
-        return (b.attn.fused_weights[0], b.attn.out.weight, b.cross_attn.query.weight, b.cross_attn.out.weight,
-                b.mlp1.weight, b.mlp2.weight)
+        return (
+            b.attn.fused_weights[0],
+            b.attn.out.weight,
+            b.cross_attn.query.weight,
+            b.cross_attn.out.weight,
+            b.mlp1.weight,
+            b.mlp2.weight,
+        )
 
     def _layer(self, b, halves) -> dict:
         products = [self._host.pointer(w) for w in (self._product_weights(b) if halves is None else halves)]
         return {
             **dict(zip(_PRODUCTS, products)),
-            "attn_ln_w": self._host.pointer(b.attn_ln.weight), "attn_ln_b": self._host.pointer(b.attn_ln.bias),
-            "qkv_b": self._host.pointer(b.attn.fused_weights[1]), "attn_out_b": self._host.pointer(b.attn.out.bias),
-            "cross_ln_w": self._host.pointer(b.cross_attn_ln.weight), "cross_ln_b": self._host.pointer(b.cross_attn_ln.bias),
-            "cross_q_b": self._host.pointer(b.cross_attn.query.bias), "cross_out_b": self._host.pointer(b.cross_attn.out.bias),
-            "mlp_ln_w": self._host.pointer(b.mlp_ln.weight), "mlp_ln_b": self._host.pointer(b.mlp_ln.bias),
-            "mlp1_b": self._host.pointer(b.mlp1.bias), "mlp2_b": self._host.pointer(b.mlp2.bias),
+            "attn_ln_w": self._host.pointer(b.attn_ln.weight),
+            "attn_ln_b": self._host.pointer(b.attn_ln.bias),
+            "qkv_b": self._host.pointer(b.attn.fused_weights[1]),
+            "attn_out_b": self._host.pointer(b.attn.out.bias),
+            "cross_ln_w": self._host.pointer(b.cross_attn_ln.weight),
+            "cross_ln_b": self._host.pointer(b.cross_attn_ln.bias),
+            "cross_q_b": self._host.pointer(b.cross_attn.query.bias),
+            "cross_out_b": self._host.pointer(b.cross_attn.out.bias),
+            "mlp_ln_w": self._host.pointer(b.mlp_ln.weight),
+            "mlp_ln_b": self._host.pointer(b.mlp_ln.bias),
+            "mlp1_b": self._host.pointer(b.mlp1.bias),
+            "mlp2_b": self._host.pointer(b.mlp2.bias),
         }
 
-    def session(self, cross_kv, prefix, rows: int, capacity: int) -> "CpuSteps":
+    def session(self, cross_kv, prefix, rows: int, capacity: int) -> CpuSteps:
         """Steps of ``rows`` sequences over one window: ``cross_kv`` per layer (keys,
         values) transposed (1, H, D, S), as ``TextDecoder.cross_kv`` gives them;
         ``prefix`` per layer the keys and values (1, H, P, D), or host arrays (H, P, D),
@@ -155,18 +215,35 @@ class CpuSteps:
         layers = (_Layer * len(pre))()
         for i, spec in enumerate(kernel._layers):
             own_k, own_v = self._own[i]
-            layers[i] = _Layer(**spec, cross_kt=_pointer(cross[i][0]), cross_vt=_pointer(cross[i][1]),
-                               prefix_k=_pointer(pre[i][0]), prefix_v=_pointer(pre[i][1]),
-                               own_k=_pointer(own_k), own_v=_pointer(own_v))
+            layers[i] = _Layer(
+                **spec,
+                cross_kt=_pointer(cross[i][0]),
+                cross_vt=_pointer(cross[i][1]),
+                prefix_k=_pointer(pre[i][0]),
+                prefix_v=_pointer(pre[i][1]),
+                own_k=_pointer(own_k),
+                own_v=_pointer(own_v),
+            )
         self._layers = layers
         _blas.rest_workers()  # the prompt's products are done; their idle threads would take a core
         self._model = _Model(
-            n_state=kernel.n_state, n_head=h, n_layer=len(pre), n_vocab=kernel.n_vocab, n_audio=s,
-            prefix=pre[0][0].shape[1], rows=rows, capacity=capacity, weights_f16=int(kernel.weights_f16),
+            n_state=kernel.n_state,
+            n_head=h,
+            n_layer=len(pre),
+            n_vocab=kernel.n_vocab,
+            n_audio=s,
+            prefix=pre[0][0].shape[1],
+            rows=rows,
+            capacity=capacity,
+            weights_f16=int(kernel.weights_f16),
             eps=kernel.eps,
-            token_embedding=kernel._token_embedding, embedding_f16=kernel._embedding_f16,
-            positional_embedding=kernel._positional, ln_w=kernel._ln[0], ln_b=kernel._ln[1],
-            history=_pointer(self._history), layers=ctypes.cast(layers, _P),
+            token_embedding=kernel._token_embedding,
+            embedding_f16=kernel._embedding_f16,
+            positional_embedding=kernel._positional,
+            ln_w=kernel._ln[0],
+            ln_b=kernel._ln[1],
+            history=_pointer(self._history),
+            layers=ctypes.cast(layers, _P),
         )
 
     xp = np  # the array module of the logits
@@ -174,13 +251,23 @@ class CpuSteps:
     def __call__(self, tokens) -> np.ndarray:
         """``tokens`` (rows,) -> logits (rows, V) float32, a new host array."""
         ids = np.ascontiguousarray(np.asarray(tokens), np.int32).reshape(self.rows)
-        native.check(self._kernel.lib.decoder_step(ctypes.byref(self._model), _pointer(ids), self.length,
-                                                   _pointer(self._logits), native.workers()), "the C decoding step")
+        native.check(
+            self._kernel.lib.decoder_step(
+                ctypes.byref(self._model),
+                _pointer(ids),
+                self.length,
+                _pointer(self._logits),
+                native.workers(),
+            ),
+            "the C decoding step",
+        )
         self.length += 1
         return self._logits.copy()
 
     def reorder(self, rows: Sequence[int]) -> None:
         """Row i continues what row ``rows[i]`` held."""
         src = np.ascontiguousarray(rows, np.int64)
-        native.check(self._kernel.lib.decoder_reorder(ctypes.byref(self._model), _pointer(src), self.length),
-                     "the decoding rows' reorder")
+        native.check(
+            self._kernel.lib.decoder_reorder(ctypes.byref(self._model), _pointer(src), self.length),
+            "the decoding rows' reorder",
+        )

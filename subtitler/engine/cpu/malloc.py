@@ -26,11 +26,17 @@ _done = False
 def keep_freed_blocks() -> bool:
     """Set glibc's thresholds once; True when they were set."""
     global _done
-    if _done or not sys.platform.startswith("linux") or os.environ.get("SUBTITLER_MALLOC", "").lower() in ("0", "off"):
+    if (
+        _done
+        or not sys.platform.startswith("linux")
+        or os.environ.get("SUBTITLER_MALLOC", "").lower() in ("0", "off")
+    ):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        )
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
     _done = ok

@@ -50,10 +50,22 @@ from subtitler.engine.cpu import native
 
 # erf(x) ~ x P(x^2) / Q(x^2) on [-4, 4] (the float32 approximation Eigen and XLA use;
 # outside that range erf is +-1 to float precision). Max error here 5e-7.
-_ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
-          -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
-_ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
-          -1.42647390514189e-02)
+_ERF_P = (
+    -2.72614225801306e-10,
+    2.77068142495902e-08,
+    -2.10102402082508e-06,
+    -5.69250639462346e-05,
+    -7.34990630326855e-04,
+    -2.95459980854025e-03,
+    -1.60960333262415e-02,
+)
+_ERF_Q = (
+    -1.45660718464996e-05,
+    -2.13374055278905e-04,
+    -1.68282697438203e-03,
+    -7.37332916720468e-03,
+    -1.42647390514189e-02,
+)
 
 
 def _erf_rational(x: mx.array) -> mx.array:
@@ -105,7 +117,10 @@ def _gelu_host(x: mx.array) -> mx.array:
     src = host_view(x).reshape(-1)
     out = np.empty_like(src)
     lib = native.library()
-    _map(lambda ab: lib.gelu(src[ab[0]:].ctypes.data, out[ab[0]:].ctypes.data, ab[1] - ab[0]), _spans(src.size))
+    _map(
+        lambda ab: lib.gelu(src[ab[0] :].ctypes.data, out[ab[0] :].ctypes.data, ab[1] - ab[0]),
+        _spans(src.size),
+    )
     return mx.array(out.reshape(x.shape))
 
 
@@ -120,9 +135,18 @@ def layer_norm(x: mx.array, norm: nn.LayerNorm) -> mx.array:
         src = np.ascontiguousarray(src)
     out = np.empty_like(src)
     weight, bias = host_view(norm.weight), host_view(norm.bias)
-    _map(lambda ab: lib.layer_norm(src[ab[0]:].ctypes.data, out[ab[0]:].ctypes.data, ab[1] - ab[0],
-                                   src.shape[1], weight.ctypes.data, bias.ctypes.data, norm.eps),
-         _spans(src.shape[0]))
+    _map(
+        lambda ab: lib.layer_norm(
+            src[ab[0] :].ctypes.data,
+            out[ab[0] :].ctypes.data,
+            ab[1] - ab[0],
+            src.shape[1],
+            weight.ctypes.data,
+            bias.ctypes.data,
+            norm.eps,
+        ),
+        _spans(src.shape[0]),
+    )
     return mx.array(out.reshape(x.shape))
 
 
@@ -258,8 +282,13 @@ def _head_layout(a: np.ndarray, transposable: bool = False) -> tuple[np.ndarray,
     f = a.itemsize
     if a.dtype == np.float32 and a.strides[2] == f and a.strides[0] % f == 0 and a.strides[1] % f == 0:
         return a, a.strides[0] // f, a.strides[1] // f, False
-    if transposable and a.dtype == np.float32 and a.strides[1] == f and a.strides[0] % f == 0 \
-            and a.strides[2] % f == 0:
+    if (
+        transposable
+        and a.dtype == np.float32
+        and a.strides[1] == f
+        and a.strides[0] % f == 0
+        and a.strides[2] % f == 0
+    ):
         return a, a.strides[0] // f, a.strides[2] // f, True
     a = np.ascontiguousarray(a, np.float32)
     return a, a.strides[0] // f, a.strides[1] // f, False
@@ -283,20 +312,58 @@ def _attention_heads(q, kt, v, scale, mask, sgemm) -> mx.array:
     lib = native.library()
     if d == 64 and D64_KERNEL:
         _blas.rest_workers()  # its threads would share the cores with the BLAS's idle ones
-        if lib.attention_d64(h, t, s, float(scale), qa.ctypes.data, q_head, ldq,
-                             ka.ctypes.data, k_head, ldk, int(not k_transposed),
-                             va.ctypes.data, v_head, ldv, int(v_transposed),
-                             out.ctypes.data, h * d, None if m is None else m.ctypes.data, native.workers()) == native.OK:
+        if (
+            lib.attention_d64(
+                h,
+                t,
+                s,
+                float(scale),
+                qa.ctypes.data,
+                q_head,
+                ldq,
+                ka.ctypes.data,
+                k_head,
+                ldk,
+                int(not k_transposed),
+                va.ctypes.data,
+                v_head,
+                ldv,
+                int(v_transposed),
+                out.ctypes.data,
+                h * d,
+                None if m is None else m.ctypes.data,
+                native.workers(),
+            )
+            == native.OK
+        ):
             return mx.array(out)[None]
         # -1: no AVX2 here, -2: out of memory; either way the sgemm path below
     scores, sums = np.empty(t * s, np.float32), np.empty(t, np.float32)
     lib.attention_heads(
-        sgemm, h, t, s, d, float(scale),
-        qa.ctypes.data, q_head, ldq,
-        ka.ctypes.data, k_head, ldk, int(not k_transposed),
-        va.ctypes.data, v_head, ldv, int(v_transposed),
-        out.ctypes.data, h * d, None if m is None else m.ctypes.data,
-        scores.ctypes.data, sums.ctypes.data, native.workers())
+        sgemm,
+        h,
+        t,
+        s,
+        d,
+        float(scale),
+        qa.ctypes.data,
+        q_head,
+        ldq,
+        ka.ctypes.data,
+        k_head,
+        ldk,
+        int(not k_transposed),
+        va.ctypes.data,
+        v_head,
+        ldv,
+        int(v_transposed),
+        out.ctypes.data,
+        h * d,
+        None if m is None else m.ctypes.data,
+        scores.ctypes.data,
+        sums.ctypes.data,
+        native.workers(),
+    )
     return mx.array(out)[None]
 
 
@@ -337,6 +404,16 @@ def logits(x: mx.array, table: np.ndarray) -> mx.array:
     out = np.empty((a.shape[0], table.shape[0]), np.float32)
     if a.shape[0] > LOGITS_MAX_ROWS:
         raise ValueError(f"logits takes 1 to {LOGITS_MAX_ROWS} inputs, got {a.shape[0]}")
-    native.check(native.library().logits_f16(table.ctypes.data, table.shape[0], table.shape[1], a.ctypes.data,
-                                             a.shape[0], out.ctypes.data, native.workers()), "the output embedding")
+    native.check(
+        native.library().logits_f16(
+            table.ctypes.data,
+            table.shape[0],
+            table.shape[1],
+            a.ctypes.data,
+            a.shape[0],
+            out.ctypes.data,
+            native.workers(),
+        ),
+        "the output embedding",
+    )
     return mx.array(out).reshape(*x.shape[:-1], table.shape[0])

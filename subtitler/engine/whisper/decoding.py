@@ -16,17 +16,18 @@ step.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Optional, Union
 
 import mlx.core as mx
 import numpy as np
 
-from subtitler.errors import Cancelled
 from subtitler.engine.cpu import ops as cpu_ops
 from subtitler.engine.whisper.backend import backend_for
 from subtitler.engine.whisper.model import Whisper
 from subtitler.engine.whisper.tokenizer import Tokenizer
+from subtitler.errors import Cancelled
 
 NEG_INF = float("-inf")
 
@@ -114,7 +115,7 @@ class TimestampState(NamedTuple):
     penult: mx.array  # so is the one before it (True while there are fewer than two)
     max_ts: mx.array  # the largest timestamp token so far, -1 before the first
 
-    def take(self, rows: mx.array) -> "TimestampState":
+    def take(self, rows: mx.array) -> TimestampState:
         """The state of the sequences ``rows`` (beam search reorders its beams)."""
         return TimestampState(*(_xp(a).take(a, rows, 0) for a in self))
 
@@ -123,9 +124,17 @@ class LogitRules:
     """Whisper's logit filters as array operations over (n_sequences, vocab), in the
     array module ``xp`` (MLX, or NumPy for host logits)."""
 
-    def __init__(self, tokenizer: Tokenizer, n_vocab: int, sample_begin: int,
-                 suppress: Sequence[int], suppress_blank: bool, timestamps: bool,
-                 max_initial_timestamp_index: Optional[int], xp=mx):
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        n_vocab: int,
+        sample_begin: int,
+        suppress: Sequence[int],
+        suppress_blank: bool,
+        timestamps: bool,
+        max_initial_timestamp_index: Optional[int],
+        xp=mx,
+    ):
         self.xp = xp
         self.tb = tokenizer.timestamp_begin
         self.eot = tokenizer.eot
@@ -151,8 +160,11 @@ class LogitRules:
     def start(self, n: int) -> TimestampState:
         """The state before the first sampled token."""
         xp = self.xp
-        return TimestampState(xp.ones((n, 1), dtype=xp.bool_), xp.ones((n, 1), dtype=xp.bool_),
-                              xp.full((n, 1), -1, dtype=xp.int32))
+        return TimestampState(
+            xp.ones((n, 1), dtype=xp.bool_),
+            xp.ones((n, 1), dtype=xp.bool_),
+            xp.full((n, 1), -1, dtype=xp.int32),
+        )
 
     def advance(self, state: Optional[TimestampState], tokens: mx.array) -> TimestampState:
         """The state once ``tokens`` (n,) are appended (``state`` None: the first ones)."""
@@ -189,11 +201,14 @@ class LogitRules:
         # Timestamps never decrease, and a segment has nonzero length.
         floor = xp.where(lone, max_ts, max_ts + 1)
         ban_ts = (last & penult) | ((max_ts >= 0) & (self.ts_ids < floor))
-        return xp.concatenate([
-            xp.where(lone, NEG_INF, logits[:, : self.eot]),
-            logits[:, self.eot : self.tb],
-            xp.where(ban_ts, NEG_INF, logits[:, self.tb :]),
-        ], axis=1)
+        return xp.concatenate(
+            [
+                xp.where(lone, NEG_INF, logits[:, : self.eot]),
+                logits[:, self.eot : self.tb],
+                xp.where(ban_ts, NEG_INF, logits[:, self.tb :]),
+            ],
+            axis=1,
+        )
 
 
 def _categorical(logits, temperature: float, key: mx.array):
@@ -210,8 +225,9 @@ def _prefetch(*arrays) -> None:
 
 
 class DecodingTask:
-    def __init__(self, model: Whisper, tokenizer: Tokenizer, options: DecodingOptions, cancel=None,
-                 backend=None):
+    def __init__(
+        self, model: Whisper, tokenizer: Tokenizer, options: DecodingOptions, cancel=None, backend=None
+    ):
         self.model = model
         self.cancel = cancel  # polled every few tokens: a cancelled window raises Cancelled
         self.tokenizer = tokenizer
@@ -232,8 +248,14 @@ class DecodingTask:
             self.rows = options.best_of if (options.temperature > 0 and options.best_of) else 1
         self.backend = (backend or backend_for(model)).for_rows(self.rows)
         self.rules = LogitRules(
-            tokenizer, model.dims.n_vocab, self.sample_begin, self._suppress_tokens(),
-            options.suppress_blank, not options.without_timestamps, max_init, xp=self.backend.xp,
+            tokenizer,
+            model.dims.n_vocab,
+            self.sample_begin,
+            self._suppress_tokens(),
+            options.suppress_blank,
+            not options.without_timestamps,
+            max_init,
+            xp=self.backend.xp,
         )
 
     def _encode_piece(self, piece) -> list[int]:
@@ -396,15 +418,24 @@ class DecodingTask:
     def _result(self, tokens, sum_logprob, no_speech, language) -> DecodingResult:
         text = self.tokenizer.decode(tokens)
         return DecodingResult(
-            language=language, tokens=tokens, text=text,
-            avg_logprob=sum_logprob / (len(tokens) + 1), sum_logprob=sum_logprob,
-            no_speech_prob=no_speech, temperature=self.options.temperature,
+            language=language,
+            tokens=tokens,
+            text=text,
+            avg_logprob=sum_logprob / (len(tokens) + 1),
+            sum_logprob=sum_logprob,
+            no_speech_prob=no_speech,
+            temperature=self.options.temperature,
             compression_ratio=compression_ratio(text),
         )
 
 
-def decode(model: Whisper, audio_features: mx.array, tokenizer: Tokenizer,
-           options: DecodingOptions = DecodingOptions(), cross_kv=None) -> DecodingResult:
+def decode(
+    model: Whisper,
+    audio_features: mx.array,
+    tokenizer: Tokenizer,
+    options: DecodingOptions = DecodingOptions(),
+    cross_kv=None,
+) -> DecodingResult:
     """Decode one window of encoded audio (1, n_audio_ctx, n_state)."""
     cross_kv = cross_kv or model.decoder.cross_kv(audio_features)
     language = options.language or "en"

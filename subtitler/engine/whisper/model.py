@@ -7,14 +7,15 @@ Module names follow the mlx-community checkpoints, so their weights load as they
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
 from subtitler.engine.cpu import ops as cpu_ops
+
 
 @dataclass(frozen=True)
 class ModelDimensions:
@@ -261,8 +262,9 @@ class TextDecoder(nn.Module):
                 mask = mx.concatenate([mx.zeros((t, offset), dtype=x.dtype), mask], axis=1)
         new_cache, all_weights = [], []
         for i, block in enumerate(self.blocks):
-            x, kv, w = block(x, cross_kv[i], cache[i] if cache else None, mask, heads[i],
-                             shared[i] if shared else None)
+            x, kv, w = block(
+                x, cross_kv[i], cache[i] if cache else None, mask, heads[i], shared[i] if shared else None
+            )
             new_cache.append(kv)
             all_weights.append(w)
         if rows is not None:
@@ -296,8 +298,11 @@ class TextDecoder(nn.Module):
         layout: with the float16 table the copy is not made, 160 ms off a load.)"""
         self._embedding_t = self._embedding_half = None
         w = self.token_embedding.weight
-        if mx.default_device() == mx.cpu and isinstance(self.token_embedding, nn.Embedding) \
-                and not hasattr(self.token_embedding, "scales"):
+        if (
+            mx.default_device() == mx.cpu
+            and isinstance(self.token_embedding, nn.Embedding)
+            and not hasattr(self.token_embedding, "scales")
+        ):
             self._embedding_half = cpu_ops.half_table(w, embedding_half)
             if self._embedding_half is None:
                 self._embedding_t = mx.contiguous(w.T)

@@ -102,14 +102,16 @@ def _median_filter(x: np.ndarray, width: int) -> np.ndarray:
     return vals[pad]
 
 
-def find_alignment(model, tokenizer, text_tokens: list[int], cross_kv, num_frames: int,
-                   medfilt_width: int = 7) -> list[WordTiming]:
+def find_alignment(
+    model, tokenizer, text_tokens: list[int], cross_kv, num_frames: int, medfilt_width: int = 7
+) -> list[WordTiming]:
     if not text_tokens:
         return []
     prefix = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
     rows = list(range(len(prefix) - 1, len(prefix) - 1 + len(text_tokens)))  # the rows that predict the text
-    lg, scores = backend_for(model).alignment(prefix + text_tokens + [tokenizer.eot], cross_kv, rows,
-                                              model.alignment_heads)
+    lg, scores = backend_for(model).alignment(
+        prefix + text_tokens + [tokenizer.eot], cross_kv, rows, model.alignment_heads
+    )
     w = scores[:, :, : num_frames // 2]
     w = np.exp(w - w.max(axis=-1, keepdims=True))
     w /= w.sum(axis=-1, keepdims=True)
@@ -129,8 +131,10 @@ def find_alignment(model, tokenizer, text_tokens: list[int], cross_kv, num_frame
     jump_times = time_idx[jumps] / TOKENS_PER_SECOND
     starts, ends = jump_times[bounds[:-1]], jump_times[bounds[1:]]
     probs_per_word = [float(np.mean(token_probs[i:j])) for i, j in zip(bounds[:-1], bounds[1:])]
-    return [WordTiming(w, t, float(s), float(e), p)
-            for w, t, s, e, p in zip(words, word_tokens, starts, ends, probs_per_word)]
+    return [
+        WordTiming(w, t, float(s), float(e), p)
+        for w, t, s, e, p in zip(words, word_tokens, starts, ends, probs_per_word)
+    ]
 
 
 def merge_punctuations(alignment: list[WordTiming]) -> None:

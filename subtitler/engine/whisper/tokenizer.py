@@ -23,23 +23,36 @@ def _encoding(name: str, num_languages: int) -> tiktoken.Encoding:
     pairs = (line.split() for line in (ASSETS / f"{name}.tiktoken").read_bytes().splitlines() if line.strip())
     ranks = {binascii.a2b_base64(token): int(rank) for token, rank in pairs}
     specials = [
-        "<|endoftext|>", "<|startoftranscript|>",
+        "<|endoftext|>",
+        "<|startoftranscript|>",
         *[f"<|{lang}|>" for lang in list(LANGUAGES)[:num_languages]],
-        "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>",
-        "<|nospeech|>", "<|notimestamps|>",
+        "<|translate|>",
+        "<|transcribe|>",
+        "<|startoflm|>",
+        "<|startofprev|>",
+        "<|nospeech|>",
+        "<|notimestamps|>",
         *[f"<|{i * 0.02:.2f}|>" for i in range(1501)],
     ]
     n = len(ranks)
     special_tokens = {tok: n + i for i, tok in enumerate(specials)}
     return tiktoken.Encoding(
-        name=f"{name}-{num_languages}", explicit_n_vocab=n + len(specials),
-        pat_str=_PATTERN, mergeable_ranks=ranks, special_tokens=special_tokens,
+        name=f"{name}-{num_languages}",
+        explicit_n_vocab=n + len(specials),
+        pat_str=_PATTERN,
+        mergeable_ranks=ranks,
+        special_tokens=special_tokens,
     )
 
 
 class Tokenizer:
-    def __init__(self, multilingual: bool, num_languages: int = 99,
-                 language: str | None = None, task: str | None = None):
+    def __init__(
+        self,
+        multilingual: bool,
+        num_languages: int = 99,
+        language: str | None = None,
+        task: str | None = None,
+    ):
         self.multilingual = multilingual
         self.num_languages = num_languages
         self.encoding = _encoding("multilingual" if multilingual else "gpt2", num_languages)
@@ -61,7 +74,7 @@ class Tokenizer:
         self.no_timestamps = sp["<|notimestamps|>"]
         self.timestamp_begin = sp["<|0.00|>"]
 
-    def with_language(self, language: str | None, task: str | None = None) -> "Tokenizer":
+    def with_language(self, language: str | None, task: str | None = None) -> Tokenizer:
         return Tokenizer(self.multilingual, self.num_languages, language, task or self.task)
 
     @property
@@ -153,8 +166,9 @@ class Tokenizer:
         return words, word_tokens
 
 
-def get_tokenizer(multilingual: bool, num_languages: int = 99,
-                  language: str | None = None, task: str | None = "transcribe") -> Tokenizer:
+def get_tokenizer(
+    multilingual: bool, num_languages: int = 99, language: str | None = None, task: str | None = "transcribe"
+) -> Tokenizer:
     if language is not None:
         language = language.lower()
         language = TO_LANGUAGE_CODE.get(language, language)
