@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Optional
 from subtitler.core.cues import build_cues, segments_as_cues
 from subtitler.core.document import Document
 from subtitler.core.timecode import seconds_to_ms
+from subtitler.engine.audio import MediaInfo  # noqa: F401  (what ``probe_media`` returns, for ui/)
 from subtitler.engine.types import DecodedSegment, Progress, TranscribeOptions, TranscriptInfo
 from subtitler.errors import Cancelled
 
@@ -88,6 +89,50 @@ def make_document(
         else build_cues(decoded, settings.profile, duration)
     )
     return Document(cues, media_path, model, info.language, duration)
+
+
+def prepare_process() -> None:
+    """Set up this process for the engine (the fast BLAS, malloc tuning) before anything
+    imports MLX: the first call of every entry point."""
+    from subtitler.engine import runtime
+
+    runtime.prepare()
+
+
+def probe_media(path: str) -> MediaInfo:
+    """What ffmpeg says of a media file (duration, streams); ``MediaError`` when unreadable."""
+    from subtitler.engine.audio import probe
+
+    return probe(path)
+
+
+def read_samples(path: str, info: Optional[MediaInfo] = None, cancel=None) -> np.ndarray:
+    """A media file's audio, 16 kHz mono float32, for the waveform and the model."""
+    from subtitler.engine.audio import load_audio
+
+    return load_audio(path, info=info, cancel=cancel)
+
+
+def find_speech(samples: np.ndarray, cancel=None) -> np.ndarray:
+    """The speech mask (per 10 ms) a transcription of these samples reads."""
+    from subtitler.engine.vad import speech_mask
+
+    return speech_mask(samples, cancel=cancel)
+
+
+def languages() -> dict[str, str]:
+    """Whisper's languages: code -> name."""
+    from subtitler.engine.whisper.languages import LANGUAGES
+
+    return dict(LANGUAGES)
+
+
+def local_models() -> list[str]:
+    """The models usable without a download: installed offline ones, then those in the cache."""
+    from subtitler.engine.whisper.catalog import downloaded_models, offline_models
+
+    offline = offline_models()
+    return offline + [m for m in downloaded_models() if m not in offline]
 
 
 @dataclass

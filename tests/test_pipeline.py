@@ -47,7 +47,8 @@ def _hits(imports: set[str], forbidden: tuple[str, ...]) -> set[str]:
 
 
 def test_arrows_point_down():
-    """The engine knows no subtitles, the core no model, and nothing under subtitler/ knows Qt or ui/."""
+    """The engine knows no subtitles, the core no model, nothing under subtitler/ knows Qt or
+    ui/, and ui/ reaches the engine only through the pipeline."""
     bad = {}
     for path, imports in _modules("subtitler/engine").items():
         if hits := _hits(
@@ -59,6 +60,9 @@ def test_arrows_point_down():
             bad[path] = hits
     for path, imports in _modules("subtitler").items():
         if hits := _hits(imports, ("ui", "PySide6", "PyQt5", "PyQt6")):
+            bad[path] = hits
+    for path, imports in _modules("ui").items():  # ui adapts the pipeline and the core, never the engine
+        if hits := _hits(imports, ("subtitler.engine", "mlx")):
             bad[path] = hits
     assert not bad, bad
     assert len(_modules("subtitler/engine")) > 15 and len(_modules("subtitler/core")) > 8  # the walk saw them

@@ -14,9 +14,9 @@ def main(argv=None) -> int:
     parser.add_argument("--version", action="version", version=f"subtitler {__version__}")
     args = parser.parse_args(argv)
 
-    from subtitler.engine import runtime
+    from subtitler.pipeline import prepare_process
 
-    runtime.prepare()  # the fast BLAS loads before anything imports MLX
+    prepare_process()  # the fast BLAS loads before anything imports MLX
     from PySide6.QtWidgets import QApplication
 
     from ui.main_window import MainWindow

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from subtitler.core.profiles import PROFILES
-from subtitler.engine.whisper.languages import LANGUAGES
+from subtitler.pipeline import languages
 from ui.editing import Editing
 from ui.files import FilesMixin
 from ui.player import Player
@@ -192,7 +192,7 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.modelCombo.setCurrentText(self.settings.value("model", self.modelCombo.itemText(0)))
         self.languageCombo = QComboBox(objectName="languageCombo")
         self.languageCombo.addItem("Auto-detect", None)
-        for code, name in LANGUAGES.items():
+        for code, name in languages().items():
             self.languageCombo.addItem(name.title(), code)
         if saved := self.settings.value("language", None):
             self.languageCombo.setCurrentIndex(max(0, self.languageCombo.findData(saved)))

@@ -13,9 +13,8 @@ from PySide6.QtGui import QUndoStack
 from subtitler.core import formats, project
 from subtitler.core.document import Document
 from subtitler.core.edits import Edit
-from subtitler.engine.audio import MediaInfo, load_audio, probe
-from subtitler.engine.vad import speech_mask
 from subtitler.errors import Cancelled, SubtitlerError
+from subtitler.pipeline import MediaInfo, find_speech, probe_media, read_samples
 from ui.undo import EditCommand
 
 AUTOSAVE_MS = 5000
@@ -35,12 +34,12 @@ class AudioLoader(QThread):
 
     def run(self) -> None:
         try:
-            samples = load_audio(self.path, info=self.info, cancel=self.isInterruptionRequested)
+            samples = read_samples(self.path, info=self.info, cancel=self.isInterruptionRequested)
         except SubtitlerError:
             return  # the file was probed already; the waveform just stays empty
         self.loaded.emit(self.path, samples)
         try:
-            self.speechFound.emit(self.path, speech_mask(samples, cancel=self.isInterruptionRequested))
+            self.speechFound.emit(self.path, find_speech(samples, cancel=self.isInterruptionRequested))
         except Cancelled:
             return
 
@@ -86,7 +85,7 @@ class Session(QObject):
 
     def open_media(self, path: str) -> bool:
         try:
-            info = probe(os.fspath(path))
+            info = probe_media(os.fspath(path))
         except SubtitlerError as e:
             self.error.emit(str(e))
             return False

@@ -134,9 +134,9 @@ MODELS = ["tiny.en", "base", "tiny", "base.en", "small", "small.en", "medium", "
 
 def model_choices() -> list[str]:
     """The model picker's list: installed offline models, then downloaded ones, then the hub's."""
-    from subtitler.engine.whisper.catalog import downloaded_models, offline_models
+    from subtitler.pipeline import local_models
 
-    local = offline_models() + [m for m in downloaded_models() if m not in offline_models()]
+    local = local_models()
     return local + [m for m in MODELS if m not in local]
 
 
