@@ -116,4 +116,6 @@ def test_word_times_hold_their_reference(model):
             w for s in transcribe(model, str(clip), TranscribeOptions(word_timestamps=True)) for w in s.words
         ]
         assert [w.word for w in words] == [r[0] for r in ref[name]]
-        assert max(max(abs(w.start - r[1]), abs(w.end - r[2])) for w, r in zip(words, ref[name])) <= 0.02 + 1e-9
+        assert (
+            max(max(abs(w.start - r[1]), abs(w.end - r[2])) for w, r in zip(words, ref[name])) <= 0.02 + 1e-9
+        )
