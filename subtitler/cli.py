@@ -177,6 +177,50 @@ def cmd_check(args) -> int:
     return 1 if findings else 0
 
 
+def _video_progress(name: str):
+    bar = _progress_bar(name)
+    return lambda p: bar(p) if sys.stderr.isatty() else None
+
+
+def cmd_mux(args) -> int:
+    from subtitler import video
+
+    try:
+        video.mux(
+            args.video,
+            args.subtitles,
+            args.output,
+            language=args.language,
+            overwrite=args.overwrite,
+            progress=_video_progress(Path(args.output).name),
+        )
+    except SubtitlerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_burn(args) -> int:
+    from subtitler import video
+
+    style = video.BurnStyle(font_size=args.font_size, outline=args.outline, bottom_margin=args.margin)
+    try:
+        video.burn(
+            args.video,
+            args.subtitles,
+            args.output,
+            style=style,
+            overwrite=args.overwrite,
+            progress=_video_progress(Path(args.output).name),
+        )
+    except SubtitlerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="subtitler", description="Video in, well-timed subtitles out (Whisper on MLX)."
@@ -257,6 +301,24 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--profile", choices=["default", "netflix"], default="default")
     k.add_argument("--encoding", help="the file's text encoding (default: detected)")
     k.set_defaults(func=cmd_check)
+
+    m = sub.add_parser("mux", help="add subtitles to a video as a soft track (no re-encoding)")
+    m.add_argument("video")
+    m.add_argument("subtitles", help="any subtitle file we read (.srt .vtt .ass .ssa .txt .json)")
+    m.add_argument("-o", "--output", required=True, help="OUT.mkv (SRT or ASS track) or OUT.mp4 (mov_text)")
+    m.add_argument("--language", help="the track's language (en, fr, eng ...)")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    m.set_defaults(func=cmd_mux)
+
+    b = sub.add_parser("burn", help="draw subtitles into a video's picture (libass, x264)")
+    b.add_argument("video")
+    b.add_argument("subtitles", help="any subtitle file we read; an .ass file keeps its own styles")
+    b.add_argument("-o", "--output", required=True)
+    b.add_argument("--font-size", type=float, default=0.05, help="of the picture's height (default 0.05)")
+    b.add_argument("--outline", type=float, default=2.0, help="outline width (default 2)")
+    b.add_argument("--margin", type=float, default=0.06, help="bottom margin, of the picture's height")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    b.set_defaults(func=cmd_burn)
 
     d = sub.add_parser("doctor", help="say which BLAS, CPU path, ffmpeg and models this machine uses")
     d.set_defaults(func=cmd_doctor)

@@ -32,6 +32,7 @@ from ui.player import Player
 from ui.session import Session
 from ui.table_model import COL_TEXT, SegmentTableModel
 from ui.transcription import TranscriptionController, TranscriptionMixin, model_choices
+from ui.video_export import VideoExport
 from ui.waveform import WaveformView
 
 
@@ -46,6 +47,8 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.settings = QSettings("subtitler", "subtitler")
         self.session = Session(self)
         self.transcription = TranscriptionController(self)
+        self.video_export = VideoExport(self)
+        self._transcribing = False
         self.last_error: Optional[str] = None
         self.confirm_close = True
         self._error_box = self._prompt = None
@@ -206,7 +209,7 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         for label, widget in (
             (" Model ", self.modelCombo),
             (" Language ", self.languageCombo),
-            (None, self.taskCombo),
+            (" Task ", self.taskCombo),
         ):
             if label:
                 tb.addWidget(QLabel(label))
@@ -223,7 +226,7 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.recentMenu = f.addMenu("Open &Recent")
         self._fill_recent()
         f.addSeparator()
-        f.addActions([self.saveAction, self.exportAction])
+        f.addActions([self.saveAction, self.exportAction, self.video_export.action])
         f.addSeparator()
         f.addAction(self._action("quitAction", "&Quit", self.close, QKeySequence.Quit))
         e = m.addMenu("&Edit")
@@ -237,6 +240,8 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
     def _connect(self):
         s, t = self.session, self.transcription
         s.documentReplaced.connect(self._document_replaced)
+        for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.modelReset):
+            signal.connect(lambda *_: self.update_actions())
         s.audioLoaded.connect(self.waveform.set_audio)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         s.error.connect(self.show_error)
@@ -270,14 +275,32 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self._error_box.open()
 
     def _set_running(self, running: bool) -> None:
-        self.transcribeAction.setEnabled(not running and self.media_path is not None)
-        self.cancelAction.setEnabled(running)
+        self._transcribing = running
+        self.update_actions()
+
+    def state(self) -> str:
+        """What the window is doing: "empty", "media", "transcribing", "exporting"."""
+        if self._transcribing:
+            return "transcribing"
+        if self.video_export.running:
+            return "exporting"
+        return "media" if self.media_path is not None else "empty"
+
+    def update_actions(self) -> None:
+        """The one place that enables the window's actions, from its state."""
+        state = self.state()
+        idle = state in ("empty", "media")
+        has_video = state == "media" and self.session.media is not None and self.session.media.has_video
+        self.transcribeAction.setEnabled(state == "media")
+        self.cancelAction.setEnabled(state == "transcribing")
+        self.video_export.action.setEnabled(has_video and len(self.doc.segments) > 0)
         for w in (self.openAction, self.importAction, self.modelCombo, self.languageCombo, self.taskCombo):
-            w.setEnabled(not running)
+            w.setEnabled(idle)
 
     def _document_replaced(self, doc) -> None:
         self.model.set_document(doc)
         self.waveform.set_document(doc)
+        self.update_actions()
 
     def _profile_changed(self, text: str) -> None:
         self.settings.setValue("profile", text.lower())

@@ -1,0 +1,89 @@
+"""File → Export Video in the real window: the document as it is now, as a soft track or
+burned in, with Cancel leaving no file; and which actions each state enables."""
+
+import re
+import subprocess
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
+
+from subtitler.core import formats
+from subtitler.core.document import Document, Segment
+from ui.table_model import COL_TEXT
+
+
+@pytest.fixture
+def window(qtbot, media_dir, tmp_path):
+    from ui.main_window import MainWindow
+
+    w = MainWindow()
+    w.confirm_close = False
+    qtbot.addWidget(w)
+    w.show()
+    assert w.state() == "empty"
+    assert w.open_media(str(media_dir / "jfk.mp4"))
+    subs = tmp_path / "in.srt"
+    formats.save(Document([Segment(1000, 3000, "Hello there."), Segment(6000, 8000, "Second cue.")]), subs)
+    assert w.import_subtitles(str(subs))
+    return w
+
+
+def export(qtbot, w, out, mode, cancel=False):
+    with qtbot.waitSignal(w.video_export.finished, timeout=60_000) as outcome:
+        w.video_export.start(str(out), mode)
+        assert w.state() == "exporting"
+        assert not w.transcribeAction.isEnabled() and not w.openAction.isEnabled()
+        assert not w.video_export.action.isEnabled()
+        if cancel:
+            button = w.video_export.progress.findChild(QPushButton)
+            qtbot.mouseClick(button, Qt.LeftButton)  # the dialog's Cancel button
+    assert w.state() == "media" and w.video_export.action.isEnabled()
+    return outcome.args[0]
+
+
+def test_export_video_as_a_track_takes_the_document_as_it_is_now(qtbot, window, tmp_path, ffmpeg):
+    index = window.model.index(0, COL_TEXT)
+    assert window.model.setData(index, "Edited, not saved.", Qt.EditRole)
+    out = tmp_path / "out.mkv"
+    assert export(qtbot, window, out, "mux") == "done"
+    back = tmp_path / "back.srt"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(out), "-map", "0:s:0", str(back)], check=True)
+    assert [s.text for s in formats.load(back).segments] == ["Edited, not saved.", "Second cue."]
+
+
+def test_export_video_burned_in(qtbot, window, tmp_path, ffmpeg):
+    out = tmp_path / "out.mp4"
+    assert export(qtbot, window, out, "burn") == "done"
+    dump = subprocess.run([ffmpeg, "-hide_banner", "-i", str(out)], capture_output=True, text=True).stderr
+    assert re.search(r"Video: h264", dump) and "Subtitle" not in dump
+
+
+@pytest.mark.parametrize("mode, name", [("mux", "c.mkv"), ("burn", "c.mp4")])
+def test_cancelled_export_leaves_no_file(qtbot, window, tmp_path, mode, name):
+    before = set(tmp_path.iterdir())
+    assert export(qtbot, window, tmp_path / name, mode, cancel=True) == "cancelled"
+    assert set(tmp_path.iterdir()) == before
+    assert "no file written" in window.statusBar().currentMessage()
+
+
+def test_actions_follow_the_window_state(qtbot, media_dir):
+    from ui.main_window import MainWindow
+
+    w = MainWindow()
+    w.confirm_close = False
+    qtbot.addWidget(w)
+    enabled = lambda: {
+        a.objectName()
+        for a in (w.transcribeAction, w.cancelAction, w.openAction, w.video_export.action)
+        if a.isEnabled()
+    }
+    assert w.state() == "empty" and enabled() == {"openAction"}
+    w.open_media(str(media_dir / "jfk.mp4"))
+    assert w.state() == "media" and enabled() == {"openAction", "transcribeAction"}  # no cues to export yet
+    w.session.set_document(Document([Segment(0, 1000, "Hi.")]))
+    assert enabled() == {"openAction", "transcribeAction", "exportVideoAction"}
+    w._set_running(True)
+    assert w.state() == "transcribing" and enabled() == {"cancelAction"}
+    w._set_running(False)
+    assert enabled() == {"openAction", "transcribeAction", "exportVideoAction"}
