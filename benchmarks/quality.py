@@ -44,13 +44,18 @@ def _normalizer():
 _NORMALIZER = None
 
 
-def wer(ref: list[str], hyp: list[str]) -> float:
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
+    """Word edits (substitutions, insertions, deletions) from ``ref`` to ``hyp``."""
     d = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         prev, d[0] = d[0], i
         for j, h in enumerate(hyp, 1):
             prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)] / max(1, len(ref))
+    return d[len(hyp)]
+
+
+def wer(ref: list[str], hyp: list[str]) -> float:
+    return edit_distance(ref, hyp) / max(1, len(ref))
 
 
 def overlap(a0, a1, b0, b1) -> float:

@@ -30,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from quality import edit_distance  # noqa: E402
 from real_cases import REAL, Case, all_cases  # noqa: E402
 
 from subtitler.core.checks import check  # noqa: E402
@@ -49,15 +50,6 @@ def tokens(text: str, language: str) -> list[str]:
         return EnglishTextNormalizer()(text).split()
     norm = BasicTextNormalizer(remove_diacritics=False)(text)
     return list(norm.replace(" ", "")) if language in CHARACTER_LANGUAGES else norm.split()
-
-
-def edit_distance(ref: list[str], hyp: list[str]) -> int:
-    d = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)]
 
 
 def union(spans):

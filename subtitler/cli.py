@@ -177,43 +177,18 @@ def cmd_check(args) -> int:
     return 1 if findings else 0
 
 
-def _video_progress(name: str):
-    bar = _progress_bar(name)
-    return lambda p: bar(p) if sys.stderr.isatty() else None
-
-
-def cmd_mux(args) -> int:
+def cmd_video(args) -> int:
+    """``mux`` and ``burn``: subtitles into a video (``subtitler.video``)."""
     from subtitler import video
 
+    bar = _progress_bar(Path(args.output).name)
+    common = dict(overwrite=args.overwrite, progress=lambda p: bar(p) if sys.stderr.isatty() else None)
     try:
-        video.mux(
-            args.video,
-            args.subtitles,
-            args.output,
-            language=args.language,
-            overwrite=args.overwrite,
-            progress=_video_progress(Path(args.output).name),
-        )
-    except SubtitlerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.output}", file=sys.stderr)
-    return 0
-
-
-def cmd_burn(args) -> int:
-    from subtitler import video
-
-    style = video.BurnStyle(font_size=args.font_size, outline=args.outline, bottom_margin=args.margin)
-    try:
-        video.burn(
-            args.video,
-            args.subtitles,
-            args.output,
-            style=style,
-            overwrite=args.overwrite,
-            progress=_video_progress(Path(args.output).name),
-        )
+        if args.command == "mux":
+            video.mux(args.video, args.subtitles, args.output, language=args.language, **common)
+        else:
+            style = video.BurnStyle(font_size=args.font_size, outline=args.outline, bottom_margin=args.margin)
+            video.burn(args.video, args.subtitles, args.output, style=style, **common)
     except SubtitlerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -308,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", "--output", required=True, help="OUT.mkv (SRT or ASS track) or OUT.mp4 (mov_text)")
     m.add_argument("--language", help="the track's language (en, fr, eng ...)")
     m.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    m.set_defaults(func=cmd_mux)
+    m.set_defaults(func=cmd_video)
 
     b = sub.add_parser("burn", help="draw subtitles into a video's picture (libass, x264)")
     b.add_argument("video")
@@ -318,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--outline", type=float, default=2.0, help="outline width (default 2)")
     b.add_argument("--margin", type=float, default=0.06, help="bottom margin, of the picture's height")
     b.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    b.set_defaults(func=cmd_burn)
+    b.set_defaults(func=cmd_video)
 
     d = sub.add_parser("doctor", help="say which BLAS, CPU path, ffmpeg and models this machine uses")
     d.set_defaults(func=cmd_doctor)

@@ -20,6 +20,16 @@ JFK_TEXT = (
 )
 
 
+def word_errors(ref: list[str], hyp: list[str]) -> int:
+    """Word edits (substitutions, insertions, deletions) from ``ref`` to ``hyp``."""
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)]
+
+
 def normalize(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
 

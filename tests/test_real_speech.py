@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import word_errors
 
 from subtitler import pipeline
 from subtitler.core.checks import check
@@ -47,15 +48,6 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z']+", text.lower())
 
 
-def errors(ref: list[str], hyp: list[str]) -> int:
-    d = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)]
-
-
 def test_the_quiet_speech_gain_never_decodes_worse_than_no_gain(model):
     """A far, quiet first line (26 dB under the rest) over room tone, then a louder
     reader: with the gain, no more word errors than with it off."""
@@ -75,7 +67,7 @@ def test_the_quiet_speech_gain_never_decodes_worse_than_no_gain(model):
 
     def wrong(level):
         segs = transcribe(model, clip, TranscribeOptions(word_timestamps=True, level_speech=level))
-        return errors(ref, [w for s in segs for w in words(s.text)])
+        return word_errors(ref, [w for s in segs for w in words(s.text)])
 
     raised, plain = wrong(True), wrong(False)
     assert raised <= plain, (raised, plain)

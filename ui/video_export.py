@@ -33,25 +33,16 @@ class ExportWorker(QThread):
         def progress(p):
             self.progressed.emit(p.fraction, p.eta)
 
+        export = video.mux if self.mode == "mux" else video.burn
         try:
-            if self.mode == "mux":
-                video.mux(
-                    self.media,
-                    self.doc,
-                    self.out,
-                    overwrite=True,
-                    progress=progress,
-                    cancel=self.isInterruptionRequested,
-                )
-            else:
-                video.burn(
-                    self.media,
-                    self.doc,
-                    self.out,
-                    overwrite=True,
-                    progress=progress,
-                    cancel=self.isInterruptionRequested,
-                )
+            export(
+                self.media,
+                self.doc,
+                self.out,
+                overwrite=True,
+                progress=progress,
+                cancel=self.isInterruptionRequested,
+            )
         except Cancelled:
             self.done.emit("cancelled")
         except SubtitlerError as e:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import JFK, LS, normalize
+from conftest import JFK, LS, normalize, word_errors
 
 from subtitler.engine import guards, level, silero, vad
 from subtitler.engine.audio import load_audio
@@ -72,15 +72,6 @@ def test_nothing_is_shown_over_music_laughter_or_silence(tmp_path, model, kind):
 
 # ls_test.flac (LibriSpeech test-clean), as larger Whisper models read it.
 LS_TEXT = "Then the good soul openly shouldered the burden she had borne so long in secret and bravely trudged on alone."
-
-
-def word_errors(ref: list[str], hyp: list[str]) -> int:
-    d = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)]
 
 
 def _loud_then_quiet(quiet_db: float) -> np.ndarray:
