@@ -75,6 +75,7 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
     # ------------------------------------------------------------------ building
     def _build_widgets(self):
         self.model = SegmentTableModel(self.session.doc, self.push, self.show_error)
+        self.model.on_refused = lambda message: self.statusBar().showMessage(message, 5000)
         self.table = QTableView(objectName="segmentTable")
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
@@ -294,6 +295,9 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.transcribeAction.setEnabled(state == "media")
         self.cancelAction.setEnabled(state == "transcribing")
         self.video_export.action.setEnabled(has_video and len(self.doc.segments) > 0)
+        self.model.read_only = state == "transcribing"  # streamed rows are replaced when the run ends
+        for a in filter(None, self.edit_actions):  # split, merge, delete... wait for the final cues
+            a.setEnabled(idle)
         for w in (self.openAction, self.importAction, self.modelCombo, self.languageCombo, self.taskCombo):
             w.setEnabled(idle)
 

@@ -39,12 +39,17 @@ _CELLS = [  # the text of each column but the last, from (row, segment)
 ]
 
 
+READ_ONLY = "The rows are read-only while transcribing: edit them when it is done (or after Cancel)."
+
+
 class SegmentTableModel(QAbstractTableModel):
     def __init__(self, doc: Document, push: Callable[[Edit], None], on_error: Callable[[str], None]):
         super().__init__()
         self.doc = doc
         self.push = push
         self.on_error = on_error
+        self.read_only = False  # while rows stream in from a transcription: they are replaced when it ends
+        self.on_refused: Callable[[str], None] = lambda message: None
         self.findings = Findings(doc.segments, "default")
         doc.subscribe(self._changed)
 
@@ -106,7 +111,8 @@ class SegmentTableModel(QAbstractTableModel):
     def flags(self, index):
         if not index.isValid():
             return Qt.NoItemFlags
-        return _EDITABLE if index.column() in (COL_START, COL_END, COL_TEXT) else _SELECTABLE
+        editable = not self.read_only and index.column() in (COL_START, COL_END, COL_TEXT)
+        return _EDITABLE if editable else _SELECTABLE
 
     def data(self, index, role=Qt.DisplayRole):
         # Called for every visible cell and role on each repaint: plain ints for the
@@ -133,6 +139,9 @@ class SegmentTableModel(QAbstractTableModel):
 
     def setData(self, index, value, role=Qt.EditRole):
         if role != Qt.EditRole or not index.isValid():
+            return False
+        if self.read_only:
+            self.on_refused(READ_ONLY)
             return False
         row, col = index.row(), index.column()
         try:

@@ -192,7 +192,7 @@ class TranscriptionMixin:
         self.progressBar.setFormat(f"%p%{left}")
         self.statusBar().showMessage(
             f"Transcribing… {format_ms(seconds_to_ms(done), hours=False)} of "
-            f"{format_ms(seconds_to_ms(total), hours=False)}{left}"
+            f"{format_ms(seconds_to_ms(total), hours=False)}{left} · rows are read-only until it is done"
         )
 
     def _on_finished(self, status: str, message: str, document) -> None:

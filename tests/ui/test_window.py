@@ -7,9 +7,11 @@ import pytest
 import srt
 from conftest import JFK, JFK_TEXT, normalize
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QProgressBar, QTableView
 
 from subtitler.core import formats
+from ui.table_model import COL_TEXT
 
 
 @pytest.fixture
@@ -432,3 +434,40 @@ def test_switching_models_frees_the_previous_one(qtbot, window, model, media_dir
         used.append(mx.get_active_memory())
     assert used[1] > used[0] + 50e6  # base is bigger than tiny.en: the measure sees the models
     assert abs(used[2] - used[0]) <= 0.1 * used[0]
+
+
+def test_an_edit_during_a_run_is_refused_and_nothing_is_lost(qtbot, window, long_mp4, tmp_path):
+    """While rows stream in they are read-only (the final cues replace them): an edit is
+    refused with a word in the status bar, nothing lands on the undo stack, and the
+    cues the run ends with are what the table shows and an export writes."""
+    w = window
+    w.open_media(str(long_mp4))
+    tried = []
+
+    def edit_first_row(*_):
+        if tried:
+            return
+        index = w.model.index(0, COL_TEXT)
+        tried.append(
+            (
+                w.model.setData(index, "My edit", Qt.EditRole),
+                bool(w.model.flags(index) & Qt.ItemIsEditable),
+                w.findChild(QAction, "splitAction").isEnabled(),
+                w.statusBar().currentMessage(),
+            )
+        )
+
+    w.model.rowsInserted.connect(edit_first_row)
+    with qtbot.waitSignal(w.transcription_finished, timeout=120_000) as blocker:
+        w.transcribeAction.trigger()
+    assert blocker.args == ["done"]
+    accepted, editable, split_enabled, message = tried[0]
+    assert not accepted and not editable and not split_enabled and "read-only" in message
+    assert all(s.text != "My edit" for s in w.doc) and w.session.undo_stack.count() == 0
+    assert not w.undoAction.isEnabled()
+    # After the run the rows take edits again, undoably, and an export writes them.
+    assert w.model.setData(w.model.index(0, COL_TEXT), "My edit", Qt.EditRole) and w.undoAction.isEnabled()
+    out = tmp_path / "after.srt"
+    assert w.export_to(str(out))
+    assert [s.text for s in formats.load(out).segments] == [s.text for s in w.doc]
+    assert formats.load(out).segments[0].text == "My edit"
