@@ -108,36 +108,9 @@ def cmd_transcribe(args) -> int:
 
 def cmd_doctor(args) -> int:
     """What this machine runs the engine with, so a slow one explains itself."""
-    import platform
+    from subtitler.pipeline import machine_report
 
-    from subtitler.engine import runtime
-
-    runtime.prepare()
-    from subtitler.engine.cpu import blas
-
-    report = {
-        "subtitler": __version__,
-        "python": platform.python_version(),
-        "machine": f"{platform.system()} {platform.machine()}",
-    }
-    report.update(blas.describe())
-    import mlx.core as mx
-
-    from subtitler.engine.audio import ffmpeg_exe
-    from subtitler.engine.cpu import native
-
-    report["mlx"] = f"{mx.__version__} on {mx.default_device()}"
-    report["cpu kernels"] = (
-        "C kernels" if native.available() else "MLX only (not built, or SUBTITLER_CPU_KERNELS=0)"
-    )
-    try:
-        report["ffmpeg"] = ffmpeg_exe()
-    except SubtitlerError as e:
-        report["ffmpeg"] = str(e)
-    from subtitler.engine.whisper.load import default_model, offline_models
-
-    report["default model"] = default_model()
-    report["offline models"] = ", ".join(offline_models()) or "none"
+    report = machine_report()
     width = max(map(len, report))
     for k, v in report.items():
         print(f"{k:>{width}}: {v}")

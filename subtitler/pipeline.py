@@ -99,6 +99,39 @@ def prepare_process() -> None:
     runtime.prepare()
 
 
+def machine_report() -> dict[str, str]:
+    """What this machine runs the engine with (``subtitler doctor``, the window's About):
+    versions, the BLAS, the CPU path, ffmpeg and the models at hand."""
+    import platform
+
+    from subtitler import __version__
+    from subtitler.errors import SubtitlerError
+
+    prepare_process()
+    import mlx.core as mx
+
+    from subtitler.engine.audio import ffmpeg_exe
+    from subtitler.engine.cpu import blas, native
+    from subtitler.engine.whisper.catalog import default_model, offline_models
+
+    report = {
+        "subtitler": __version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}",
+    }
+    report.update(blas.describe())
+    report["mlx"] = f"{mx.__version__} on {mx.default_device()}"
+    kernels = "C kernels" if native.available() else "MLX only (not built, or SUBTITLER_CPU_KERNELS=0)"
+    report["cpu kernels"] = kernels
+    try:
+        report["ffmpeg"] = ffmpeg_exe()
+    except SubtitlerError as e:
+        report["ffmpeg"] = str(e)
+    report["default model"] = default_model()
+    report["offline models"] = ", ".join(offline_models()) or "none"
+    return report
+
+
 def probe_media(path: str) -> MediaInfo:
     """What ffmpeg says of a media file (duration, streams); ``MediaError`` when unreadable."""
     from subtitler.engine.audio import probe

@@ -85,6 +85,7 @@ class FilesMixin:
         if not self.session.export_to(path):
             return False
         self.settings.setValue("exportDir", str(Path(path).parent))
+        self.settings.setValue("exportFormat", formats.format_of(path))
         return True
 
     def save_project(self) -> None:
@@ -154,10 +155,11 @@ class FilesMixin:
 
     def _export_dialog(self):
         stem = Path(self.media_path).stem if self.media_path else "subtitles"
-        start = str(Path(self.settings.value("exportDir", str(Path.home()))) / f"{stem}.srt")
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export Subtitles", start, formats.dialog_filter(for_reading=False)
-        )
+        fmt = self.settings.value("exportFormat", "srt")  # the last folder and format used
+        start = str(Path(self.settings.value("exportDir", str(Path.home()))) / f"{stem}.{fmt}")
+        filters = formats.dialog_filter(for_reading=False)
+        chosen = next((f for f in filters.split(";;") if f"*.{fmt}" in f), "")
+        path, _ = QFileDialog.getSaveFileName(self, "Export Subtitles", start, filters, chosen)
         if path:
             self.export_to(path)
 

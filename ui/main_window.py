@@ -28,6 +28,7 @@ from subtitler.core.profiles import PROFILES
 from subtitler.pipeline import languages
 from ui.editing import Editing
 from ui.files import FilesMixin
+from ui.help import HelpMenu
 from ui.player import Player
 from ui.session import Session
 from ui.table_model import COL_TEXT, SegmentTableModel
@@ -237,6 +238,8 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
             e.addSeparator() if a is None else e.addAction(a)
         m.addMenu("&Playback").addActions([self.playAction, self.zoomInAction, self.zoomOutAction])
         m.addMenu("&Transcribe").addActions([self.transcribeAction, self.cancelAction])
+        self.help = HelpMenu(self)
+        m.addMenu("&Help").addActions([self.help.shortcuts_action, self.help.about_action])
 
     def _connect(self):
         s, t = self.session, self.transcription

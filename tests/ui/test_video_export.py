@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QPushButton
+from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from subtitler.core import formats
 from subtitler.core.document import Document, Segment
@@ -87,3 +87,30 @@ def test_actions_follow_the_window_state(qtbot, media_dir):
     assert w.state() == "transcribing" and enabled() == {"cancelAction"}
     w._set_running(False)
     assert enabled() == {"openAction", "transcribeAction", "exportVideoAction"}
+
+
+def test_help_lists_the_shortcuts_and_about_says_what_doctor_says(qtbot, window):
+    from ui.help import about_html, shortcuts
+
+    rows = dict((name, keys) for keys, name in shortcuts(window))
+    assert rows["Transcribe"] == "Ctrl+R" and rows["Export Subtitles"] == "Ctrl+E"
+    html = about_html(window)
+    assert "ffmpeg" in html and "cpu kernels" in html and window.modelCombo.currentText() in html
+    window.help.about_action.trigger()
+    box = window.findChild(QMessageBox, "helpBox")
+    assert box is not None and box.isVisible() and "subtitler" in box.text()
+
+
+def test_export_remembers_the_last_folder_and_format(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    assert window.export_to(str(tmp_path / "first.vtt"))
+    seen = {}
+
+    def fake_dialog(parent, title, start, filters, chosen=""):
+        seen.update(start=start, chosen=chosen)
+        return "", ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", fake_dialog)
+    window._export_dialog()
+    assert seen["start"] == str(tmp_path / "jfk.vtt") and "*.vtt" in seen["chosen"]
