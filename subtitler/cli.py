@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from subtitler import __version__
+from subtitler.core.formats import FORMATS
+from subtitler.core.profiles import PROFILES
 from subtitler.errors import SubtitlerError
 
 
@@ -185,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("transcribe", help="transcribe media files to subtitles")
     t.add_argument("inputs", nargs="+", metavar="INPUT")
     t.add_argument("-o", "--output", help="output file (or folder, for several inputs)")
-    t.add_argument("--format", choices=["srt", "vtt", "ass", "ssa", "txt", "json"])
+    t.add_argument("--format", choices=list(FORMATS))
     t.add_argument("--model", help="model name, Hugging Face repo id or folder (default: bundled tiny.en)")
     t.add_argument("--language", default=None, help="language code, or auto (default)")
     t.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
@@ -195,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--profile",
-        choices=["default", "netflix"],
+        choices=list(PROFILES),
         default="default",
         help="the reading profile cues are made for (default: default)",
     )
@@ -246,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("check", help="list readability problems; exit 1 if any")
     k.add_argument("file")
-    k.add_argument("--profile", choices=["default", "netflix"], default="default")
+    k.add_argument("--profile", choices=list(PROFILES), default="default")
     k.add_argument("--encoding", help="the file's text encoding (default: detected)")
     k.set_defaults(func=cmd_check)
 

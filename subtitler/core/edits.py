@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Optional
 
 from subtitler.core.document import Document, Segment
+from subtitler.core.profiles import PROFILES
 from subtitler.core.timecode import format_ms
 from subtitler.errors import EditError
 
@@ -221,7 +222,7 @@ class SnapToNeighbours(Edit):
 
     label = "Snap to neighbours"
 
-    def __init__(self, doc: Document, i: int, gap: int = 83, reach: int = 500):
+    def __init__(self, doc: Document, i: int, gap: int = PROFILES["default"].min_gap, reach: int = 500):
         s = _check_index(doc, i).copy()
         if i > 0:
             prev = doc.segments[i - 1]

@@ -28,6 +28,7 @@ N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames per window
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100: 10 ms per mel frame
 N_SAMPLES_PER_TOKEN = HOP_LENGTH * 2  # the conv stem has stride 2
 TOKENS_PER_SECOND = SAMPLE_RATE // N_SAMPLES_PER_TOKEN  # 50: 20 ms per audio position
+TIME_PRECISION = N_SAMPLES_PER_TOKEN / SAMPLE_RATE  # 0.02 s: the step of a timestamp token
 
 ASSETS = Path(__file__).parent / "assets"
 

@@ -22,7 +22,6 @@ import numpy as np
 
 from subtitler.engine.cpu import blas, native
 
-SAMPLE_RATE = 16000
 CHUNK = 512  # samples: one probability per 32 ms
 CONTEXT = 64  # samples of the previous chunk each chunk sees
 WEIGHTS = Path(__file__).resolve().parent / "assets" / "silero_vad.npz"

@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 
 from subtitler.engine import audio as audio_mod
-from subtitler.engine.audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, SAMPLE_RATE
+from subtitler.engine.audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, SAMPLE_RATE, TIME_PRECISION
 from subtitler.engine.types import DecodedSegment, Progress, TranscribeOptions, TranscriptInfo
 from subtitler.errors import Cancelled
 
@@ -279,7 +279,7 @@ def transcribe(
         all_tokens += tokenizer.encode(" " + options.initial_prompt.strip())
     temps = _temperatures(options.temperature)
     input_stride = N_FRAMES // model.dims.n_audio_ctx  # 2 mel frames per audio position
-    time_precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # 0.02 s
+    time_precision = TIME_PRECISION
 
     def pieces_in(result, offset: float, window_seconds: float) -> list[Piece]:
         return split_by_timestamps(

@@ -17,7 +17,7 @@ from webvtt.models import Region, Style
 from subtitler.core.document import Document, Segment
 from subtitler.core.formats import markup
 from subtitler.core.formats.subrip import times
-from subtitler.core.timecode import format_ms
+from subtitler.core.timecode import format_ms, parse_ms
 from subtitler.errors import SubtitleFileError
 
 
@@ -41,8 +41,8 @@ def read(text: str) -> Document:
         }
         segments.append(
             Segment(
-                _ms(c.start),
-                _ms(c.end),
+                parse_ms(c.start),
+                parse_ms(c.end),
                 markup.from_vtt("\n".join(c.lines)),
                 extra={"vtt": extra} if extra else {},
             )
@@ -58,13 +58,6 @@ def read(text: str) -> Document:
     }
     doc.header["vtt"] = {k: v for k, v in header.items() if v}
     return doc
-
-
-def _ms(t: str) -> int:
-    parts = t.split(":")
-    h, m, rest = parts if len(parts) == 3 else ["0", *parts]
-    s, milli = rest.split(".")
-    return ((int(h) * 60 + int(m)) * 60 + int(s)) * 1000 + int(milli)
 
 
 def write(doc: Document) -> str:

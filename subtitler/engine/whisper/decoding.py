@@ -23,6 +23,7 @@ from typing import NamedTuple, Optional, Union
 import mlx.core as mx
 import numpy as np
 
+from subtitler.engine.audio import TIME_PRECISION
 from subtitler.engine.cpu import ops as cpu_ops
 from subtitler.engine.whisper.backend import backend_for
 from subtitler.engine.whisper.model import Whisper
@@ -237,7 +238,7 @@ class DecodingTask:
         self.initial_tokens = self._initial_tokens()
         self.sample_begin = len(self.initial_tokens)
         self.sot_index = self.initial_tokens.index(tokenizer.sot)
-        precision = 0.02  # seconds per timestamp token
+        precision = TIME_PRECISION
         max_init = None
         if options.max_initial_timestamp is not None:
             max_init = round(options.max_initial_timestamp / precision)

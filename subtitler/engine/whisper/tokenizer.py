@@ -10,6 +10,7 @@ from pathlib import Path
 
 import tiktoken
 
+from subtitler.engine.audio import TIME_PRECISION
 from subtitler.engine.whisper.languages import LANGUAGES, TO_LANGUAGE_CODE  # noqa: F401
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -32,7 +33,7 @@ def _encoding(name: str, num_languages: int) -> tiktoken.Encoding:
         "<|startofprev|>",
         "<|nospeech|>",
         "<|notimestamps|>",
-        *[f"<|{i * 0.02:.2f}|>" for i in range(1501)],
+        *[f"<|{i * TIME_PRECISION:.2f}|>" for i in range(1501)],
     ]
     n = len(ranks)
     special_tokens = {tok: n + i for i, tok in enumerate(specials)}
@@ -114,7 +115,7 @@ class Tokenizer:
             if t >= self.timestamp_begin:
                 parts.append(self.encoding.decode(text))
                 text = []
-                parts.append(f"<|{(t - self.timestamp_begin) * 0.02:.2f}|>")
+                parts.append(f"<|{(t - self.timestamp_begin) * TIME_PRECISION:.2f}|>")
             elif t < self.eot:
                 text.append(t)
         parts.append(self.encoding.decode(text))
