@@ -275,16 +275,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _log_to_stderr(verbose: bool) -> None:
+    """With -v, the package logger's INFO lines (the engine's fallbacks) go to stderr."""
+    import logging
+
+    logger = logging.getLogger("subtitler")
+    for old in [h for h in logger.handlers if getattr(h, "subtitler_cli", False)]:
+        logger.removeHandler(old)  # a run in the same process before this one
+    logger.setLevel(logging.INFO if verbose else logging.NOTSET)
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.subtitler_cli = True
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.verbose:
-        import logging
-
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger = logging.getLogger("subtitler")
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    _log_to_stderr(args.verbose)
     if args.command in ("transcribe", "doctor"):
         from subtitler.engine import runtime
 

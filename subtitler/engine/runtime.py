@@ -8,6 +8,9 @@ The CLI, the window, batch workers, the tests and the benchmarks call it first.
 
 from __future__ import annotations
 
+import logging
+import sys
+
 _prepared = False
 
 
@@ -19,7 +22,11 @@ def prepare() -> None:
     _prepared = True
     from subtitler.engine.cpu import blas, malloc
 
-    blas.preload()
+    if blas.preload() is None and sys.platform.startswith("linux"):
+        logging.getLogger(__name__).info(
+            "no fast BLAS was loaded: MLX's reference BLAS runs the matrix products, 15-25x slower "
+            "(subtitler doctor says why)"
+        )
     malloc.keep_freed_blocks()
 
 

@@ -281,3 +281,17 @@ def test_word_timestamps_on_jfk(model):
         k = texts.index(text, k)
         assert abs(words[k].start - truth) <= 0.3, (text, words[k].start, truth)
         k += 1
+
+
+def test_verbose_cli_says_what_the_engine_falls_back_on(tmp_path, capsys):
+    """The bundled tiny.en is a CTranslate2 model, converted as it loads: -v says so
+    (the package logger at INFO); without -v nothing is said."""
+    from subtitler import cli
+
+    out = tmp_path / "jfk.srt"
+    assert cli.main(["-v", "transcribe", str(JFK), "-o", str(out), "--model", "tiny.en"]) == 0
+    err = capsys.readouterr().err
+    assert "INFO subtitler.engine.whisper.load: converting the ct2 model" in err
+    assert out.exists()
+    assert cli.main(["transcribe", str(JFK), "-o", str(out), "--model", "tiny.en"]) == 0
+    assert "converting" not in capsys.readouterr().err

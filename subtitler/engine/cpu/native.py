@@ -9,6 +9,7 @@ The kernels are optional: without a C compiler at install, or with
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 from collections.abc import Iterable
 
@@ -52,8 +53,10 @@ def library():
                 from subtitler.engine.cpu import _kernels
 
                 _lib = load(_kernels.__file__)
-            except (ImportError, OSError, AttributeError):
-                pass
+            except (ImportError, OSError, AttributeError) as e:
+                logging.getLogger(__name__).info(
+                    "the C kernels are not in use (%s): MLX runs the CPU path, more slowly", e
+                )
     return _lib or None
 
 

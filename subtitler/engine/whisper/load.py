@@ -14,6 +14,7 @@ through huggingface_hub with its cache), or a local directory.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import struct
@@ -40,6 +41,8 @@ from subtitler.engine.whisper.model import ModelDimensions, Whisper
 from subtitler.errors import Cancelled, ModelError
 
 ProgressFn = Callable[[int, int], None]  # bytes done, bytes total
+
+log = logging.getLogger(__name__)
 
 
 def _tqdm_with(progress: Optional[ProgressFn]):
@@ -342,6 +345,8 @@ def _load_dir(d: Path, dtype) -> Whisper:
     layout = detect_layout(d)
     cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
     quant = None
+    if layout != "mlx":
+        log.info("converting the %s model in %s to MLX's layout as it loads", layout, d)
     if layout == "ct2":
         dims, params = _ct2_to_params(read_ct2(_ct2_parts(d)))
     elif layout == "transformers":
