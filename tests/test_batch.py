@@ -88,11 +88,13 @@ def test_colliding_outputs_are_refused_before_anything_runs(tmp_path):
     assert [j.output.name for j in jobs] == ["talk.mp4.srt", "talk.mkv.srt"]
 
 
-def test_ray_without_ray_says_how_to_install(tmp_path, monkeypatch):
+def test_ray_without_ray_says_how_to_install(tmp_path, monkeypatch, capsys):
     from subtitler.cli import main
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     assert main(["transcribe", str(JFK), "-o", str(tmp_path), "--ray"]) == 2
+    assert 'pip install "subtitler[cluster]"' in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing was transcribed
 
 
 @pytest.mark.slow

@@ -1,8 +1,10 @@
 """The engine on real audio with real weights, against faster-whisper on the same weights."""
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
@@ -191,9 +193,20 @@ def test_multilingual_base_detects_english_and_transcribes(base_model):
     assert normalize(" ".join(s.text for s in segs)) == JFK_TEXT
 
 
-def test_translate_task_runs(base_model):
-    segs = list(transcribe(base_model, str(JFK), TranscribeOptions(task="translate", language="en")))
-    assert "country" in " ".join(s.text for s in segs).lower()
+REALSPEECH = Path(__file__).resolve().parents[3] / "shared" / "realspeech"
+
+
+@pytest.mark.skipif(not (REALSPEECH / "read_de.wav").exists(), reason="../shared/realspeech is not here")
+def test_translate_task_turns_german_speech_into_english(base_model):
+    """A real German sentence ("Der hinter diesem Portal liegenden Raum wurde als
+    Leichenhalle genutzt."): transcribed it stays German, translated it comes out English."""
+    said = lambda task: " ".join(
+        s.text for s in transcribe(base_model, str(REALSPEECH / "read_de.wav"), TranscribeOptions(task=task))
+    ).lower()
+    german, english = said("transcribe"), said("translate")
+    assert "wurde" in german and "raum" in german
+    words = set(re.findall(r"[a-z]+", english))
+    assert {"the", "room", "was"} <= words and not words & {"der", "wurde", "raum", "diesem"}
 
 
 def _first_logits(model):
