@@ -45,3 +45,11 @@ class Cancelled(SubtitlerError):
 
     def __init__(self, message: str = "Cancelled."):
         super().__init__(message)
+
+
+class TranscriptionCancelled(Cancelled):
+    """A transcription was cancelled; ``document`` holds the subtitles decoded before it."""
+
+    def __init__(self, document):
+        super().__init__("Cancelled: the subtitles decoded so far are kept.")
+        self.document = document

@@ -21,7 +21,7 @@ from subtitler.core.document import Document
 from subtitler.core.timecode import seconds_to_ms
 from subtitler.engine.audio import MediaInfo  # noqa: F401  (what ``probe_media`` returns, for ui/)
 from subtitler.engine.types import DecodedSegment, Progress, TranscribeOptions, TranscriptInfo
-from subtitler.errors import Cancelled
+from subtitler.errors import Cancelled, TranscriptionCancelled
 
 if TYPE_CHECKING:
     import numpy as np
@@ -222,8 +222,8 @@ def transcribe_media(
     is loaded, with the audio read beside it. ``audio``: the file's audio (and its
     speech mask, if found) when the caller has read it already, as ``read_audio`` does.
     ``on_segment`` sees each segment as it is decoded; ``progress`` gets seconds done.
-    ``cancel`` is polled between windows: on cancel, ``Cancelled`` is raised with
-    ``.document`` holding the subtitles of what was decoded before it.
+    ``cancel`` is polled between windows: on cancel, ``TranscriptionCancelled`` is raised,
+    its ``document`` holding the subtitles of what was decoded before it.
     """
     name = model_name(settings)
     audio_of = None
@@ -253,6 +253,5 @@ def transcribe_media(
             if on_segment is not None:
                 on_segment(seg)
     except Cancelled as e:
-        e.document = make_document(decoded, settings, info, media_path, name)
-        raise
+        raise TranscriptionCancelled(make_document(decoded, settings, info, media_path, name)) from e
     return make_document(decoded, settings, info, media_path, name)

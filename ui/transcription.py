@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from subtitler import pipeline
 from subtitler.core.cues import has_letter, segment_from_decoded, wrap_lines
 from subtitler.core.timecode import format_ms, seconds_to_ms
-from subtitler.errors import Cancelled, SubtitlerError
+from subtitler.errors import Cancelled, SubtitlerError, TranscriptionCancelled
 
 
 class TranscribeWorker(QObject):
@@ -66,8 +66,11 @@ class TranscribeWorker(QObject):
                 cancel=self.cancelled,
             )
             self.finished.emit("done", "")
-        except Cancelled as e:
-            self.document = getattr(e, "document", None)
+        except TranscriptionCancelled as e:
+            self.document = e.document
+            self.finished.emit("cancelled", str(e))
+        except Cancelled:
+            self.document = None
             self.finished.emit("cancelled", "Cancelled: the subtitles decoded so far are kept.")
         except SubtitlerError as e:
             self.finished.emit("failed", str(e))
