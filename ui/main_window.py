@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from subtitler.core.profiles import PROFILES
 from subtitler.pipeline import languages
 from ui.editing import Editing
-from ui.files import FilesMixin
+from ui.files import Files
 from ui.help import HelpMenu
 from ui.player import Player
 from ui.session import Session
@@ -37,7 +37,7 @@ from ui.video_export import VideoExport
 from ui.waveform import WaveformView
 
 
-class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
+class MainWindow(TranscriptionMixin, QMainWindow):
     transcription_finished = Signal(str)  # "done" | "cancelled" | "failed"
 
     def __init__(self):
@@ -49,10 +49,11 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         self.session = Session(self)
         self.transcription = TranscriptionController(self)
         self.video_export = VideoExport(self)
+        self.files = Files(self)
         self._transcribing = False
         self.last_error: Optional[str] = None
         self.confirm_close = True
-        self._error_box = self._prompt = None
+        self._error_box = None
         self._build_widgets()
         self._build_actions()
         self._build_menus()
@@ -72,6 +73,25 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
 
     def push(self, edit) -> None:
         self.session.push(edit)
+
+    # The file work's entry points (``files``), by the window's names.
+    def open_media(self, path: str) -> bool:
+        return self.files.open_media(path)
+
+    def import_subtitles(self, path: str, encoding=None, skip_bad: bool = False) -> bool:
+        return self.files.import_subtitles(path, encoding, skip_bad)
+
+    def export_to(self, path: str) -> bool:
+        return self.files.export_to(path)
+
+    def autosave(self) -> None:
+        self.files.autosave()
+
+    def dragEnterEvent(self, e):
+        self.files.drag_enter(e)
+
+    def dropEvent(self, e):
+        self.files.drop(e)
 
     # ------------------------------------------------------------------ building
     def _build_widgets(self):
@@ -130,16 +150,16 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
 
     def _build_actions(self):
         A, E = self._action, self.editing
-        self.openAction = A("openAction", "&Open Media…", self._open_dialog, QKeySequence.Open)
-        self.importAction = A("importAction", "&Import Subtitles…", self._import_dialog, "Ctrl+I")
+        self.openAction = A("openAction", "&Open Media…", self.files.open_dialog, QKeySequence.Open)
+        self.importAction = A("importAction", "&Import Subtitles…", self.files.import_dialog, "Ctrl+I")
         self.importEncodingAction = A(
             "importEncodingAction",
             "Import Subtitles with &Encoding…",
-            self._import_with_encoding_dialog,
+            self.files.import_with_encoding_dialog,
             "Ctrl+Shift+I",
         )
-        self.exportAction = A("exportAction", "&Export Subtitles…", self._export_dialog, "Ctrl+E")
-        self.saveAction = A("saveAction", "&Save Project", self.save_project, QKeySequence.Save)
+        self.exportAction = A("exportAction", "&Export Subtitles…", self.files.export_dialog, "Ctrl+E")
+        self.saveAction = A("saveAction", "&Save Project", self.files.save_project, QKeySequence.Save)
         self.transcribeAction = A(
             "transcribeAction",
             "Transcribe",
@@ -226,7 +246,7 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
         f = m.addMenu("&File")
         f.addActions([self.openAction, self.importAction, self.importEncodingAction])
         self.recentMenu = f.addMenu("Open &Recent")
-        self._fill_recent()
+        self.files.fill_recent()
         f.addSeparator()
         f.addActions([self.saveAction, self.exportAction, self.video_export.action])
         f.addSeparator()
@@ -350,7 +370,7 @@ class MainWindow(FilesMixin, TranscriptionMixin, QMainWindow):
                 e.ignore()
                 return
             if answer == QMessageBox.Save:
-                self.save_project()
+                self.files.save_project()
         self.transcription.stop()
         self.player.stop()
         self.session.close()

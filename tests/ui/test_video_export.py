@@ -112,5 +112,5 @@ def test_export_remembers_the_last_folder_and_format(qtbot, window, tmp_path, mo
         return "", ""
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", fake_dialog)
-    window._export_dialog()
+    window.files.export_dialog()
     assert seen["start"] == str(tmp_path / "jfk.vtt") and "*.vtt" in seen["chosen"]
