@@ -32,12 +32,12 @@ from ui.help import HelpMenu
 from ui.player import Player
 from ui.session import Session
 from ui.table_model import COL_TEXT, SegmentTableModel
-from ui.transcription import TranscriptionController, TranscriptionMixin, model_choices
+from ui.transcription import TranscriptionController, TranscriptionPanel, model_choices
 from ui.video_export import VideoExport
 from ui.waveform import WaveformView
 
 
-class MainWindow(TranscriptionMixin, QMainWindow):
+class MainWindow(QMainWindow):
     transcription_finished = Signal(str)  # "done" | "cancelled" | "failed"
 
     def __init__(self):
@@ -50,6 +50,7 @@ class MainWindow(TranscriptionMixin, QMainWindow):
         self.transcription = TranscriptionController(self)
         self.video_export = VideoExport(self)
         self.files = Files(self)
+        self.transcribing = TranscriptionPanel(self)
         self._transcribing = False
         self.last_error: Optional[str] = None
         self.confirm_close = True
@@ -86,6 +87,12 @@ class MainWindow(TranscriptionMixin, QMainWindow):
 
     def autosave(self) -> None:
         self.files.autosave()
+
+    def transcribe(self) -> None:
+        self.transcribing.transcribe()
+
+    def cancel(self) -> None:
+        self.transcribing.cancel()
 
     def dragEnterEvent(self, e):
         self.files.drag_enter(e)
@@ -262,18 +269,13 @@ class MainWindow(TranscriptionMixin, QMainWindow):
         m.addMenu("&Help").addActions([self.help.shortcuts_action, self.help.about_action])
 
     def _connect(self):
-        s, t = self.session, self.transcription
+        s = self.session
         s.documentReplaced.connect(self._document_replaced)
         for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.modelReset):
             signal.connect(lambda *_: self.update_actions())
         s.audioLoaded.connect(self.waveform.set_audio)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         s.error.connect(self.show_error)
-        t.segment.connect(self._on_segment)
-        t.progress.connect(self._on_progress)
-        t.download.connect(self._on_download)
-        t.status.connect(self.statusBar().showMessage)
-        t.finished.connect(self._on_finished)
         self.player.positionChanged.connect(self._position)
         self.waveform.seekRequested.connect(self.seek)
         self.table.clicked.connect(lambda idx: self.seek(self.doc[idx.row()].start))

@@ -143,73 +143,84 @@ def model_choices() -> list[str]:
     return local + [m for m in MODELS if m not in local]
 
 
-class TranscriptionMixin:
-    """The window's side of a transcription: start, cancel, live rows, progress. A part of ``MainWindow``."""
+class TranscriptionPanel:
+    """The window's side of a transcription, composed into it (``window.transcribing``):
+    start and cancel, the live rows, progress and the outcome. It reaches the window's
+    parts through ``window``, and listens to the window's ``TranscriptionController``."""
+
+    def __init__(self, window):
+        self.w = window
+        t = window.transcription
+        t.segment.connect(self.on_segment)
+        t.progress.connect(self.on_progress)
+        t.download.connect(self.on_download)
+        t.status.connect(lambda text: window.statusBar().showMessage(text))
+        t.finished.connect(self.on_finished)
 
     def transcribe(self) -> None:
-        if self.media_path is None or self.transcription.running:
+        if self.w.media_path is None or self.w.transcription.running:
             return
-        if len(self.doc) and self.session.dirty:
-            self.autosave()
-        model_name = self.modelCombo.currentText().strip()
-        self.settings.setValue("model", model_name)
-        self.session.set_document(type(self.doc)(model=model_name))
-        self.progressBar.setValue(0)
-        self.transcription.start(
-            self.media_path, self.settings_for(model_name), self.session.samples, self.session.speech
+        if len(self.w.doc) and self.w.session.dirty:
+            self.w.autosave()
+        model_name = self.w.modelCombo.currentText().strip()
+        self.w.settings.setValue("model", model_name)
+        self.w.session.set_document(type(self.w.doc)(model=model_name))
+        self.w.progressBar.setValue(0)
+        self.w.transcription.start(
+            self.w.media_path, self.settings_for(model_name), self.w.session.samples, self.w.session.speech
         )
-        self._set_running(True)
+        self.w._set_running(True)
 
     def settings_for(self, model_name: str):
         """The pipeline settings the window's boxes stand for (the CLI's flags, the same defaults)."""
         return pipeline.Settings(
             model=model_name,
-            language=self.languageCombo.currentData(),
-            task=self.taskCombo.currentData(),
-            profile=self.model.profile.name,
+            language=self.w.languageCombo.currentData(),
+            task=self.w.taskCombo.currentData(),
+            profile=self.w.model.profile.name,
         )
 
     def cancel(self) -> None:
-        if self.transcription.running:
-            self.transcription.cancel()
-            self.statusBar().showMessage("Cancelling after the current window…")
+        if self.w.transcription.running:
+            self.w.transcription.cancel()
+            self.w.statusBar().showMessage("Cancelling after the current window…")
 
-    def _on_segment(self, seg) -> None:
+    def on_segment(self, seg) -> None:
         s = segment_from_decoded(seg)
-        s.text = wrap_lines(s.text, self.model.profile)  # live rows wrapped like the final cues
+        s.text = wrap_lines(s.text, self.w.model.profile)  # live rows wrapped like the final cues
         if s.words:
             s.start, s.end = s.words[0].start, s.words[-1].end
         if s.end > s.start and has_letter(s.text):
-            self.doc.append(s)
-            self.table.scrollToBottom()
+            self.w.doc.append(s)
+            self.w.table.scrollToBottom()
 
-    def _on_download(self, done: int, total: int) -> None:
-        self.progressBar.setValue(int(100 * done / total) if total else 0)
-        self.progressBar.setFormat("Downloading model: %p%")
+    def on_download(self, done: int, total: int) -> None:
+        self.w.progressBar.setValue(int(100 * done / total) if total else 0)
+        self.w.progressBar.setFormat("Downloading model: %p%")
 
-    def _on_progress(self, done: float, total: float, eta) -> None:
-        self.progressBar.setValue(int(100 * done / total) if total else 0)
+    def on_progress(self, done: float, total: float, eta) -> None:
+        self.w.progressBar.setValue(int(100 * done / total) if total else 0)
         left = (
             f", about {int(eta) // 60}:{int(eta) % 60:02d} left" if eta is not None and done < total else ""
         )
-        self.progressBar.setFormat(f"%p%{left}")
-        self.statusBar().showMessage(
+        self.w.progressBar.setFormat(f"%p%{left}")
+        self.w.statusBar().showMessage(
             f"Transcribing… {format_ms(seconds_to_ms(done), hours=False)} of "
             f"{format_ms(seconds_to_ms(total), hours=False)}{left} · rows are read-only until it is done"
         )
 
-    def _on_finished(self, status: str, message: str, document) -> None:
+    def on_finished(self, status: str, message: str, document) -> None:
         if document is not None and len(document) and status in ("done", "cancelled"):
-            self.doc.language = document.language  # the pipeline's cues replace the live rows in one step
-            self.doc.set_segments(document.segments)
-        self._set_running(False)
+            self.w.doc.language = document.language  # the pipeline's cues replace the live rows in one step
+            self.w.doc.set_segments(document.segments)
+        self.w._set_running(False)
         if status == "done":
-            self.progressBar.setValue(100)
-            self.progressBar.setFormat("%p%")
-            self.statusBar().showMessage(f"Done: {len(self.doc)} subtitles. Edit them, then Export.")
+            self.w.progressBar.setValue(100)
+            self.w.progressBar.setFormat("%p%")
+            self.w.statusBar().showMessage(f"Done: {len(self.w.doc)} subtitles. Edit them, then Export.")
         elif status == "cancelled":
-            self.statusBar().showMessage(message)
+            self.w.statusBar().showMessage(message)
         else:
-            self.show_error(message)
-        self.autosave()
-        self.transcription_finished.emit(status)
+            self.w.show_error(message)
+        self.w.autosave()
+        self.w.transcription_finished.emit(status)
