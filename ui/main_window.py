@@ -8,10 +8,8 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QHeaderView,
     QLabel,
     QMainWindow,
@@ -19,20 +17,17 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QSplitter,
     QTableView,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from subtitler.core.profiles import PROFILES
-from subtitler.pipeline import languages
+from ui.actions import build_actions, build_menus
 from ui.editing import Editing
 from ui.files import Files
-from ui.help import HelpMenu
 from ui.player import Player
 from ui.session import Session
 from ui.table_model import COL_TEXT, SegmentTableModel
-from ui.transcription import TranscriptionController, TranscriptionPanel, model_choices
+from ui.transcription import TranscriptionController, TranscriptionPanel
 from ui.video_export import VideoExport
 from ui.waveform import WaveformView
 
@@ -56,8 +51,8 @@ class MainWindow(QMainWindow):
         self.confirm_close = True
         self._error_box = None
         self._build_widgets()
-        self._build_actions()
-        self._build_menus()
+        build_actions(self)
+        build_menus(self)
         self._connect()
         self._set_running(False)
         self.statusBar().showMessage(
@@ -146,127 +141,6 @@ class MainWindow(QMainWindow):
         self.progressBar = QProgressBar(objectName="progressBar", maximumWidth=320)
         self.progressBar.setFormat("%p%")
         self.statusBar().addPermanentWidget(self.progressBar)
-
-    def _action(self, name, text, slot, shortcut=None, tip=None):
-        a = QAction(text, self, objectName=name, toolTip=tip or text)
-        if shortcut:
-            a.setShortcut(QKeySequence(shortcut))
-        a.triggered.connect(lambda *_: slot())
-        self.addAction(a)
-        return a
-
-    def _build_actions(self):
-        A, E = self._action, self.editing
-        self.openAction = A("openAction", "&Open Media…", self.files.open_dialog, QKeySequence.Open)
-        self.importAction = A("importAction", "&Import Subtitles…", self.files.import_dialog, "Ctrl+I")
-        self.importEncodingAction = A(
-            "importEncodingAction",
-            "Import Subtitles with &Encoding…",
-            self.files.import_with_encoding_dialog,
-            "Ctrl+Shift+I",
-        )
-        self.exportAction = A("exportAction", "&Export Subtitles…", self.files.export_dialog, "Ctrl+E")
-        self.saveAction = A("saveAction", "&Save Project", self.files.save_project, QKeySequence.Save)
-        self.transcribeAction = A(
-            "transcribeAction",
-            "Transcribe",
-            self.transcribe,
-            "Ctrl+R",
-            "Transcribe the audio of the open file",
-        )
-        self.cancelAction = A("cancelAction", "Cancel", self.cancel, "Esc", "Stop; keep what is done")
-        stack = self.session.undo_stack
-        self.undoAction, self.redoAction = (
-            stack.createUndoAction(self, "&Undo"),
-            stack.createRedoAction(self, "&Redo"),
-        )
-        for a, name, keys in (
-            (self.undoAction, "undoAction", QKeySequence.Undo),
-            (self.redoAction, "redoAction", QKeySequence.Redo),
-        ):
-            a.setObjectName(name)
-            a.setShortcut(keys)
-        self.addActions([self.undoAction, self.redoAction])
-        self.edit_actions = [
-            A("splitAction", "Split at Cursor", E.split_current, "Ctrl+B"),
-            A("mergeAction", "Merge with Next", E.merge_current, "Ctrl+M"),
-            A("insertAction", "Insert After", E.insert_current, "Ctrl+Return"),
-            A("deleteAction", "Delete", E.delete_selected, "Ctrl+Delete"),
-            None,
-            A("setStartAction", "Set Start from Playhead", lambda: E.set_from_playhead("start"), "Ctrl+["),
-            A("setEndAction", "Set End from Playhead", lambda: E.set_from_playhead("end"), "Ctrl+]"),
-            A("snapAction", "Snap to Neighbours", E.snap_current, "Ctrl+Shift+N"),
-            A("shiftAction", "Shift Times…", E.shift_dialog, "Ctrl+Shift+T"),
-            A("findReplaceAction", "Find and Replace…", E.replace_dialog, QKeySequence.Replace),
-        ]
-        self.playAction = A("playAction", "Play/Pause", self.player.toggle_play, "Ctrl+Space")
-        self.zoomInAction = A("zoomInAction", "Zoom In", lambda: self.waveform.zoom(0.5), "Ctrl+=")
-        self.zoomOutAction = A("zoomOutAction", "Zoom Out", lambda: self.waveform.zoom(2.0), "Ctrl+-")
-        # The edit actions' methods, by the window's own names.
-        self.split_current, self.merge_current, self.delete_selected = (
-            E.split_current,
-            E.merge_current,
-            E.delete_selected,
-        )
-        self.shift, self.find_replace, self.current_row = E.shift, E.find_replace, E.current_row
-
-    def _build_menus(self):
-        tb = QToolBar("Main", objectName="mainToolbar")
-        self.addToolBar(tb)
-        tb.addAction(self.openAction)
-        tb.addSeparator()
-        self.modelCombo = QComboBox(
-            objectName="modelCombo",
-            editable=True,
-            toolTip="Bundled and downloaded models; or type a Hugging Face repo or a folder",
-        )
-        self.modelCombo.addItems(model_choices())
-        self.modelCombo.setCurrentText(self.settings.value("model", self.modelCombo.itemText(0)))
-        self.languageCombo = QComboBox(objectName="languageCombo")
-        self.languageCombo.addItem("Auto-detect", None)
-        for code, name in languages().items():
-            self.languageCombo.addItem(name.title(), code)
-        if saved := self.settings.value("language", None):
-            self.languageCombo.setCurrentIndex(max(0, self.languageCombo.findData(saved)))
-        self.taskCombo = QComboBox(objectName="taskCombo")
-        self.taskCombo.addItem("Transcribe", "transcribe")
-        self.taskCombo.addItem("Translate to English", "translate")
-        self.profileCombo = QComboBox(objectName="profileCombo")
-        self.profileCombo.addItems([p.title() for p in PROFILES])
-        self.profileCombo.setCurrentText(str(self.settings.value("profile", "default")).title())
-        self.model.set_profile(self.profileCombo.currentText().lower())
-        for label, widget in (
-            (" Model ", self.modelCombo),
-            (" Language ", self.languageCombo),
-            (" Task ", self.taskCombo),
-        ):
-            if label:
-                tb.addWidget(QLabel(label))
-            tb.addWidget(widget)
-        tb.addActions([self.transcribeAction, self.cancelAction])
-        tb.addSeparator()
-        tb.addWidget(QLabel(" Reading profile "))
-        tb.addWidget(self.profileCombo)
-        tb.addSeparator()
-        tb.addActions([self.undoAction, self.redoAction, self.exportAction])
-        m = self.menuBar()
-        f = m.addMenu("&File")
-        f.addActions([self.openAction, self.importAction, self.importEncodingAction])
-        self.recentMenu = f.addMenu("Open &Recent")
-        self.files.fill_recent()
-        f.addSeparator()
-        f.addActions([self.saveAction, self.exportAction, self.video_export.action])
-        f.addSeparator()
-        f.addAction(self._action("quitAction", "&Quit", self.close, QKeySequence.Quit))
-        e = m.addMenu("&Edit")
-        e.addActions([self.undoAction, self.redoAction])
-        e.addSeparator()
-        for a in self.edit_actions:
-            e.addSeparator() if a is None else e.addAction(a)
-        m.addMenu("&Playback").addActions([self.playAction, self.zoomInAction, self.zoomOutAction])
-        m.addMenu("&Transcribe").addActions([self.transcribeAction, self.cancelAction])
-        self.help = HelpMenu(self)
-        m.addMenu("&Help").addActions([self.help.shortcuts_action, self.help.about_action])
 
     def _connect(self):
         s = self.session
