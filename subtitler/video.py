@@ -182,7 +182,9 @@ def mux(
     )  # a Document is written as SRT
     fmt = "ass" if suffix == ".mkv" and source_fmt in ("ass", "ssa") else "srt"
     codec = SOFT_CODECS[suffix] or fmt
-    tag = language_tag(language or (subtitles.language if isinstance(subtitles, Document) else None))
+    if language is None:  # the transcription's, when the subtitles carry it (a Document, our JSON)
+        language = (subtitles if isinstance(subtitles, Document) else formats.load(subtitles)).language
+    tag = language_tag(language)
     with tempfile.TemporaryDirectory() as tmp:
         sub = _subtitle_file(subtitles, tmp, fmt)
         cmd = ["-i", video, "-i", sub, "-map", "0:v", "-map", "0:a?", "-map", "1:0"]

@@ -149,3 +149,13 @@ def test_language_tags():
     assert video.language_tag("en") == "eng" and video.language_tag("fr") == "fre"
     assert video.language_tag("de") == "ger" and video.language_tag("xx") is None
     assert video.language_tag(None) is None
+
+
+def test_mux_tags_the_language_the_transcription_saved(tmp_path, ffmpeg, media_dir):
+    """Our JSON keeps the transcription's language: mux tags the track with it unasked."""
+    doc = Document(list(CUES), language="fr")
+    saved = tmp_path / "subs.json"
+    formats.save(doc, saved)
+    out = tmp_path / "out.mkv"
+    assert cli.main(["mux", str(media_dir / "jfk.mp4"), str(saved), "-o", str(out)]) == 0
+    assert re.findall(r"Stream #0:\d+(?:\[\w+\])?\((\w+)\): Subtitle", streams(ffmpeg, out)) == ["fre"]
