@@ -31,7 +31,7 @@ text_st = (
         max_size=40,
     )
     .map(lambda s: " ".join(s.split()))
-    .filter(bool)
+    .filter(lambda s: s and "-->" not in s)  # "-->" would read as a time line: writers drop a dash (markup.py)
 )
 
 
