@@ -121,7 +121,7 @@ def main() -> int:
     from faster_whisper.feature_extractor import FeatureExtractor
 
     from subtitler.engine import audio
-    from subtitler.engine.whisper.backend import backend_for
+    from subtitler.engine.backends import backend_for
     from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask
     from subtitler.engine.whisper.load import load_model, offline_model_dir
     from subtitler.engine.whisper.tokenizer import get_tokenizer
@@ -149,7 +149,9 @@ def main() -> int:
         return len(out[0].sequences_ids[0])
 
     def ours_decode():
-        return DecodingTask(model, tokenizer, DecodingOptions(language="en")).run(cross_kv, "en")
+        return DecodingTask(model, tokenizer, DecodingOptions(language="en"), backend=backend_for(model)).run(
+            cross_kv, "en"
+        )
 
     n_ours = len(ours_decode().tokens) + 1  # the EOT step counts too
     short, n_short = 4, ct2_tokens(4)

@@ -68,6 +68,47 @@ def test_arrows_point_down():
     assert len(_modules("subtitler/engine")) > 15 and len(_modules("subtitler/core")) > 8  # the walk saw them
 
 
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph`` (module -> modules it imports): its strongly
+    connected parts of more than one module."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while not part or part[-1] != v:
+                part.append(stack.pop())
+                on.discard(part[-1])
+            if len(part) > 1:
+                found.append(sorted(part))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle():
+    """No circle among the modules of subtitler/ and ui/, counting imports inside functions."""
+    modules = {}
+    for under in ("subtitler", "ui"):
+        for path, imports in _modules(under).items():
+            name = path.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+            modules[name] = imports
+    graph = {m: {i for i in imports if i in modules and i != m} for m, imports in modules.items()}
+    assert _cycles(graph) == []
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # it would see one
+
+
 def test_the_walk_would_see_a_wrong_arrow(tmp_path):
     src = tmp_path / "subtitler" / "engine" / "x.py"
     src.parent.mkdir(parents=True)

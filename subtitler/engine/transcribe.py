@@ -185,10 +185,10 @@ def transcribe(
     import mlx.core as mx
 
     from subtitler.engine import guards
+    from subtitler.engine.backends import backend_for
     from subtitler.engine.level import speech_gain
     from subtitler.engine.runtime import ensure_thread_stream
     from subtitler.engine.vad import refine_words, with_edges
-    from subtitler.engine.whisper.backend import backend_for
     from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask, detect_language
     from subtitler.engine.whisper.timing import add_word_timestamps
     from subtitler.engine.whisper.tokenizer import get_tokenizer
@@ -375,7 +375,7 @@ def transcribe(
         new = [s for s in new if s.text.strip() and s.start != s.end]
 
         if options.word_timestamps and new:
-            add_word_timestamps(model, tokenizer, new, kv, offset, size)
+            add_word_timestamps(model, tokenizer, new, kv, offset, size, backend)
             for s in new:
                 spoken_until = refine_words(s.words, speech, not_before=spoken_until, edges=edges)
                 if s.words:

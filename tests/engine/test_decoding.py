@@ -103,8 +103,9 @@ def test_rows_sharing_the_prompt_decode_as_rows_with_their_own_copy(model):
     from conftest import LS
 
     from subtitler.engine import audio
+    from subtitler.engine.backends import backend_for
     from subtitler.engine.cpu.backend import CpuBackend
-    from subtitler.engine.whisper.backend import MlxBackend, MlxSteps, backend_for
+    from subtitler.engine.whisper.backend import MlxBackend, MlxSteps
     from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask
 
     tok = get_tokenizer(False)

@@ -266,8 +266,8 @@ def _jfk_window() -> mx.array:
 
 
 def _cpu_backend(model):
+    from subtitler.engine.backends import backend_for
     from subtitler.engine.cpu.backend import CpuBackend
-    from subtitler.engine.whisper.backend import backend_for
 
     backend = backend_for(model)
     if not isinstance(backend, CpuBackend):

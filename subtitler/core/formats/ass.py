@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pysubs2
 
+import subtitler.core.formats.markup as markup
 from subtitler.core.document import Document, Segment
-from subtitler.core.formats import markup
 from subtitler.core.formats.subrip import times
 from subtitler.errors import SubtitleFileError
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
+import subtitler.core.formats.markup as markup
 from subtitler.core.document import Document, Segment, Word
-from subtitler.core.formats import markup
 from subtitler.errors import SubtitleFileError
 
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import srt
 
+import subtitler.core.formats.markup as markup
 from subtitler.core.document import Segment
-from subtitler.core.formats import markup
 from subtitler.errors import MissingTimeLine, SubtitleFileError
 
 _TIME_LINE = re.compile(r"^\s*\d+:\d{1,2}:\d{1,2}[,.]\d{1,3}\s*-->\s*\d+:\d{1,2}:\d{1,2}[,.]\d{1,3}")

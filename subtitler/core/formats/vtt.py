@@ -14,8 +14,8 @@ import webvtt
 from webvtt.errors import MalformedFileError
 from webvtt.models import Region, Style
 
+import subtitler.core.formats.markup as markup
 from subtitler.core.document import Document, Segment
-from subtitler.core.formats import markup
 from subtitler.core.formats.subrip import times
 from subtitler.core.timecode import format_ms, parse_ms
 from subtitler.errors import SubtitleFileError

@@ -2,7 +2,8 @@
 ``decoder``), with MLX for what they do not cover (the cross-attention keys and
 values, and decoding more rows than the C step takes).
 
-Same interface as ``subtitler.engine.whisper.backend.MlxBackend``.
+A ``subtitler.engine.backends.Backend``, as ``MlxBackend`` is; it holds one for what the
+kernels do not cover.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from subtitler.engine.cpu import ops as cpu_ops
 from subtitler.engine.whisper.backend import MlxBackend
 
 
-class CpuBackend(MlxBackend):
+class CpuBackend:
     xp = np  # the steps' logits are host arrays
 
     def __init__(self, model, blocks, stem, prompt_blocks, step_kernel):
-        super().__init__(model)
+        self.encoder, self.decoder, self.dtype = model.encoder, model.decoder, model.dtype
         self.blocks, self.stem = blocks, stem  # the encoder
         self.prompt_blocks, self.step_kernel = prompt_blocks, step_kernel  # the decoder
         self.mlx = MlxBackend(model)

@@ -1,5 +1,5 @@
-"""Where a model runs: the small interface the transcription loop and the decoder
-talk to, and ``backend_for`` that picks one per model.
+"""The MLX backend (``subtitler.engine.backends.Backend``): the network as it is, on any
+device, and its decoding steps.
 
 A backend encodes a window, runs the initial tokens of a window's decoding (the
 prompt), takes the decoding steps after them, and runs the pass over a window's
@@ -14,7 +14,6 @@ Nothing else needs to know which one runs.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 
 import mlx.core as mx
@@ -84,20 +83,3 @@ class MlxBackend:
         weights = mx.concatenate([w[0] for w in scores if w is not None])
         mx.eval(logits, weights)
         return np.array(logits[0], np.float32), np.array(weights, np.float32)
-
-
-_backends: dict[int, object] = {}
-
-
-def backend_for(model):
-    """The backend that runs ``model``: the C kernels where they apply (x86 CPU, plain
-    float32 weights, kernels built), else MLX. Built once per model and dropped with it."""
-    key = id(model)
-    backend = _backends.get(key)
-    if backend is None:
-        from subtitler.engine.cpu.backend import CpuBackend
-
-        backend = CpuBackend.build(model) or MlxBackend(model)
-        _backends[key] = backend
-        weakref.finalize(model, _backends.pop, key, None)
-    return backend

@@ -25,7 +25,7 @@ import numpy as np
 
 from subtitler.engine.audio import TIME_PRECISION
 from subtitler.engine.cpu import ops as cpu_ops
-from subtitler.engine.whisper.backend import backend_for
+from subtitler.engine.whisper.backend import MlxBackend
 from subtitler.engine.whisper.model import Whisper
 from subtitler.engine.whisper.tokenizer import Tokenizer
 from subtitler.errors import Cancelled
@@ -247,7 +247,7 @@ class DecodingTask:
             self.rows = options.beam_size
         else:
             self.rows = options.best_of if (options.temperature > 0 and options.best_of) else 1
-        self.backend = (backend or backend_for(model)).for_rows(self.rows)
+        self.backend = (backend or MlxBackend(model)).for_rows(self.rows)  # given, or the network as it is
         self.rules = LogitRules(
             tokenizer,
             model.dims.n_vocab,

@@ -402,7 +402,7 @@ def _load_dir(d: Path, dtype) -> Whisper:
         model.suppress_ids = [int(t) for t in cfg["suppress_ids"]]
     model.source = str(d)
     model.layout = layout
-    from subtitler.engine.whisper.backend import backend_for
+    from subtitler.engine.backends import backend_for
     from subtitler.engine.whisper.tokenizer import get_tokenizer
 
     get_tokenizer(model.is_multilingual, model.num_languages)  # build (and cache) the vocabulary now

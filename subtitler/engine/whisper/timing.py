@@ -17,7 +17,7 @@ from subtitler.engine.audio import TOKENS_PER_SECOND
 from subtitler.engine.cpu import native
 from subtitler.engine.cpu import ops as cpu_ops
 from subtitler.engine.types import DecodedWord
-from subtitler.engine.whisper.backend import backend_for
+from subtitler.engine.whisper.backend import MlxBackend
 
 PREPEND_PUNCTUATION = "\"'“¿([{-"
 APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
@@ -103,13 +103,15 @@ def _median_filter(x: np.ndarray, width: int) -> np.ndarray:
 
 
 def find_alignment(
-    model, tokenizer, text_tokens: list[int], cross_kv, num_frames: int, medfilt_width: int = 7
+    model, tokenizer, text_tokens: list[int], cross_kv, num_frames: int, medfilt_width: int = 7, backend=None
 ) -> list[WordTiming]:
+    """Each word's time in the window, from the alignment heads' attention (DTW).
+    ``backend``: where the model runs (``subtitler.engine.backends``); MLX when not given."""
     if not text_tokens:
         return []
     prefix = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
     rows = list(range(len(prefix) - 1, len(prefix) - 1 + len(text_tokens)))  # the rows that predict the text
-    lg, scores = backend_for(model).alignment(
+    lg, scores = (backend or MlxBackend(model)).alignment(
         prefix + text_tokens + [tokenizer.eot], cross_kv, rows, model.alignment_heads
     )
     w = scores[:, :, : num_frames // 2]
@@ -162,11 +164,15 @@ def merge_punctuations(alignment: list[WordTiming]) -> None:
         j += 1
 
 
-def add_word_timestamps(model, tokenizer, segments, cross_kv, offset: float, num_frames: int) -> None:
+def add_word_timestamps(
+    model, tokenizer, segments, cross_kv, offset: float, num_frames: int, backend=None
+) -> None:
     """Fill ``segment.words`` for the segments of one window and clamp them to their words."""
 
     per_segment = [[t for t in s.tokens if t < tokenizer.eot] for s in segments]
-    alignment = find_alignment(model, tokenizer, [t for s in per_segment for t in s], cross_kv, num_frames)
+    alignment = find_alignment(
+        model, tokenizer, [t for s in per_segment for t in s], cross_kv, num_frames, backend=backend
+    )
     if not alignment:
         return
     durations = np.array([w.end - w.start for w in alignment])
