@@ -64,7 +64,7 @@ def main() -> int:
     imported = time.perf_counter() - t
     row = args.cues // 2
     w.table.selectRow(row)
-    w.table.scrollTo(w.model.index(row, 0))
+    w.table.scrollTo(w.table_model.index(row, 0))
     app.processEvents()
 
     def timed(fn) -> float:
@@ -74,10 +74,10 @@ def main() -> int:
         return (time.perf_counter() - t0) * 1000
 
     edits = {
-        "end-time edit": lambda k: w.model.setData(
-            w.model.index(row, COL_END), format_ms(row * 2500 + 2100 - k)
+        "end-time edit": lambda k: w.table_model.setData(
+            w.table_model.index(row, COL_END), format_ms(row * 2500 + 2100 - k)
         ),
-        "text edit": lambda k: w.model.setData(w.model.index(row, COL_TEXT), f"Changed text {k}"),
+        "text edit": lambda k: w.table_model.setData(w.table_model.index(row, COL_TEXT), f"Changed text {k}"),
         "undo": lambda k: w.undoAction.trigger(),
         "redo": lambda k: w.redoAction.trigger(),
         "split": lambda k: (w.table.selectRow(row), w.split_current(8)),

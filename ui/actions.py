@@ -104,7 +104,7 @@ def build_menus(w):
     w.profileCombo = QComboBox(objectName="profileCombo")
     w.profileCombo.addItems([p.title() for p in PROFILES])
     w.profileCombo.setCurrentText(str(w.settings.value("profile", "default")).title())
-    w.model.set_profile(w.profileCombo.currentText().lower())
+    w.table_model.set_profile(w.profileCombo.currentText().lower())
     for label, widget in (
         (" Model ", w.modelCombo),
         (" Language ", w.languageCombo),

@@ -97,10 +97,10 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ building
     def _build_widgets(self):
-        self.model = SegmentTableModel(self.session.doc, self.push, self.show_error)
-        self.model.on_refused = lambda message: self.statusBar().showMessage(message, 5000)
+        self.table_model = SegmentTableModel(self.session.doc, self.push, self.show_error)
+        self.table_model.on_refused = lambda message: self.statusBar().showMessage(message, 5000)
         self.table = QTableView(objectName="segmentTable")
-        self.table.setModel(self.model)
+        self.table.setModel(self.table_model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setEditTriggers(
             QAbstractItemView.DoubleClicked
@@ -145,7 +145,8 @@ class MainWindow(QMainWindow):
     def _connect(self):
         s = self.session
         s.documentReplaced.connect(self._document_replaced)
-        for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.modelReset):
+        rows = self.table_model
+        for signal in (rows.rowsInserted, rows.rowsRemoved, rows.modelReset):
             signal.connect(lambda *_: self.update_actions())
         s.audioLoaded.connect(self.waveform.set_audio)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
@@ -194,20 +195,20 @@ class MainWindow(QMainWindow):
         self.transcribeAction.setEnabled(state == "media")
         self.cancelAction.setEnabled(state == "transcribing")
         self.video_export.action.setEnabled(has_video and len(self.doc.segments) > 0)
-        self.model.read_only = state == "transcribing"  # streamed rows are replaced when the run ends
+        self.table_model.read_only = state == "transcribing"  # streamed rows are replaced when the run ends
         for a in filter(None, self.edit_actions):  # split, merge, delete... wait for the final cues
             a.setEnabled(idle)
         for w in (self.openAction, self.importAction, self.modelCombo, self.languageCombo, self.taskCombo):
             w.setEnabled(idle)
 
     def _document_replaced(self, doc) -> None:
-        self.model.set_document(doc)
+        self.table_model.set_document(doc)
         self.waveform.set_document(doc)
         self.update_actions()
 
     def _profile_changed(self, text: str) -> None:
         self.settings.setValue("profile", text.lower())
-        self.model.set_profile(text.lower())
+        self.table_model.set_profile(text.lower())
 
     # ------------------------------------------------------------------ playback
     def seek(self, ms: int) -> None:
@@ -226,7 +227,7 @@ class MainWindow(QMainWindow):
         i = self.doc.index_at(ms)
         if i is not None and i != self.current_row():
             self.table.selectRow(i)
-            self.table.scrollTo(self.model.index(i, 0))
+            self.table.scrollTo(self.table_model.index(i, 0))
 
     def _current_row(self, current, _previous) -> None:
         if current.isValid() and current.row() < len(self.doc):

@@ -177,7 +177,7 @@ class TranscriptionPanel:
             model=model_name,
             language=self.w.languageCombo.currentData(),
             task=self.w.taskCombo.currentData(),
-            profile=self.w.model.profile.name,
+            profile=self.w.table_model.profile.name,
         )
 
     def cancel(self) -> None:
@@ -187,7 +187,7 @@ class TranscriptionPanel:
 
     def on_segment(self, seg) -> None:
         s = segment_from_decoded(seg)
-        s.text = wrap_lines(s.text, self.w.model.profile)  # live rows wrapped like the final cues
+        s.text = wrap_lines(s.text, self.w.table_model.profile)  # live rows wrapped like the final cues
         if s.words:
             s.start, s.end = s.words[0].start, s.words[-1].end
         if s.end > s.start and has_letter(s.text):

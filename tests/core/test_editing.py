@@ -31,7 +31,9 @@ text_st = (
         max_size=40,
     )
     .map(lambda s: " ".join(s.split()))
-    .filter(lambda s: s and "-->" not in s)  # "-->" would read as a time line: writers drop a dash (markup.py)
+    .filter(
+        lambda s: s and "-->" not in s
+    )  # "-->" would read as a time line: writers drop a dash (markup.py)
 )
 
 

@@ -43,8 +43,8 @@ def export(qtbot, w, out, mode, cancel=False):
 
 
 def test_export_video_as_a_track_takes_the_document_as_it_is_now(qtbot, window, tmp_path, ffmpeg):
-    index = window.model.index(0, COL_TEXT)
-    assert window.model.setData(index, "Edited, not saved.", Qt.EditRole)
+    index = window.table_model.index(0, COL_TEXT)
+    assert window.table_model.setData(index, "Edited, not saved.", Qt.EditRole)
     out = tmp_path / "out.mkv"
     assert export(qtbot, window, out, "mux") == "done"
     back = tmp_path / "back.srt"

@@ -69,7 +69,7 @@ def long_mp4(media_dir, ffmpeg):
 
 def transcribe(qtbot, w, timeout=120_000):
     rows_before_end = []
-    w.model.rowsInserted.connect(lambda *a: rows_before_end.append(w.thread is not None))
+    w.table_model.rowsInserted.connect(lambda *a: rows_before_end.append(w.thread is not None))
     with qtbot.waitSignal(w.transcription_finished, timeout=timeout) as blocker:
         w.transcribeAction.trigger()
     return blocker.args[0], rows_before_end
@@ -117,12 +117,12 @@ def test_edit_end_time_changes_export_and_undo_restores(qtbot, window, media_dir
     out = tmp_path / "out.srt"
     w.export_to(str(out))
     before = list(srt.parse(out.read_text()))
-    idx = w.model.index(0, 2)
+    idx = w.table_model.index(0, 2)
     new_end = before[0].end.total_seconds() * 1000 - 250
     from subtitler.core.timecode import format_ms
 
-    assert w.model.setData(idx, format_ms(int(new_end)))
-    assert w.model.data(idx) == format_ms(int(new_end))
+    assert w.table_model.setData(idx, format_ms(int(new_end)))
+    assert w.table_model.data(idx) == format_ms(int(new_end))
     w.export_to(str(out))
     edited = list(srt.parse(out.read_text()))
     assert edited[0].end.total_seconds() * 1000 == int(new_end)
@@ -130,7 +130,7 @@ def test_edit_end_time_changes_export_and_undo_restores(qtbot, window, media_dir
     w.export_to(str(out))
     assert list(srt.parse(out.read_text()))[0].end == before[0].end
     # A bad time is refused with a message and changes nothing.
-    assert not w.model.setData(idx, "not a time")
+    assert not w.table_model.setData(idx, "not a time")
     assert "Not a valid time" in w.last_error
 
 
@@ -161,7 +161,7 @@ def test_split_merge_and_export_read_back(qtbot, window, media_dir, tmp_path):
 def test_cancel_mid_run_keeps_partial_rows(qtbot, window, long_mp4):
     w = window
     w.open_media(str(long_mp4))
-    w.model.rowsInserted.connect(lambda *a: w.cancel())  # cancel as soon as a row shows
+    w.table_model.rowsInserted.connect(lambda *a: w.cancel())  # cancel as soon as a row shows
     with qtbot.waitSignal(w.transcription_finished, timeout=120_000) as blocker:
         w.transcribeAction.trigger()
     assert blocker.args == ["cancelled"]
@@ -208,9 +208,9 @@ def test_readability_findings_colour_rows(qtbot, window):
     w.open_media(str(JFK))
     w.push(Insert(w.doc, 0, Segment(0, 400, "Far too much text to read in this short a time")))
     w.push(Insert(w.doc, 1, Segment(3000, 5000, "Fine.")))
-    assert w.model.data(w.model.index(0, 5), Qt.BackgroundRole) is not None
-    assert "characters per second" in w.model.data(w.model.index(0, 5), Qt.ToolTipRole)
-    assert w.model.data(w.model.index(1, 5), Qt.BackgroundRole) is None
+    assert w.table_model.data(w.table_model.index(0, 5), Qt.BackgroundRole) is not None
+    assert "characters per second" in w.table_model.data(w.table_model.index(0, 5), Qt.ToolTipRole)
+    assert w.table_model.data(w.table_model.index(1, 5), Qt.BackgroundRole) is None
 
 
 def test_import_and_autosave_recovery(qtbot, window, tmp_path):
@@ -368,7 +368,7 @@ def test_import_and_export_ass(qtbot, window, tmp_path):
     w = window
     assert w.import_subtitles(str(SUBS / "aegisub.ass"))
     assert len(w.doc) == 5 and w.doc[2].text == "{\\an8\\pos(960,80)}NORTH GATE"
-    assert w.model.setData(w.model.index(0, 5), "Where is the <i>map</i>?")
+    assert w.table_model.setData(w.table_model.index(0, 5), "Where is the <i>map</i>?")
     assert w.export_to(str(tmp_path / "out.ass"))
     script = (tmp_path / "out.ass").read_text()
     assert (
@@ -447,17 +447,17 @@ def test_an_edit_during_a_run_is_refused_and_nothing_is_lost(qtbot, window, long
     def edit_first_row(*_):
         if tried:
             return
-        index = w.model.index(0, COL_TEXT)
+        index = w.table_model.index(0, COL_TEXT)
         tried.append(
             (
-                w.model.setData(index, "My edit", Qt.EditRole),
-                bool(w.model.flags(index) & Qt.ItemIsEditable),
+                w.table_model.setData(index, "My edit", Qt.EditRole),
+                bool(w.table_model.flags(index) & Qt.ItemIsEditable),
                 w.findChild(QAction, "splitAction").isEnabled(),
                 w.statusBar().currentMessage(),
             )
         )
 
-    w.model.rowsInserted.connect(edit_first_row)
+    w.table_model.rowsInserted.connect(edit_first_row)
     with qtbot.waitSignal(w.transcription_finished, timeout=120_000) as blocker:
         w.transcribeAction.trigger()
     assert blocker.args == ["done"]
@@ -466,7 +466,10 @@ def test_an_edit_during_a_run_is_refused_and_nothing_is_lost(qtbot, window, long
     assert all(s.text != "My edit" for s in w.doc) and w.session.undo_stack.count() == 0
     assert not w.undoAction.isEnabled()
     # After the run the rows take edits again, undoably, and an export writes them.
-    assert w.model.setData(w.model.index(0, COL_TEXT), "My edit", Qt.EditRole) and w.undoAction.isEnabled()
+    assert (
+        w.table_model.setData(w.table_model.index(0, COL_TEXT), "My edit", Qt.EditRole)
+        and w.undoAction.isEnabled()
+    )
     out = tmp_path / "after.srt"
     assert w.export_to(str(out))
     assert [s.text for s in formats.load(out).segments] == [s.text for s in w.doc]
