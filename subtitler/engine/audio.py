@@ -40,9 +40,9 @@ CancelFn = Callable[[], bool]  # True when the user asked to stop
 def ffmpeg_exe() -> str:
     """``$SUBTITLER_FFMPEG``, else the static binary imageio-ffmpeg ships, else the system's.
 
-    The static binary comes first because it starts in about 15 ms, where a system
-    ffmpeg linked against 200-odd shared libraries took 110 ms here; every file is
-    probed and decoded by a fresh process.
+    The static binary comes first because it starts several times faster than a system
+    ffmpeg linked against 200-odd shared libraries; every file is probed and decoded
+    by a fresh process.
     """
     override = os.environ.get("SUBTITLER_FFMPEG")
     if override:
@@ -146,7 +146,7 @@ def load_audio(
         "-",
     ]
     # The decoder starts first, and the probe (clear errors, the duration for progress)
-    # runs while it does: one ffmpeg start-up (about 40 ms here) less to wait for.
+    # runs while it does: one ffmpeg start-up less to wait for.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         info = info or probe(path)

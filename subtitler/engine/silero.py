@@ -88,7 +88,7 @@ def _magnitudes(audio: np.ndarray, n: int) -> np.ndarray:
     basis = _weights()["stft_forward_basis_buffer"][:, 0, :]
     half = basis.shape[0] // 2
     lib = native.library()
-    if lib is not None:  # by FFT: 7 ms per 4096 chunks, where the products below took 25-28
+    if lib is not None:  # by FFT, a few times faster than the products below
         out = np.empty((n, FRAMES * half), np.float32)
         lib.stft_magnitudes_fft(
             audio.ctypes.data,
@@ -137,8 +137,7 @@ LSTM_LANES = 64  # gates a step of lstm_sequence holds in registers
 def _packed_recurrent() -> np.ndarray:
     """The recurrent weights as ``lstm_sequence`` reads them: transposed (h, 4h), in
     blocks of ``LSTM_LANES`` gates, each block's (h, lanes) contiguous, so that a step
-    reads every block as one sequential stream (a block of 128 x 64 gates' weights at a
-    stride of 2 KB had taken 33 ms per 4096 chunks, 23-25 packed)."""
+    reads every block as one sequential stream."""
     whh_t = _weights()["decoder_rnn_weight_hh"].T
     return np.concatenate(
         [whh_t[:, r : r + LSTM_LANES].ravel() for r in range(0, whh_t.shape[1], LSTM_LANES)]

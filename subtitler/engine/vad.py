@@ -93,11 +93,8 @@ def sound_mask(samples: np.ndarray) -> np.ndarray:
 
 
 # A speech region's soft onset and decay, which word edges take in: the frames beside
-# it within EDGE_DB of the loudest sound nearby, up to EDGE_FRAMES out. On
-# benchmarks/quality.py's clips (known speech spans, where the waveform rises above 1%
-# of its peak) the long clip's median start error went 0.04 -> 0.01 s and the speech
-# without a cue 3.3 -> 0.8% (loud and quiet speakers), 2.01 -> 1.6% (two speakers), the
-# cues over non-speech 2.0 -> 1.9%; 10 frames gave the same, 24 dB a little less.
+# it within EDGE_DB of the loudest sound nearby, up to EDGE_FRAMES out (chosen on
+# benchmarks/quality.py's clips; figures in benchmarks/README.md).
 EDGE_DB = 30.0
 EDGE_FRAMES = 5
 

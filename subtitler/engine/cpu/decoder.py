@@ -123,8 +123,7 @@ class StepKernel:
         self.n_vocab = decoder.token_embedding.weight.shape[0]
         self.eps = float(first.attn_ln.eps)
         # The products' weights in float16 when that holds them exactly (Whisper's are
-        # published so): the step reads half the memory. tiny.en, medians of 240 steps
-        # interleaved: one row 5.9 -> 5.1 ms, five rows 7.3 -> 6.2 ms.
+        # published so): the step reads half the memory.
         halves = [[cpu_ops.exact_half(w) for w in self._product_weights(b)] for b in decoder.blocks]
         self.weights_f16 = all(h is not None for layer in halves for h in layer)
         self._layers = [
@@ -189,7 +188,7 @@ class StepKernel:
 
 def _heads(a) -> np.ndarray:
     """(1, H, X, Y) MLX or (H, X, Y) host arrays as a contiguous float32 (H, X, Y) host array."""
-    # host_array(a)[0], not host_array(a[0]): an MLX slice would be an evaluation of its own (0.6 ms here)
+    # host_array(a)[0], not host_array(a[0]): an MLX slice would be an evaluation of its own
     return np.ascontiguousarray(a, np.float32) if isinstance(a, np.ndarray) else cpu_ops.host_array(a)[0]
 
 

@@ -3,9 +3,8 @@
 glibc serves blocks above its mmap threshold (at most 32 MB) with fresh mmaps and
 unmaps them on free, so every new array that large page-faults all of its memory
 in again. The encoder makes several arrays of 54 MB per layer (tiny's attention
-scores); MLX's element-wise ops on them ran 5-7x slower than on reused memory
-here (an add over 13.5 M floats: 52 ms fresh, 7 ms reused; a 1500x1500x64 matmul
-per head: 65 ms vs 20 ms). Raising the thresholds lets ``free`` keep the blocks
+scores); MLX's element-wise ops on them ran several times slower than on reused
+memory. Raising the thresholds lets ``free`` keep the blocks
 for the next window. ``SUBTITLER_MALLOC=0`` leaves glibc's defaults.
 """
 

@@ -22,8 +22,7 @@ compiler MLX runs the ops unfused). ``warm_up`` does that at model load.
 
 The encoder's big exp and GELU passes go further, to ``_kernels`` (a small C
 extension built at install, vectorized for AVX2 where the CPU has it) when it was
-built: per (1500, 1500) head, the softmax's exp pass 9.3 -> 2.7 ms on one thread;
-GELU over (1500, 1536) 11.8 -> 1.5 ms. Without it, NumPy and MLX do them as above.
+built. Without it, NumPy and MLX do them as above.
 It also has the long attention (a kernel of its own for heads of 64, or head by
 head through the BLAS's ``sgemm``: see ``attention``), the encoder's layer norms,
 and the decoding step's output embedding read in float16 (``logits``).
@@ -126,7 +125,7 @@ def _gelu_host(x: mx.array) -> mx.array:
 
 def layer_norm(x: mx.array, norm: nn.LayerNorm) -> mx.array:
     """``norm(x)``; over the encoder's (1500, 384) rows by the C kernel, split over the
-    cores: 1.8 -> 0.6 ms each here (best of 20), nine a window."""
+    cores (nine a window)."""
     lib = native.library()
     if not (applies(x) and x.size >= _HOST_MIN and lib is not None and "weight" in norm and "bias" in norm):
         return norm(x)
@@ -156,8 +155,7 @@ def logsumexp(x):
 
     Over a whole vocabulary on the CPU, NumPy computes it from a view of the
     evaluated logits: this waits for them, but the step that made them is done
-    by the time the rules need them anyway (greedy 19.6 -> 18.6 ms per token,
-    beam 5 29.5 -> 27.0 ms per step, measured in one process)."""
+    by the time the rules need them anyway."""
     if isinstance(x, np.ndarray):
         return _logsumexp_host(x)
     if not (applies(x) and x.size >= 4096):
@@ -247,15 +245,8 @@ def attention(q: mx.array, kt: mx.array, v: mx.array, scale: float, mask=None) -
     reading the operands where they lie, with no copies of strided heads and the
     output written merged: for heads of 64 (every Whisper model) with its own
     kernel, ``attention_d64``, otherwise through the BLAS's ``sgemm``
-    (``attention_heads``). Measured here, one layer, best of 10-20:
-
-    - encoder (1500 x 1500, 6 heads): MLX + NumPy 43-54 ms; ``attention_heads``
-      43-52; ``attention_d64`` 31-41 (its score and value products run at about
-      80 GF/s a core; OpenBLAS's K = 64 score product at 50-100 GF/s for two).
-      Since, with its AVX-512 build and rows in groups that share each read of the
-      keys and values: 57-80 -> 36-46 ms on a busier day, same process, interleaved;
-    - a 181-token prompt's cross-attention: 8.2-8.9 -> 7.3-8.0 -> 5.8-6.1 ms; its
-      masked self-attention 2.4-3.1 -> 2.3-2.6 -> 1.5 ms.
+    (``attention_heads``); ``attention_d64`` is the faster (figures:
+    benchmarks/README.md).
 
     Otherwise MLX computes the scores and they are exponentiated in place through a
     NumPy view (their buffer is private to this call), rows split over the cores,
@@ -372,7 +363,7 @@ def half_table(w: mx.array, source: np.ndarray | None = None) -> np.ndarray | No
     and float16 holds every value exactly (Whisper's weights are published in float16,
     so this is the float32 table in half the memory); otherwise None. ``source``: the
     float16 table ``w`` was converted from, when the weights were read so (exact by
-    construction: no conversion back and check, 0.15-0.2 s of tiny.en's load here)."""
+    construction: no conversion back and check)."""
     lib = native.library()
     if lib is None or not lib.logits_f16_supported() or not applies(w) or w.ndim != 2:
         return None
@@ -397,9 +388,7 @@ def logits(x: mx.array, table: np.ndarray) -> mx.array:
     embedding of a decoding step, up to ``LOGITS_MAX_ROWS`` inputs at once.
 
     The product only reads the table, so it is bound by memory: in float16 it reads
-    half as much. tiny.en's 51864 x 384 here (best of 30): one input 2.1-2.6 ms
-    (MLX's float32 product, through sgemv) -> 1.6-2.4 ms; five (beam search)
-    6.2-6.6 -> 1.7-2.8 ms."""
+    half as much."""
     a = np.ascontiguousarray(host_view(x).reshape(-1, x.shape[-1]), np.float32)
     out = np.empty((a.shape[0], table.shape[0]), np.float32)
     if a.shape[0] > LOGITS_MAX_ROWS:

@@ -92,7 +92,6 @@ def top_indices(x: mx.array, k: int, chunk: int = 64) -> mx.array:
     The rows are cut into chunks of ``chunk``; the k chunks with the largest maxima
     hold the k largest values (any chunk outside them has k chunk maxima above its
     best value), so the search runs over k * chunk candidates instead of V.
-    ``mx.argpartition`` over 5 x 51864 took 3.2 ms per beam step here.
     """
     xp = _xp(x)
     n, size = x.shape
