@@ -188,10 +188,10 @@ def transcribe(
     from subtitler.engine.backends import backend_for
     from subtitler.engine.level import speech_gain
     from subtitler.engine.runtime import ensure_thread_stream
-    from subtitler.engine.vad import refine_words, with_edges
     from subtitler.engine.whisper.decoding import DecodingOptions, DecodingTask, detect_language
     from subtitler.engine.whisper.timing import add_word_timestamps
     from subtitler.engine.whisper.tokenizer import get_tokenizer
+    from subtitler.engine.word_edges import refine_words, with_edges
 
     ensure_thread_stream()
     backend = backend_for(model)

@@ -103,7 +103,7 @@ def test_median_filter_is_the_median(kernels):
 def test_word_times_hold_their_reference(model):
     """Word times of jfk and ls_test within 20 ms of those recorded
     (tests/data/word_times_tiny_en.json): first before word timing got its fast path,
-    again when word edges took in the speech's onsets and decays (``vad.with_edges``;
+    again when word edges took in the speech's onsets and decays (``word_edges.with_edges``;
     starts up to 80 ms earlier, ends up to 60 ms later)."""
     import json
     from pathlib import Path

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import JFK, LS, normalize, word_errors
 
-from subtitler.engine import guards, level, silero, vad
+from subtitler.engine import guards, level, silero, vad, word_edges
 from subtitler.engine.audio import load_audio
 from subtitler.engine.types import DecodedSegment, DecodedWord
 
@@ -175,16 +175,16 @@ def test_word_edges_move_onto_speech():
     early = DecodedWord(0.8, 1.5, " early", 0.9)  # 0.2 s of silence before its speech
     late = DecodedWord(3.5, 3.9, " late", 0.9)  # its speech began at 3.0 s (a 40-ms hole at 3.4)
     words = [early, late]
-    assert vad.refine_words(words, mask) == 3.9
+    assert word_edges.refine_words(words, mask) == 3.9
     assert (early.start, early.end, late.start) == (1.0, 1.5, 3.2)  # back 0.3 s at most
     nudged = DecodedWord(6.2, 6.8, " on", 0.9)
-    vad.refine_words([nudged], mask, not_before=6.1)
+    word_edges.refine_words([nudged], mask, not_before=6.1)
     assert nudged.start == 6.1  # not before the last word's end
     instant = DecodedWord(6.4, 6.4, " The", 0.9)  # DTW gave it no time: it still moves back onto its speech
-    vad.refine_words([instant], mask)
+    word_edges.refine_words([instant], mask)
     assert (instant.start, instant.end) == (6.1, 6.4)
     tail = DecodedWord(6.5, 7.5, " tail", 0.9)
-    vad.refine_words([tail], mask)
+    word_edges.refine_words([tail], mask)
     assert (tail.start, tail.end) == (6.2, 7.0)  # back by the reach; its end onto the speech
 
 
@@ -197,16 +197,16 @@ def test_word_edges_take_in_the_onset_and_decay():
     edges = mask.copy()
     edges[96:205] = True
     word = DecodedWord(0.9, 2.5, " word", 0.9)
-    vad.refine_words([word], mask, edges=edges)
+    word_edges.refine_words([word], mask, edges=edges)
     assert (word.start, word.end) == (0.96, 2.05)
     late = DecodedWord(1.1, 1.9, " late", 0.9)
-    vad.refine_words([late], mask, edges=edges)
+    word_edges.refine_words([late], mask, edges=edges)
     assert late.start == 0.96
     tail = DecodedWord(2.01, 2.3, " tail", 0.9)
-    vad.refine_words([tail], mask, edges=edges)
+    word_edges.refine_words([tail], mask, edges=edges)
     assert (tail.start, tail.end) == (2.01, 2.3)
     plain = DecodedWord(0.9, 2.5, " word", 0.9)
-    vad.refine_words([plain], mask)  # without edges: onto the speech alone
+    word_edges.refine_words([plain], mask)  # without edges: onto the speech alone
     assert (plain.start, plain.end) == (1.0, 2.0)
 
 
@@ -224,15 +224,15 @@ def test_edges_grow_speech_onto_its_own_onset_and_decay_only():
     x += np.random.default_rng(3).normal(0, 1e-5, len(x)).astype(np.float32)
     speech = vad.sound_mask(x)
     speech[:50] = speech[350:] = False  # the file's first and last frames: no speech there (the neural pass)
-    grown = vad.with_edges(x, speech)
+    grown = word_edges.with_edges(x, speech)
     assert len(grown) == len(speech) and not (speech & ~grown).any()
     added = np.flatnonzero(grown & ~speech)
     first, last = np.flatnonzero(speech)[[0, -1]]
     assert added.size and np.all((added < first) | (added > last))
-    assert added.min() >= first - vad.EDGE_FRAMES and added.max() <= last + vad.EDGE_FRAMES
+    assert added.min() >= first - word_edges.EDGE_FRAMES and added.max() <= last + word_edges.EDGE_FRAMES
     assert added.min() < first and added.max() > last  # both the onset and the decay
-    smooth, local_peak, _ = vad._levels(x)
-    assert np.all(smooth[added] > local_peak[added] - vad.EDGE_DB)
+    smooth, local_peak, _ = vad.levels(x)
+    assert np.all(smooth[added] > local_peak[added] - word_edges.EDGE_DB)
     assert not grown[250:280].any()  # the blip
 
 
