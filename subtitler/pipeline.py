@@ -234,24 +234,25 @@ def transcribe_media(
             model = load_model(name)
     from subtitler.engine.transcribe import transcribe
 
-    info = TranscriptInfo()
     decoded: list[DecodedSegment] = []
+    run = None
     media_path = None if source is None else str(Path(source))
     try:
         if audio_of is not None:
             audio = audio_of()
-        for seg in transcribe(
+        run = transcribe(
             model,
             audio.samples if audio is not None else source,
             settings.transcribe_options(),
             progress=progress,
             cancel=cancel,
-            info=info,
             speech=audio.speech if audio is not None else None,
-        ):
+        )
+        for seg in run:
             decoded.append(seg)
             if on_segment is not None:
                 on_segment(seg)
     except Cancelled as e:
+        info = run.info if run is not None else TranscriptInfo()
         raise TranscriptionCancelled(make_document(decoded, settings, info, media_path, name)) from e
-    return make_document(decoded, settings, info, media_path, name)
+    return make_document(decoded, settings, run.info, media_path, name)

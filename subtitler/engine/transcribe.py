@@ -1,7 +1,8 @@
 """Long-form transcription: 30-second windows that seek by the last timestamp token.
 
-``transcribe`` is a generator of ``DecodedSegment`` s, so a window or a CLI can show
-them as they are decoded. Progress is reported in seconds of audio done, and a
+``transcribe`` gives a ``Transcription``: its ``DecodedSegment`` s as they are decoded,
+so a window or a CLI can show them at once, and what was learnt of the audio
+(``info``). Progress is reported in seconds of audio done, and a
 cancel callback is polled between windows: what was decoded before it stays.
 
 Each window is a short series of pure steps, tested on their own: decode with the
@@ -167,21 +168,50 @@ def decode_with_fallback(
     return best
 
 
+class Transcription:
+    """A transcription under way: iterate it for the segments of ``source`` as they are
+    decoded (a window or a CLI shows them at once); ``info`` (the language, the
+    duration, the windows decoded) is known once the first segment is asked for."""
+
+    def __init__(self, segments_of, info: TranscriptInfo):
+        self.info = info
+        self._segments = segments_of(info)
+
+    def __iter__(self) -> Iterator[DecodedSegment]:
+        return self._segments
+
+
 def transcribe(
     model,
     source,
     options: TranscribeOptions = TranscribeOptions(),
     progress: Optional[Callable[[Progress], None]] = None,
     cancel: Optional[Callable[[], bool]] = None,
-    info: Optional[TranscriptInfo] = None,
     speech: Optional[np.ndarray] = None,
-) -> Iterator[DecodedSegment]:
-    """Yield segments of ``source`` (a media path or 16 kHz float32 samples).
+) -> Transcription:
+    """Transcribe ``source`` (a media path or 16 kHz float32 samples) in 30-s windows.
 
-    ``info`` (optional) is filled with the language and duration once known.
-    ``speech``: the samples' ``vad.speech_mask`` when the caller has it already (read
-    only when ``uses_speech(options)``).
+    ``progress`` gets seconds done; ``cancel`` is polled between windows (``Cancelled``
+    is raised, what was yielded before stays). ``speech``: the samples'
+    ``vad.speech_mask`` when the caller has it already (read only when
+    ``uses_speech(options)``).
     """
+    return Transcription(
+        lambda info: _segments(model, source, options, progress, cancel, info, speech), TranscriptInfo()
+    )
+
+
+def _segments(
+    model,
+    source,
+    options: TranscribeOptions,
+    progress: Optional[Callable[[Progress], None]],
+    cancel: Optional[Callable[[], bool]],
+    info: TranscriptInfo,
+    speech: Optional[np.ndarray],
+) -> Iterator[DecodedSegment]:
+    """The segments of ``transcribe``; ``info`` is the ``Transcription``'s, filled as
+    the first window is read."""
     import mlx.core as mx
 
     from subtitler.engine import guards
@@ -201,7 +231,6 @@ def transcribe(
         if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__")
         else np.asarray(source, np.float32)
     )
-    info = info if info is not None else TranscriptInfo()
     if not uses_speech(options):
         speech = None
     elif speech is None:

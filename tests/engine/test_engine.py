@@ -185,10 +185,8 @@ def base_model():
 
 
 def test_multilingual_base_detects_english_and_transcribes(base_model):
-    from subtitler.engine.transcribe import TranscriptInfo
-
-    info = TranscriptInfo()
-    segs = list(transcribe(base_model, str(JFK), TranscribeOptions(), info=info))
+    run = transcribe(base_model, str(JFK), TranscribeOptions())
+    segs, info = list(run), run.info
     assert info.language == "en" and info.language_probs["en"] > 0.9
     assert normalize(" ".join(s.text for s in segs)) == JFK_TEXT
 
