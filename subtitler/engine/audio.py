@@ -165,8 +165,10 @@ def load_audio(
             if len(block) % 2:
                 block, odd = block[:-1], block[-1:]
             pcm = np.frombuffer(block, np.int16)
-            if got + pcm.size > samples.size:  # longer than the header said
-                samples = np.concatenate([samples[:got], np.empty(max(got, pcm.size), np.float32)])
+            if got + pcm.size > samples.size:  # longer than the header said: grow in place
+                # (realloc: a large block is remapped, not copied, so the old and the new
+                # are never held at once; pages not yet written take no memory)
+                samples.resize(got + max(pcm.size, got // 4, 60 * SAMPLE_RATE), refcheck=False)
             part = samples[got : got + pcm.size]
             part[:] = pcm
             part /= 32768.0

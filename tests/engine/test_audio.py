@@ -113,3 +113,36 @@ def test_folder_and_unreadable_paths(media_dir, tmp_path):
         audio.probe(str(media_dir))
     with pytest.raises(MediaError, match="does not exist"):
         audio.probe(str(media_dir / "notes.mp4" / "inside.wav"))
+
+
+def test_audio_longer_than_its_header_is_read_whole(tmp_path, ffmpeg):
+    """A header that speaks of less audio than the file holds (files joined end to end,
+    MP3s without a proper header): the buffer sized from it grows in place, and every
+    sample comes back."""
+    import subprocess
+
+    part = tmp_path / "part.wav"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(JFK), "-ac", "1", "-ar", "16000", str(part)], check=True)
+    joined = tmp_path / "joined.flac"
+    subprocess.run(
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-i",
+            str(part),
+            "-i",
+            str(part),
+            "-i",
+            str(part),
+            "-filter_complex",
+            "concat=n=3:v=0:a=1",
+            str(joined),
+        ],
+        check=True,
+    )
+    one = audio.load_audio(str(part))
+    short_header = audio.MediaInfo(str(joined), len(one) / 16000, True, False)  # says one part, holds three
+    whole = audio.load_audio(str(joined), info=short_header)
+    assert abs(len(whole) - 3 * len(one)) < 16000 * 0.05
+    assert np.allclose(whole[-len(one) :], one, atol=1e-3)  # the last part, sample for sample
