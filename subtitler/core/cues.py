@@ -208,12 +208,11 @@ def merge_flashes(cues: list[Segment], p: Profile, media_duration: Optional[int]
     the profile's lines and maximum duration. Two turns merged this way are written as
     a dialogue. A cue no neighbour can take stays, and ``check`` calls it unavoidable."""
     cues = list(cues)
-    stuck: set[int] = set()  # ids of the cues that no neighbour could take
-    while True:
-        short = [i for i, c in enumerate(cues) if c.duration < p.min_duration and id(c) not in stuck]
-        if not short:
-            return cues
-        i = short[0]
+    i = 0
+    while i < len(cues):
+        if cues[i].duration >= p.min_duration:
+            i += 1
+            continue
         sides = [j for j in (i - 1, i + 1) if 0 <= j < len(cues)]
         sides.sort(
             key=lambda j: abs(cues[j].start - cues[i].end) if j > i else abs(cues[i].start - cues[j].end)
@@ -228,17 +227,23 @@ def merge_flashes(cues: list[Segment], p: Profile, media_duration: Optional[int]
                 continue
             merged.start, merged.end = cues[a].start, max(cues[b].end, cues[a].end)
             cues[a : b + 1] = [merged]
-            cues = settle_times(cues, p, media_duration)
+            # A merge moves only its neighbours' room: settle them, and look again from the one before.
+            settle_times(cues, p, media_duration, range(a - 1, a + 2))
+            i = max(0, a - 1)
             break
         else:
-            stuck.add(id(cues[i]))
+            i += 1  # no neighbour can take it: it stays
+    return cues
 
 
-def settle_times(cues: list[Segment], p: Profile, media_duration: Optional[int] = None) -> list[Segment]:
+def settle_times(
+    cues: list[Segment], p: Profile, media_duration: Optional[int] = None, span: Optional[range] = None
+) -> list[Segment]:
     """Keep the minimum gap, stretch short or fast cues into the silence after them
     (never more than a grace period past speech unless the profile needs it), and
     chain cues less than ``chain_gap`` apart: a pause inside a sentence, or one
-    speaker taking over from another, keeps a subtitle on screen."""
+    speaker taking over from another, keeps a subtitle on screen. ``span``: settle only
+    those cues (the rest are settled already), beside their neighbours as they are."""
 
     def needed(c: Segment) -> int:
         return max(p.min_duration, int(len(c.text.replace("\n", "")) / p.max_cps * 1000) + 1)
@@ -248,7 +253,10 @@ def settle_times(cues: list[Segment], p: Profile, media_duration: Optional[int] 
             cues[i + 1].start - p.min_gap if i + 1 < len(cues) else (media_duration or cues[i].end + 10_000)
         )
 
-    for i, c in enumerate(cues):
+    for i in span or range(len(cues)):
+        if not 0 <= i < len(cues):
+            continue
+        c = cues[i]
         need, lim, last = needed(c), limit(i), i + 1 == len(cues)
         room = lim  # what this cue may grow into, less what the next needs to lead in before its speech
         if not last:
