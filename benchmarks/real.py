@@ -25,12 +25,13 @@ import json
 import os
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from quality import edit_distance  # noqa: E402
+from quality import covered, edit_distance, union  # noqa: E402
 from real_cases import REAL, Case, all_cases  # noqa: E402
 
 from subtitler.core.checks import check  # noqa: E402
@@ -40,34 +41,21 @@ from subtitler.core.profiles import get_profile  # noqa: E402
 CHARACTER_LANGUAGES = {"zh", "ja", "ko"}
 
 
-def tokens(text: str, language: str) -> list[str]:
-    """What the error rate counts: words after Whisper's normalizer (English's for
-    English), or characters for languages written without spaces."""
+@lru_cache(maxsize=2)
+def normalizer(english: bool):
     from whisper_normalizer.basic import BasicTextNormalizer
     from whisper_normalizer.english import EnglishTextNormalizer
 
+    return EnglishTextNormalizer() if english else BasicTextNormalizer(remove_diacritics=False)
+
+
+def tokens(text: str, language: str) -> list[str]:
+    """What the error rate counts: words after Whisper's normalizer (English's for
+    English), or characters for languages written without spaces."""
     if language == "en":
-        return EnglishTextNormalizer()(text).split()
-    norm = BasicTextNormalizer(remove_diacritics=False)(text)
+        return normalizer(True)(text).split()
+    norm = normalizer(False)(text)
     return list(norm.replace(" ", "")) if language in CHARACTER_LANGUAGES else norm.split()
-
-
-def union(spans):
-    out: list[list[float]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return out
-
-
-def covered(cues, spans) -> float:
-    return sum(
-        max(0.0, min(b, d) - max(a, c))
-        for a, b in union([(c[0], c[1]) for c in cues])
-        for c, d in union(spans)
-    )
 
 
 def longest_identical_run(texts: list[str]) -> int:

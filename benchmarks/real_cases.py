@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from subtitler.engine.audio import SAMPLE_RATE, ffmpeg_exe, load_audio
+from subtitler.engine.vad import frame_db
 
 REAL = Path(os.environ.get("REALSPEECH", Path(__file__).resolve().parents[2] / "shared" / "realspeech"))
 SR = SAMPLE_RATE
@@ -76,7 +77,7 @@ def voice(name: str, tempo: float = 1.0) -> np.ndarray:
 def trim(x: np.ndarray, db: float = -40.0) -> np.ndarray:
     frame = SR // 100
     n = len(x) // frame
-    level = 20 * np.log10(np.sqrt((x[: n * frame].reshape(n, frame) ** 2).mean(1)) + 1e-9)
+    level = frame_db(x)
     loud = np.flatnonzero(level > level.max() + db)
     a, b = max(0, loud[0] - 5) * frame, min(n, loud[-1] + 6) * frame
     return x[a:b].astype(np.float32)
@@ -84,9 +85,7 @@ def trim(x: np.ndarray, db: float = -40.0) -> np.ndarray:
 
 def level(x: np.ndarray, dbfs: float) -> np.ndarray:
     """``x`` scaled so its loud frames (95th percentile, 10 ms RMS) sit at ``dbfs``."""
-    frame = SR // 100
-    n = len(x) // frame
-    rms = np.sqrt((x[: n * frame].reshape(n, frame) ** 2).mean(1))
+    rms = 10 ** (frame_db(x) / 20)
     return (x * (10 ** (dbfs / 20) / (np.percentile(rms, 95) + 1e-9))).astype(np.float32)
 
 

@@ -11,7 +11,6 @@ export leaves nothing behind.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import tempfile
 import time
@@ -22,7 +21,7 @@ from typing import Optional
 
 from subtitler.core import formats
 from subtitler.core.document import Document
-from subtitler.engine.audio import ffmpeg_exe
+from subtitler.engine.audio import MediaInfo, ffmpeg_exe, probe_any
 from subtitler.engine.types import Progress
 from subtitler.errors import Cancelled, MediaError
 
@@ -51,36 +50,6 @@ class BurnStyle:
         )
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    duration: float  # seconds
-    has_video: bool
-    has_audio: bool
-    subtitle_streams: int
-
-
-_DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
-_STREAM = re.compile(r"Stream #\d+:\d+.*?: (Audio|Video|Subtitle):")
-
-
-def inspect(path: str) -> VideoInfo:
-    """What streams a media file holds, from ffmpeg's header dump."""
-    if not os.path.exists(path):
-        raise MediaError(f"{path} does not exist.")
-    err = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
-        capture_output=True,
-        text=True,
-        errors="replace",
-    ).stderr
-    kinds = _STREAM.findall(err)
-    if not kinds:
-        raise MediaError(f"{os.path.basename(path)} is not a media file ffmpeg can read.")
-    m = _DURATION.search(err)
-    duration = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else 0.0
-    return VideoInfo(duration, "Video" in kinds, "Audio" in kinds, kinds.count("Subtitle"))
-
-
 def language_tag(language: Optional[str]) -> Optional[str]:
     """The ISO 639-2 code a container's language tag holds ("en" -> "eng", "fr" -> "fre"),
     or None when unknown."""
@@ -95,8 +64,8 @@ def language_tag(language: Optional[str]) -> Optional[str]:
     return getattr(lang, "bibliographic", None) or lang.alpha_3
 
 
-def _check(video: str, out: str, overwrite: bool) -> VideoInfo:
-    info = inspect(video)
+def _check(video: str, out: str, overwrite: bool) -> MediaInfo:
+    info = probe_any(video)
     if not info.has_video:
         raise MediaError(f"{os.path.basename(video)} has no video stream to put subtitles on.")
     target = Path(out)
@@ -149,12 +118,15 @@ def _run(cmd: list[str], out: str, duration: float, progress, cancel) -> None:
             os.unlink(part)
 
 
-def _subtitle_file(subtitles: str | Document, folder: str, fmt: str) -> str:
+def _subtitle_file(
+    subtitles: str | Document, folder: str, fmt: str, loaded: Optional[Document] = None
+) -> str:
     """A subtitle file ffmpeg reads: ``subtitles`` as it is when already ``fmt``, else
-    written as ``fmt`` into ``folder`` (our reader handles every format and encoding)."""
+    written as ``fmt`` into ``folder`` (our reader handles every format and encoding).
+    ``loaded``: the file's document when the caller has read it already."""
     if isinstance(subtitles, str) and formats.format_of(subtitles) == fmt:
         return subtitles
-    doc = subtitles if isinstance(subtitles, Document) else formats.load(subtitles)
+    doc = subtitles if isinstance(subtitles, Document) else loaded or formats.load(subtitles)
     path = os.path.join(folder, f"subtitles.{fmt}")
     formats.save(doc, path, fmt)
     return path
@@ -182,11 +154,13 @@ def mux(
     )  # a Document is written as SRT
     fmt = "ass" if suffix == ".mkv" and source_fmt in ("ass", "ssa") else "srt"
     codec = SOFT_CODECS[suffix] or fmt
+    loaded = None
     if language is None:  # the transcription's, when the subtitles carry it (a Document, our JSON)
-        language = (subtitles if isinstance(subtitles, Document) else formats.load(subtitles)).language
+        loaded = subtitles if isinstance(subtitles, Document) else formats.load(subtitles)
+        language = loaded.language
     tag = language_tag(language)
     with tempfile.TemporaryDirectory() as tmp:
-        sub = _subtitle_file(subtitles, tmp, fmt)
+        sub = _subtitle_file(subtitles, tmp, fmt, loaded)
         cmd = ["-i", video, "-i", sub, "-map", "0:v", "-map", "0:a?", "-map", "1:0"]
         cmd += ["-c:v", "copy", "-c:a", "copy", "-c:s", codec]
         if tag:

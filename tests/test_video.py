@@ -9,6 +9,7 @@ import pytest
 from subtitler import cli, video
 from subtitler.core import formats
 from subtitler.core.document import Document, Segment
+from subtitler.engine.audio import probe_any
 
 CUES = [Segment(1000, 3000, "Hello there."), Segment(6000, 8000, "A second line\nin two rows.")]
 
@@ -86,7 +87,7 @@ def test_burn_draws_in_the_bottom_third_only_while_a_cue_shows(tmp_path, ffmpeg,
     assert during[:160].max() <= 12  # the rest as it was, within the encoder's loss
     between = np.abs(frame(ffmpeg, out, 4.5) - frame(ffmpeg, src, 4.5)).max(axis=2)
     assert between.max() <= 12
-    assert abs(video.inspect(str(out)).duration - video.inspect(str(src)).duration) < 0.15
+    assert abs(probe_any(str(out)).duration - probe_any(str(src)).duration) < 0.15
 
 
 def test_bad_inputs_get_one_line_and_leave_nothing(tmp_path, media_dir, subs, capsys):

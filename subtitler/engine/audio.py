@@ -66,10 +66,11 @@ class MediaInfo:
     has_audio: bool
     has_video: bool
     video_size: Optional[tuple[int, int]] = None  # width, height of the first video stream
+    subtitle_streams: int = 0
 
 
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
-_STREAM = re.compile(r"Stream #\d+:\d+.*?: (Audio|Video):")
+_STREAM = re.compile(r"Stream #\d+:\d+.*?: (Audio|Video|Subtitle):")
 _PICTURE = re.compile(r"Stream #\d+:\d+.*?: Video:.*?, (\d{2,5})x(\d{2,5})")
 
 
@@ -85,28 +86,37 @@ def _check_path(path: str) -> None:
         raise MediaError(f"The file {path} is empty.")
 
 
-def probe(path: str) -> MediaInfo:
+def probe_any(path: str) -> MediaInfo:
     """Duration and streams of a media file, read from ffmpeg's header dump."""
     path = os.fspath(path)
     _check_path(path)
-    proc = subprocess.run(
+    err = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
         capture_output=True,
         text=True,
         errors="replace",
-    )
-    err = proc.stderr
-    kinds = set(_STREAM.findall(err))
+    ).stderr
+    kinds = _STREAM.findall(err)
     if not kinds:
         raise MediaError(f"{os.path.basename(path)} is not a media file ffmpeg can read.")
     m = _DURATION.search(err)
     duration = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else 0.0
     size = _PICTURE.search(err)
-    info = MediaInfo(
-        path, duration, "Audio" in kinds, "Video" in kinds, (int(size[1]), int(size[2])) if size else None
+    return MediaInfo(
+        path,
+        duration,
+        "Audio" in kinds,
+        "Video" in kinds,
+        (int(size[1]), int(size[2])) if size else None,
+        kinds.count("Subtitle"),
     )
+
+
+def probe(path: str) -> MediaInfo:
+    """``probe_any`` for a file to transcribe: one without audio is refused."""
+    info = probe_any(path)
     if not info.has_audio:
-        raise MediaError(f"{os.path.basename(path)} has no audio track to transcribe.")
+        raise MediaError(f"{os.path.basename(info.path)} has no audio track to transcribe.")
     return info
 
 
