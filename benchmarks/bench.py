@@ -92,7 +92,7 @@ def machine() -> dict:
     import mlx.core as mx
 
     import subtitler
-    from subtitler.engine.cpu import blas as _blas
+    from subtitler.engine.kernels import blas as _blas
 
     cpu = (
         next(

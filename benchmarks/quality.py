@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from subtitler.core.checks import check  # noqa: E402
-from subtitler.core.document import Segment  # noqa: E402
+from subtitler.core.document import Cue  # noqa: E402
 
 
 def words_of(text: str) -> list[str]:
@@ -88,7 +88,7 @@ def score(cues: list[tuple[float, float, str, list]], spans, noise, duration) ->
         in_noise = sum(
             len(words_of(c[2])) for c in cues if noise[0] + 0.5 < (c[0] + c[1]) / 2 < noise[1] - 0.5
         )
-    segs = [Segment(int(c[0] * 1000), int(c[1] * 1000), c[2]) for c in cues]
+    segs = [Cue(int(c[0] * 1000), int(c[1] * 1000), c[2]) for c in cues]
     findings = check(segs, "default")
     bad = {f.index for f in findings}
     kinds = sorted({f.kind for f in findings})

@@ -35,7 +35,7 @@ from quality import covered, edit_distance, union  # noqa: E402
 from real_cases import REAL, Case, all_cases  # noqa: E402
 
 from subtitler.core.checks import check  # noqa: E402
-from subtitler.core.document import Segment  # noqa: E402
+from subtitler.core.document import Cue  # noqa: E402
 from subtitler.core.profiles import get_profile  # noqa: E402
 
 CHARACTER_LANGUAGES = {"zh", "ja", "ko"}
@@ -185,7 +185,7 @@ def measure(case: Case, cues) -> dict:
     row["under_min"] = sum(d < p.min_duration for d in durations)
     row["under_two_thirds"] = sum(d < p.min_duration * 2 / 3 for d in durations)
     row["shortest_ms"] = min(durations, default=0)
-    segs = [Segment(round(a * 1000), round(b * 1000), t) for a, b, t in cues]
+    segs = [Cue(round(a * 1000), round(b * 1000), t) for a, b, t in cues]
     row["flags"] = len({f.index for f in check(segs, p)})
     if case.reference:
         ref = tokens(case.reference, case.language)

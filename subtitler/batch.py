@@ -338,8 +338,9 @@ def _run_one(path: str, settings: Settings, model) -> tuple[str, object]:
 # ----------------------------------------------------------------------------- progress
 
 
-class Progress:
-    """One line over the whole batch: files and seconds of media done, and an ETA."""
+class BatchReport:
+    """One line over the whole batch after each file: files and seconds of media done,
+    and an ETA (the engine's ``Progress`` over the batch's seconds)."""
 
     def __init__(self, jobs: list[Job], write: Callable[[str], None]):
         self.total_files, self.total_seconds = len(jobs), sum(j.seconds for j in jobs) or 0.0
@@ -352,10 +353,12 @@ class Progress:
         self.files += 1
         self.seconds += job.seconds
         elapsed = time.perf_counter() - self.started
-        share = (
-            self.seconds / self.total_seconds if self.total_seconds else self.files / max(1, self.total_files)
+        progress = (  # by seconds of media, or by files where none could be probed
+            pipeline.Progress(self.seconds, self.total_seconds, elapsed)
+            if self.total_seconds
+            else pipeline.Progress(self.files, max(1, self.total_files), elapsed)
         )
-        eta = f", about {elapsed / share - elapsed:.0f} s left" if 0 < share < 1 else ""
+        eta = f", about {progress.eta:.0f} s left" if 0 < progress.fraction < 1 else ""
         self.write(
             f"[{self.files}/{self.total_files} files, {self.seconds:.0f}/{self.total_seconds:.0f} s of media"
             f"{eta}] {job.input}"

@@ -74,7 +74,7 @@ def cmd_transcribe(args) -> int:
     for job in skipped:
         print(f"skipped (up to date): {job.input} -> {job.output}", file=sys.stderr)
     batch.measure(jobs)
-    progress = batch.Progress(jobs, lambda line: print(line, file=sys.stderr))
+    progress = batch.BatchReport(jobs, lambda line: print(line, file=sys.stderr))
 
     in_process = args.ray is None and not (args.jobs > 1 and len(jobs) > 1)
 
@@ -143,12 +143,12 @@ def cmd_check(args) -> int:
 
     try:
         doc = formats.load(args.file, encoding=args.encoding)
-        findings = check(doc.segments, args.profile)
+        findings = check(doc.cues, args.profile)
     except (SubtitlerError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for f in findings:
-        print(format_finding(f, doc.segments))
+        print(format_finding(f, doc.cues))
     return 1 if findings else 0
 
 

@@ -62,12 +62,12 @@ def portable_kernels(tmp_path_factory):
     import shutil
     import sysconfig
 
-    from subtitler.engine.cpu import native
+    from subtitler.engine.kernels import native
 
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if not shutil.which(compiler):
         pytest.skip("no C compiler")
-    csrc = Path(__file__).resolve().parents[1] / "subtitler" / "engine" / "cpu" / "csrc"
+    csrc = Path(__file__).resolve().parents[1] / "subtitler" / "engine" / "kernels" / "csrc"
     out = tmp_path_factory.mktemp("portable") / "_kernels_portable.so"
     subprocess.run(
         [

@@ -121,3 +121,20 @@ def test_a_worker_killed_mid_task_is_replaced_and_its_file_retried(tmp_path, inp
     assert "burden" in (tmp_path / "two.srt").read_text()
     assert [(Path(j.input).name, j.attempts) for j, _ in report.failed] == [("three.mp4", 2)]
     assert "stopped" in report.failed[0][1]
+
+
+def test_the_batch_line_counts_files_and_media_with_an_eta(monkeypatch):
+    """After each file: files and seconds done of the batch, and the time left at the speed so far."""
+    from subtitler import batch
+
+    clock = iter([100.0, 105.0, 120.0])
+    monkeypatch.setattr(batch.time, "perf_counter", lambda: next(clock))
+    jobs = [batch.Job("a.mp4", Path("a.srt"), 10.0), batch.Job("b.mp4", Path("b.srt"), 30.0)]
+    lines = []
+    report = batch.BatchReport(jobs, lines.append)
+    report.done(jobs[0])  # 10 of 40 s in 5 s: 30 s more take 15
+    report.done(jobs[1])
+    assert lines == [
+        "[1/2 files, 10/40 s of media, about 15 s left] a.mp4",
+        "[2/2 files, 40/40 s of media] b.mp4",
+    ]

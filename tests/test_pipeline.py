@@ -64,6 +64,20 @@ def test_arrows_point_down():
     for path, imports in _modules("ui").items():  # ui adapts the pipeline and the core, never the engine
         if hits := _hits(imports, ("subtitler.engine", "mlx")):
             bad[path] = hits
+    # Inside the engine: kernels <- whisper <- cpu (the backend over the kernels) <- backends.
+    for path, imports in _modules("subtitler/engine/kernels").items():
+        if hits := _hits(imports, ("subtitler.engine.whisper", "subtitler.engine.cpu")):
+            bad[path] = hits
+    for path, imports in _modules("subtitler/engine/whisper").items():
+        if hits := _hits(imports, ("subtitler.engine.cpu", "subtitler.engine.backends")):
+            bad[path] = hits
+    model = _imports(PACKAGE / "engine" / "whisper" / "model.py")  # the network: pure MLX
+    if hits := {
+        m
+        for m in model
+        if m.split(".")[0] not in ("mlx", "numpy", "math", "collections", "dataclasses", "__future__")
+    }:
+        bad["subtitler/engine/whisper/model.py"] = hits
     assert not bad, bad
     assert len(_modules("subtitler/engine")) > 15 and len(_modules("subtitler/core")) > 8  # the walk saw them
 
@@ -127,7 +141,7 @@ def test_importing_does_no_work():
     code = (
         "import sys, subtitler, subtitler.core, subtitler.pipeline, subtitler.cli\n"
         "import subtitler.core.formats, subtitler.core.cues, subtitler.core.checks, subtitler.core.project\n"
-        "import subtitler.engine.whisper, subtitler.engine.whisper.languages, subtitler.engine.cpu.blas as b\n"
+        "import subtitler.engine.whisper, subtitler.engine.whisper.languages, subtitler.engine.kernels.blas as b\n"
         "import subtitler.engine.runtime, subtitler.engine.types, subtitler.engine.audio, subtitler.engine.vad\n"
         "assert 'mlx.core' not in sys.modules, 'mlx imported'\n"
         "assert b.loaded() is None and not b._tried, 'a BLAS was loaded'\n"

@@ -8,10 +8,10 @@ import pytest
 
 from subtitler import cli, video
 from subtitler.core import formats
-from subtitler.core.document import Document, Segment
+from subtitler.core.document import Cue, Document
 from subtitler.engine.audio import probe_any
 
-CUES = [Segment(1000, 3000, "Hello there."), Segment(6000, 8000, "A second line\nin two rows.")]
+CUES = [Cue(1000, 3000, "Hello there."), Cue(6000, 8000, "A second line\nin two rows.")]
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_mux_adds_one_tagged_track_and_copies_picture_and_sound(
         assert md5(ffmpeg, out, kind) == md5(ffmpeg, media_dir / "jfk.mp4", kind)
     back = tmp_path / "back.srt"
     subprocess.run([ffmpeg, "-v", "error", "-i", str(out), "-map", "0:s:0", str(back)], check=True)
-    got = formats.load(back).segments
+    got = formats.load(back).cues
     assert [s.text for s in got] == [c.text for c in CUES]
     assert all(
         abs(a.start - b.start) <= 100 and abs(a.end - b.end) <= 100 for a, b in zip(got, CUES)

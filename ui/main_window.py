@@ -26,7 +26,7 @@ from ui.editing import Editing
 from ui.files import Files
 from ui.player import Player
 from ui.session import Session
-from ui.table_model import COL_TEXT, SegmentTableModel
+from ui.table_model import COL_TEXT, CueTableModel
 from ui.transcription import TranscriptionController, TranscriptionPanel
 from ui.video_export import VideoExport
 from ui.waveform import WaveformView
@@ -97,9 +97,9 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ building
     def _build_widgets(self):
-        self.table_model = SegmentTableModel(self.session.doc, self.push, self.show_error)
+        self.table_model = CueTableModel(self.session.doc, self.push, self.show_error)
         self.table_model.on_refused = lambda message: self.statusBar().showMessage(message, 5000)
-        self.table = QTableView(objectName="segmentTable")
+        self.table = QTableView(objectName="cueTable")
         self.table.setModel(self.table_model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setEditTriggers(
@@ -194,7 +194,7 @@ class MainWindow(QMainWindow):
         has_video = state == "media" and self.session.media is not None and self.session.media.has_video
         self.transcribeAction.setEnabled(state == "media")
         self.cancelAction.setEnabled(state == "transcribing")
-        self.video_export.action.setEnabled(has_video and len(self.doc.segments) > 0)
+        self.video_export.action.setEnabled(has_video and len(self.doc.cues) > 0)
         self.table_model.read_only = state == "transcribing"  # streamed rows are replaced when the run ends
         for a in filter(None, self.edit_actions):  # split, merge, delete... wait for the final cues
             a.setEnabled(idle)

@@ -30,7 +30,7 @@ _RIGHT = int((Qt.AlignRight | Qt.AlignVCenter).value)
 _WARN_BRUSH, _ERROR_BRUSH = QBrush(WARN), QBrush(ERROR)
 _SELECTABLE = Qt.ItemIsEnabled | Qt.ItemIsSelectable
 _EDITABLE = _SELECTABLE | Qt.ItemIsEditable
-_CELLS = [  # the text of each column but the last, from (row, segment)
+_CELLS = [  # the text of each column but the last, from (row, cue)
     lambda i, s: str(i + 1),
     lambda i, s: format_ms(s.start),
     lambda i, s: format_ms(s.end),
@@ -42,7 +42,7 @@ _CELLS = [  # the text of each column but the last, from (row, segment)
 READ_ONLY = "The rows are read-only while transcribing: edit them when it is done (or after Cancel)."
 
 
-class SegmentTableModel(QAbstractTableModel):
+class CueTableModel(QAbstractTableModel):
     def __init__(self, doc: Document, push: Callable[[Edit], None], on_error: Callable[[str], None]):
         super().__init__()
         self.doc = doc
@@ -50,7 +50,7 @@ class SegmentTableModel(QAbstractTableModel):
         self.on_error = on_error
         self.read_only = False  # while rows stream in from a transcription: they are replaced when it ends
         self.on_refused: Callable[[str], None] = lambda message: None
-        self.findings = Findings(doc.segments, "default")
+        self.findings = Findings(doc.cues, "default")
         doc.subscribe(self._changed)
 
     @property
@@ -62,11 +62,11 @@ class SegmentTableModel(QAbstractTableModel):
         self.doc.unsubscribe(self._changed)
         self.doc = doc
         doc.subscribe(self._changed)
-        self.findings.recheck_all(doc.segments)
+        self.findings.recheck_all(doc.cues)
         self.endResetModel()
 
     def set_profile(self, name: str) -> None:
-        self.findings = Findings(self.doc.segments, name)
+        self.findings = Findings(self.doc.cues, name)
         if self.rowCount():
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, len(COLUMNS) - 1))
 
@@ -76,7 +76,7 @@ class SegmentTableModel(QAbstractTableModel):
         if kind == "about_to_reset":
             self.beginResetModel()
         elif kind == "reset":
-            self.findings.recheck_all(self.doc.segments)
+            self.findings.recheck_all(self.doc.cues)
             self.endResetModel()
         elif kind == "about_to_replace":
             if old > new:
@@ -88,7 +88,7 @@ class SegmentTableModel(QAbstractTableModel):
                 self.endRemoveRows()
             elif new > old:
                 self.endInsertRows()
-            rows = self.findings.replaced(self.doc.segments, first, old, new)
+            rows = self.findings.replaced(self.doc.cues, first, old, new)
             if len(rows):
                 self.dataChanged.emit(self.index(rows[0], 0), self.index(rows[-1], len(COLUMNS) - 1))
             if old != new and first + new < len(self.doc):  # the numbers of the rows after it moved
@@ -118,12 +118,12 @@ class SegmentTableModel(QAbstractTableModel):
         # Called for every visible cell and role on each repaint: plain ints for the
         # roles (PySide6's enum comparisons cost microseconds each), one column's text.
         row = index.row()
-        if row >= len(self.doc.segments) or row < 0:
+        if row >= len(self.doc.cues) or row < 0:
             return None
         role = int(role.value) if hasattr(role, "value") else int(role)
         col = index.column()
         if role == _DISPLAY or role == _EDIT:
-            s = self.doc.segments[row]
+            s = self.doc.cues[row]
             if col == COL_TEXT:
                 return s.text if role == _EDIT else s.text.replace("\n", " ⏎ ")
             return _CELLS[col](row, s)

@@ -10,7 +10,7 @@ from typing import Optional
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from subtitler import pipeline
-from subtitler.core.cues import has_letter, segment_from_decoded, wrap_lines
+from subtitler.core.cues import cue_from_decoded, has_letter, wrap_lines
 from subtitler.core.timecode import format_ms, seconds_to_ms
 from subtitler.errors import Cancelled, SubtitlerError, TranscriptionCancelled
 
@@ -33,12 +33,12 @@ class TranscribeWorker(QObject):
         self._cancel = False
         self.document = None  # the subtitles when finished: all of them, or those before a cancel
 
-    def _downloaded(self, done: int, total: int) -> None:
-        """Download progress from huggingface_hub; raising here stops the download."""
+    def _downloaded(self, p) -> None:
+        """Download progress (a ``Progress`` in bytes); raising here stops the download."""
         if self._cancel:
             raise Cancelled()
-        self.download.emit(done, total)
-        self.status.emit(f"Downloading {self.model_name}: {done / 1e6:.0f} of {total / 1e6:.0f} MB")
+        self.download.emit(int(p.done), int(p.total))
+        self.status.emit(f"Downloading {self.model_name}: {p.done / 1e6:.0f} of {p.total / 1e6:.0f} MB")
 
     def cancel(self) -> None:
         self._cancel = True
@@ -186,7 +186,7 @@ class TranscriptionPanel:
             self.w.statusBar().showMessage("Cancelling after the current window…")
 
     def on_segment(self, seg) -> None:
-        s = segment_from_decoded(seg)
+        s = cue_from_decoded(seg)
         s.text = wrap_lines(s.text, self.w.table_model.profile)  # live rows wrapped like the final cues
         if s.words:
             s.start, s.end = s.words[0].start, s.words[-1].end
@@ -212,7 +212,7 @@ class TranscriptionPanel:
     def on_finished(self, status: str, message: str, document) -> None:
         if document is not None and len(document) and status in ("done", "cancelled"):
             self.w.doc.language = document.language  # the pipeline's cues replace the live rows in one step
-            self.w.doc.set_segments(document.segments)
+            self.w.doc.set_cues(document.cues)
         self.w._set_running(False)
         if status == "done":
             self.w.progressBar.setValue(100)

@@ -96,7 +96,7 @@ class VideoExport(QObject):
         w = self.window
         doc = w.doc
         snapshot = Document(
-            [s.copy() for s in doc.segments], doc.media_path, doc.model, doc.language, doc.media_duration
+            [s.copy() for s in doc.cues], doc.media_path, doc.model, doc.language, doc.media_duration
         )
         self.worker = ExportWorker(mode, w.media_path, snapshot, out, self)
         self.progress = QProgressDialog(

@@ -34,7 +34,7 @@ class WaveformView(QWidget):
         self.view_start = 0  # ms at the left edge
         self.ms_per_px = 20.0
         self.playhead = 0
-        self._drag: Optional[tuple[int, str]] = None  # (segment index, "start" | "end")
+        self._drag: Optional[tuple[int, str]] = None  # (cue index, "start" | "end")
         self._drag_ms = 0
 
     def set_document(self, doc: Document) -> None:
@@ -50,7 +50,7 @@ class WaveformView(QWidget):
         if kind in ("reset", "about_to_reset"):
             self.update()
             return
-        segs = self.doc.segments[max(0, first - 1) : first + (old if kind == "about_to_replace" else new)]
+        segs = self.doc.cues[max(0, first - 1) : first + (old if kind == "about_to_replace" else new)]
         if not segs:
             return
         x0, x1 = self.x_of(min(s.start for s in segs)), self.x_of(max(s.end for s in segs))
@@ -106,7 +106,7 @@ class WaveformView(QWidget):
             return None
         best = None
         for i in self.doc.visible(self.ms_of(x - EDGE_PX), self.ms_of(x + EDGE_PX)):
-            s = self.doc.segments[i]
+            s = self.doc.cues[i]
             for which, ms in (("start", s.start), ("end", s.end)):
                 d = abs(self.x_of(ms) - x)
                 if d <= EDGE_PX and (best is None or d < best[0]):
@@ -121,7 +121,7 @@ class WaveformView(QWidget):
         mid = h / 2
         if self.doc is not None:
             for i in self.doc.visible(self.ms_of(0), self.ms_of(self.width())):
-                s = self.doc.segments[i]
+                s = self.doc.cues[i]
                 x0, x1 = self.x_of(s.start), self.x_of(s.end)
                 if x1 < 0 or x0 > self.width():
                     continue

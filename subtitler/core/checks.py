@@ -1,10 +1,10 @@
-"""Readability checks: each finding names its segment, so a table can colour the row."""
+"""Readability checks: each finding names its cue, so a table can colour the row."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from subtitler.core.document import Segment
+from subtitler.core.document import Cue
 from subtitler.core.profiles import Profile, get_profile
 from subtitler.core.timecode import format_ms
 
@@ -17,11 +17,11 @@ class Finding:
     unavoidable: bool = False  # no timing between the neighbours could meet the limit
 
 
-def room(segments: list[Segment], i: int, profile: Profile) -> float:
+def room(cues: list[Cue], i: int, profile: Profile) -> float:
     """The longest a cue could be shown without crowding its neighbours: from the
     previous cue's end to the next one's start, less the minimum gaps."""
-    lo = segments[i - 1].end + profile.min_gap if i else 0
-    hi = segments[i + 1].start - profile.min_gap if i + 1 < len(segments) else float("inf")
+    lo = cues[i - 1].end + profile.min_gap if i else 0
+    hi = cues[i + 1].start - profile.min_gap if i + 1 < len(cues) else float("inf")
     return hi - lo
 
 
@@ -32,16 +32,16 @@ def visible_chars(text: str) -> int:
     return len(text.replace("\n", ""))
 
 
-def cps(segment: Segment) -> float:
-    seconds = segment.duration / 1000
-    return visible_chars(segment.text.strip()) / seconds if seconds > 0 else float("inf")
+def cps(cue: Cue) -> float:
+    seconds = cue.duration / 1000
+    return visible_chars(cue.text.strip()) / seconds if seconds > 0 else float("inf")
 
 
-def check_segment(segments: list[Segment], i: int, profile: Profile) -> list[Finding]:
-    s = segments[i]
+def check_cue(cues: list[Cue], i: int, profile: Profile) -> list[Finding]:
+    s = cues[i]
     out = []
-    if i + 1 < len(segments):
-        nxt = segments[i + 1]
+    if i + 1 < len(cues):
+        nxt = cues[i + 1]
         if nxt.start < s.end:
             out.append(Finding(i, "overlap", f"overlaps the next subtitle by {s.end - nxt.start} ms"))
         elif nxt.start - s.end < profile.min_gap:
@@ -53,7 +53,7 @@ def check_segment(segments: list[Segment], i: int, profile: Profile) -> list[Fin
                 )
             )
     if s.duration < profile.min_duration:
-        forced = room(segments, i, profile) < profile.min_duration
+        forced = room(cues, i, profile) < profile.min_duration
         out.append(
             Finding(
                 i,
@@ -67,7 +67,7 @@ def check_segment(segments: list[Segment], i: int, profile: Profile) -> list[Fin
         out.append(Finding(i, "too_long", f"shown for {s.duration} ms (maximum {profile.max_duration} ms)"))
     rate = cps(s)
     if rate > profile.max_cps:
-        forced = room(segments, i, profile) < visible_chars(s.text.strip()) / profile.max_cps * 1000
+        forced = room(cues, i, profile) < visible_chars(s.text.strip()) / profile.max_cps * 1000
         out.append(
             Finding(
                 i,
@@ -91,40 +91,40 @@ def check_segment(segments: list[Segment], i: int, profile: Profile) -> list[Fin
 
 
 class Findings:
-    """The findings of every segment of a list, kept up to date change by change: a
-    replaced range rechecks only its own segments and the one before it (overlap and
-    gap look at the next segment), so an edit among 10,000 cues costs the same as
+    """The findings of every cue of a list, kept up to date change by change: a
+    replaced range rechecks only its own cues and the one before it (overlap and
+    gap look at the next cue), so an edit among 10,000 cues costs the same as
     among ten."""
 
-    def __init__(self, segments: list[Segment], profile: Profile | str | None = None):
+    def __init__(self, cues: list[Cue], profile: Profile | str | None = None):
         self.profile = get_profile(profile)
-        self.segments = segments
+        self.cues = cues
         self.by_row: list[list[Finding]] = []
-        self.recheck_all(segments)
+        self.recheck_all(cues)
 
-    def recheck_all(self, segments: list[Segment]) -> None:
-        self.segments = segments
-        self.by_row = [check_segment(segments, i, self.profile) for i in range(len(segments))]
+    def recheck_all(self, cues: list[Cue]) -> None:
+        self.cues = cues
+        self.by_row = [check_cue(cues, i, self.profile) for i in range(len(cues))]
 
-    def replaced(self, segments: list[Segment], first: int, old: int, new: int) -> range:
-        """Follow ``old`` segments at ``first`` having become ``new`` ones; returns the
+    def replaced(self, cues: list[Cue], first: int, old: int, new: int) -> range:
+        """Follow ``old`` cues at ``first`` having become ``new`` ones; returns the
         rows whose findings may have changed."""
-        self.segments = segments
+        self.cues = cues
         self.by_row[first : first + old] = [[] for _ in range(new)]
-        rows = range(max(0, first - 1), min(len(segments), first + new))
+        rows = range(max(0, first - 1), min(len(cues), first + new))
         for i in rows:
-            self.by_row[i] = check_segment(segments, i, self.profile)
+            self.by_row[i] = check_cue(cues, i, self.profile)
         return rows
 
     def __getitem__(self, row: int) -> list[Finding]:
         return self.by_row[row]
 
 
-def check(segments: list[Segment], profile: Profile | str | None = None) -> list[Finding]:
+def check(cues: list[Cue], profile: Profile | str | None = None) -> list[Finding]:
     p = get_profile(profile)
-    return [f for i in range(len(segments)) for f in check_segment(segments, i, p)]
+    return [f for i in range(len(cues)) for f in check_cue(cues, i, p)]
 
 
-def format_finding(f: Finding, segments: list[Segment]) -> str:
-    s = segments[f.index]
+def format_finding(f: Finding, cues: list[Cue]) -> str:
+    s = cues[f.index]
     return f"#{f.index + 1} {format_ms(s.start)}-{format_ms(s.end)}: {f.message}"

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Optional
 
-from subtitler.core.document import Segment, Word
+from subtitler.core.document import Cue, Word
 from subtitler.core.profiles import Profile, get_profile
 from subtitler.core.timecode import seconds_to_ms
 
@@ -50,11 +50,11 @@ PAUSE_BREAK = 600  # ms of silence that always ends a cue
 GRACE = 300  # ms a cue may linger after its last word
 
 
-def segment_from_decoded(d) -> Segment:
+def cue_from_decoded(d) -> Cue:
     words = [Word(seconds_to_ms(w.start), seconds_to_ms(w.end), w.word, w.probability) for w in d.words]
     if words:
         words[-1].ends_segment = True  # Whisper's own segment ends are good breaks
-    return Segment(seconds_to_ms(d.start), seconds_to_ms(d.end), d.text.strip(), words)
+    return Cue(seconds_to_ms(d.start), seconds_to_ms(d.end), d.text.strip(), words)
 
 
 def _text(words: list[Word]) -> str:
@@ -155,21 +155,21 @@ def has_letter(text: str) -> bool:
     return any(ch.isalpha() for ch in text)
 
 
-def segments_as_cues(decoded: Iterable, profile: Profile | str | None = None) -> list[Segment]:
+def segments_as_cues(decoded: Iterable, profile: Profile | str | None = None) -> list[Cue]:
     """Whisper's own segments as cues, as they are (lines wrapped for ``profile``)."""
     p = get_profile(profile)
-    segs = [segment_from_decoded(d) for d in decoded]
-    return [Segment(s.start, s.end, wrap_lines(s.text, p), s.words) for s in segs if has_letter(s.text)]
+    segs = [cue_from_decoded(d) for d in decoded]
+    return [Cue(s.start, s.end, wrap_lines(s.text, p), s.words) for s in segs if has_letter(s.text)]
 
 
 def build_cues(
     decoded: Iterable, profile: Profile | str | None = None, media_duration: Optional[int] = None
-) -> list[Segment]:
+) -> list[Cue]:
     """Turn decoded segments into subtitle cues under ``profile``: regrouped on their
     word timings, or as they are when some segment has none."""
     p = get_profile(profile)
     decoded = list(decoded)
-    segs = [segment_from_decoded(d) for d in decoded]
+    segs = [cue_from_decoded(d) for d in decoded]
     words = [w for s in segs for w in s.words if w.text.strip()]
     if not words or any(not s.words for s in segs if s.text):
         return segments_as_cues(decoded, p)
@@ -189,7 +189,7 @@ def dialogue_parts(words: list[Word]) -> Optional[tuple[list[Word], list[Word]]]
     return words[:k], words[k:]
 
 
-def cue_of(words: list[Word], p: Profile, dialogue: bool = False) -> Segment:
+def cue_of(words: list[Word], p: Profile, dialogue: bool = False) -> Cue:
     """A cue over ``words``: its lines wrapped for the profile, or, for two speakers'
     turns merged into one cue (``dialogue``), one line each opened by a dash
     (``- Hello?`` / ``- Hello.``) as subtitlers write them, when each fits a line."""
@@ -199,10 +199,10 @@ def cue_of(words: list[Word], p: Profile, dialogue: bool = False) -> Segment:
         lines = ["- " + _text(part) for part in parts]
         if all(len(line) <= p.max_chars_per_line for line in lines):
             text = "\n".join(lines)
-    return Segment(words[0].start, words[-1].end, text, words)
+    return Cue(words[0].start, words[-1].end, text, words)
 
 
-def merge_flashes(cues: list[Segment], p: Profile, media_duration: Optional[int] = None) -> list[Segment]:
+def merge_flashes(cues: list[Cue], p: Profile, media_duration: Optional[int] = None) -> list[Cue]:
     """Merge each cue still under the profile's minimum duration (its neighbours left it
     no room to grow) into the nearer neighbour that can take it: the merged cue must fit
     the profile's lines and maximum duration. Two turns merged this way are written as
@@ -237,15 +237,15 @@ def merge_flashes(cues: list[Segment], p: Profile, media_duration: Optional[int]
 
 
 def settle_times(
-    cues: list[Segment], p: Profile, media_duration: Optional[int] = None, span: Optional[range] = None
-) -> list[Segment]:
+    cues: list[Cue], p: Profile, media_duration: Optional[int] = None, span: Optional[range] = None
+) -> list[Cue]:
     """Keep the minimum gap, stretch short or fast cues into the silence after them
     (never more than a grace period past speech unless the profile needs it), and
     chain cues less than ``chain_gap`` apart: a pause inside a sentence, or one
     speaker taking over from another, keeps a subtitle on screen. ``span``: settle only
     those cues (the rest are settled already), beside their neighbours as they are."""
 
-    def needed(c: Segment) -> int:
+    def needed(c: Cue) -> int:
         return max(p.min_duration, int(len(c.text.replace("\n", "")) / p.max_cps * 1000) + 1)
 
     def limit(i: int) -> int:

@@ -1,4 +1,4 @@
-"""The subtitle document: ordered segments in integer milliseconds plus metadata.
+"""The subtitle document: ordered cues in integer milliseconds plus metadata.
 
 Mutations go through two primitives that notify listeners twice, before and after
 the change, so a UI adapter (the Qt table model) can wrap each change in Qt's
@@ -20,11 +20,11 @@ class Word:
     end: int
     text: str
     probability: float = 1.0
-    ends_segment: bool = False  # the last word of a decoded (Whisper) segment: a good place to break a cue
+    ends_segment: bool = False  # the last word of a decoded (Whisper) cue: a good place to break a cue
 
 
 @dataclass
-class Segment:
+class Cue:
     start: int  # ms
     end: int
     text: str  # lines split by "\n"; <i>, <b>, <u> mark styles, and a file's own markup stays as it came
@@ -37,10 +37,10 @@ class Segment:
     def duration(self) -> int:
         return self.end - self.start
 
-    def copy(self) -> Segment:
+    def copy(self) -> Cue:
         """A copy that shares nothing mutable (an edit among 10,000 cues copies them all:
         this is 20x faster than ``copy.deepcopy``)."""
-        return Segment(
+        return Cue(
             self.start,
             self.end,
             self.text,
@@ -49,10 +49,10 @@ class Segment:
         )
 
 
-LOOKBACK = 8  # how many earlier segments may still show at a time (overlaps)
+LOOKBACK = 8  # how many earlier cues may still show at a time (overlaps)
 
 # A change notification: (kind, first index, old count, new count), where kind is
-# "about_to_replace" then "replaced" (``old`` segments at ``first`` become ``new``
+# "about_to_replace" then "replaced" (``old`` cues at ``first`` become ``new``
 # ones), or "about_to_reset" then "reset" (all of them).
 Listener = Callable[[str, int, int, int], None]
 
@@ -60,13 +60,13 @@ Listener = Callable[[str, int, int, int], None]
 class Document:
     def __init__(
         self,
-        segments: Optional[list[Segment]] = None,
+        cues: Optional[list[Cue]] = None,
         media_path: Optional[str] = None,
         model: Optional[str] = None,
         language: Optional[str] = None,
         media_duration: Optional[int] = None,
     ):
-        self.segments: list[Segment] = list(segments or [])
+        self.cues: list[Cue] = list(cues or [])
         self.media_path = media_path
         self.model = model
         self.language = language
@@ -78,10 +78,10 @@ class Document:
         self._listeners: list[Listener] = []
 
     def __len__(self) -> int:
-        return len(self.segments)
+        return len(self.cues)
 
-    def __getitem__(self, i: int) -> Segment:
-        return self.segments[i]
+    def __getitem__(self, i: int) -> Cue:
+        return self.cues[i]
 
     def subscribe(self, fn: Listener) -> None:
         self._listeners.append(fn)
@@ -95,41 +95,41 @@ class Document:
             fn(kind, first, old, new)
 
     # The primitives every edit is built from.
-    def replace_range(self, first: int, count: int, segments: list[Segment]) -> list[Segment]:
-        """Replace ``count`` segments at ``first`` with ``segments``; returns the removed ones."""
-        new = [s.copy() for s in segments]
+    def replace_range(self, first: int, count: int, cues: list[Cue]) -> list[Cue]:
+        """Replace ``count`` cues at ``first`` with ``cues``; returns the removed ones."""
+        new = [s.copy() for s in cues]
         self._notify("about_to_replace", first, count, len(new))
-        removed = self.segments[first : first + count]
-        self.segments[first : first + count] = new
+        removed = self.cues[first : first + count]
+        self.cues[first : first + count] = new
         self.revision += 1
         self._notify("replaced", first, count, len(new))
         return removed
 
-    def set_segments(self, segments: list[Segment]) -> None:
-        old = len(self.segments)
-        self._notify("about_to_reset", 0, old, len(segments))
-        self.segments = [s.copy() for s in segments]
+    def set_cues(self, cues: list[Cue]) -> None:
+        old = len(self.cues)
+        self._notify("about_to_reset", 0, old, len(cues))
+        self.cues = [s.copy() for s in cues]
         self.revision += 1
-        self._notify("reset", 0, old, len(self.segments))
+        self._notify("reset", 0, old, len(self.cues))
 
-    def append(self, segment: Segment) -> None:
-        self.replace_range(len(self.segments), 0, [segment])
+    def append(self, cue: Cue) -> None:
+        self.replace_range(len(self.cues), 0, [cue])
 
-    def snapshot(self) -> list[Segment]:
-        return [s.copy() for s in self.segments]
+    def snapshot(self) -> list[Cue]:
+        return [s.copy() for s in self.cues]
 
     def index_at(self, ms: int) -> Optional[int]:
-        """The segment shown at time ``ms``, if any (the first of overlapping ones).
-        Segments are kept in time order, so this is a binary search."""
-        i = bisect.bisect_right(self.segments, ms, key=lambda s: s.start)
+        """The cue shown at time ``ms``, if any (the first of overlapping ones).
+        Cues are kept in time order, so this is a binary search."""
+        i = bisect.bisect_right(self.cues, ms, key=lambda s: s.start)
         hit = None
         for j in range(i - 1, max(-1, i - 1 - LOOKBACK), -1):  # a few back: a long cue may still show
-            if self.segments[j].start <= ms < self.segments[j].end:
+            if self.cues[j].start <= ms < self.cues[j].end:
                 hit = j
         return hit
 
     def visible(self, start: int, end: int) -> range:
-        """Indices of the segments that may show between ``start`` and ``end`` ms."""
-        lo = bisect.bisect_left(self.segments, start, key=lambda s: s.start)
-        hi = bisect.bisect_right(self.segments, end, key=lambda s: s.start)
+        """Indices of the cues that may show between ``start`` and ``end`` ms."""
+        lo = bisect.bisect_left(self.cues, start, key=lambda s: s.start)
+        hi = bisect.bisect_right(self.cues, end, key=lambda s: s.start)
         return range(max(0, lo - LOOKBACK), hi)

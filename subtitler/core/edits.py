@@ -11,23 +11,23 @@ import copy
 from collections.abc import Iterable
 from typing import Optional
 
-from subtitler.core.document import Document, Segment
+from subtitler.core.document import Cue, Document
 from subtitler.core.profiles import PROFILES
 from subtitler.core.timecode import format_ms
 from subtitler.errors import EditError
 
 
 class Edit:
-    """Replace ``count`` segments at ``first`` with ``new``; undo puts the old ones back."""
+    """Replace ``count`` cues at ``first`` with ``new``; undo puts the old ones back."""
 
     label = "Edit"
 
-    def __init__(self, doc: Document, first: int, count: int, new: list[Segment]):
+    def __init__(self, doc: Document, first: int, count: int, new: list[Cue]):
         for s in new:
             validate(doc, s)
         self.doc = doc
         self.first = first
-        self.old = [s.copy() for s in doc.segments[first : first + count]]
+        self.old = [s.copy() for s in doc.cues[first : first + count]]
         self.new = [s.copy() for s in new]
 
     def do(self) -> None:
@@ -37,7 +37,7 @@ class Edit:
         self.doc.replace_range(self.first, len(self.new), self.old)
 
 
-def validate(doc: Document, s: Segment) -> None:
+def validate(doc: Document, s: Cue) -> None:
     if s.start < 0 or s.end < 0:
         raise EditError("A time cannot be negative.")
     if s.start >= s.end:
@@ -48,10 +48,10 @@ def validate(doc: Document, s: Segment) -> None:
         )
 
 
-def _check_index(doc: Document, i: int) -> Segment:
-    if not 0 <= i < len(doc.segments):
+def _check_index(doc: Document, i: int) -> Cue:
+    if not 0 <= i < len(doc.cues):
         raise EditError(f"There is no subtitle #{i + 1}.")
-    return doc.segments[i]
+    return doc.cues[i]
 
 
 class EditText(Edit):
@@ -66,7 +66,7 @@ class EditText(Edit):
 
 
 class SetTimes(Edit):
-    """Set the start and/or end of one segment (inline edits, the playhead, waveform drags)."""
+    """Set the start and/or end of one cue (inline edits, the playhead, waveform drags)."""
 
     label = "Change time"
 
@@ -100,8 +100,8 @@ class Split(Edit):
             i,
             1,
             [
-                Segment(s.start, cut, left, lw, copy.deepcopy(s.extra)),
-                Segment(cut, s.end, right, rw, copy.deepcopy(s.extra)),
+                Cue(s.start, cut, left, lw, copy.deepcopy(s.extra)),
+                Cue(cut, s.end, right, rw, copy.deepcopy(s.extra)),
             ],
         )
         self.left_raw, self.right_raw = text[:pos], text[pos:]
@@ -117,7 +117,7 @@ def _word_boundary(text: str, pos: int) -> int:
     return min(spaces, key=lambda i: abs(i - pos))
 
 
-def _split_words(s: Segment, pos: int):
+def _split_words(s: Cue, pos: int):
     """Divide word timings at a character position of the text, if they line up."""
     if not s.words or "".join(w.text for w in s.words).strip() != s.text.strip():
         return [], [], None
@@ -133,16 +133,16 @@ def _split_words(s: Segment, pos: int):
 
 
 class Merge(Edit):
-    """Merge segment ``i`` with the one after it."""
+    """Merge cue ``i`` with the one after it."""
 
     label = "Merge"
 
     def __init__(self, doc: Document, i: int):
         a = _check_index(doc, i)
-        if i + 1 >= len(doc.segments):
+        if i + 1 >= len(doc.cues):
             raise EditError("There is no following subtitle to merge with.")
-        b = doc.segments[i + 1]
-        joined = Segment(
+        b = doc.cues[i + 1]
+        joined = Cue(
             min(a.start, b.start),
             max(a.end, b.end),
             _join(a.text, b.text),
@@ -163,28 +163,28 @@ def _join(a: str, b: str) -> str:
 class Insert(Edit):
     label = "Insert"
 
-    def __init__(self, doc: Document, i: int, segment: Segment):
-        if not 0 <= i <= len(doc.segments):
+    def __init__(self, doc: Document, i: int, cue: Cue):
+        if not 0 <= i <= len(doc.cues):
             raise EditError(f"Cannot insert at position {i + 1}.")
-        super().__init__(doc, i, 0, [segment])
+        super().__init__(doc, i, 0, [cue])
 
 
 def insert_after(doc: Document, i: Optional[int], duration: int = 2000) -> Insert:
     """A new empty subtitle after ``i`` (or at the start), in the gap that follows it."""
-    start = doc.segments[i].end + 1 if i is not None and 0 <= i < len(doc.segments) else 0
+    start = doc.cues[i].end + 1 if i is not None and 0 <= i < len(doc.cues) else 0
     end = start + duration
     nxt = i + 1 if i is not None else 0
-    if nxt < len(doc.segments):
-        end = min(end, doc.segments[nxt].start)
+    if nxt < len(doc.cues):
+        end = min(end, doc.cues[nxt].start)
     if end <= start:
         end = start + duration
     if doc.media_duration is not None:
         end = min(end, doc.media_duration)
-    return Insert(doc, nxt, Segment(start, end, ""))
+    return Insert(doc, nxt, Cue(start, end, ""))
 
 
 class Delete(Edit):
-    """Delete a contiguous run of segments."""
+    """Delete a contiguous run of cues."""
 
     label = "Delete"
 
@@ -195,17 +195,17 @@ class Delete(Edit):
 
 
 class Shift(Edit):
-    """Move segments by ``delta`` ms: all of them, a contiguous selection, or from one on."""
+    """Move cues by ``delta`` ms: all of them, a contiguous selection, or from one on."""
 
     label = "Shift"
 
     def __init__(self, doc: Document, delta: int, first: int = 0, count: Optional[int] = None):
-        count = len(doc.segments) - first if count is None else count
+        count = len(doc.cues) - first if count is None else count
         if count <= 0:
             raise EditError("No subtitles to shift.")
         _check_index(doc, first)
         moved = []
-        for s in doc.segments[first : first + count]:
+        for s in doc.cues[first : first + count]:
             c = s.copy()
             c.start += delta
             c.end += delta
@@ -225,18 +225,18 @@ class SnapToNeighbours(Edit):
     def __init__(self, doc: Document, i: int, gap: int = PROFILES["default"].min_gap, reach: int = 500):
         s = _check_index(doc, i).copy()
         if i > 0:
-            prev = doc.segments[i - 1]
+            prev = doc.cues[i - 1]
             if abs(s.start - (prev.end + gap)) <= reach or s.start < prev.end + gap:
                 s.start = prev.end + gap
-        if i + 1 < len(doc.segments):
-            nxt = doc.segments[i + 1]
+        if i + 1 < len(doc.cues):
+            nxt = doc.cues[i + 1]
             if abs(nxt.start - gap - s.end) <= reach or s.end > nxt.start - gap:
                 s.end = nxt.start - gap
         super().__init__(doc, i, 1, [s])
 
 
 class ReplaceText(Edit):
-    """Find and replace over a run of segments, as one edit."""
+    """Find and replace over a run of cues, as one edit."""
 
     label = "Replace"
 
@@ -252,14 +252,14 @@ class ReplaceText(Edit):
 
         if not find:
             raise EditError("Type the text to find.")
-        idx = sorted(indices) if indices is not None else range(len(doc.segments))
+        idx = sorted(indices) if indices is not None else range(len(doc.cues))
         pattern = re.compile(re.escape(find), 0 if case_sensitive else re.IGNORECASE)
         first = min(idx) if idx else 0
         last = max(idx) if idx else -1
         new = []
         self.count = 0
         for j in range(first, last + 1):
-            s = doc.segments[j].copy()
+            s = doc.cues[j].copy()
             if j in idx:
                 text, n = pattern.subn(lambda m: replace, s.text)
                 if n:

@@ -20,7 +20,7 @@ def prepare() -> None:
     if _prepared:
         return
     _prepared = True
-    from subtitler.engine.cpu import blas, malloc
+    from subtitler.engine.kernels import blas, malloc
 
     if blas.preload() is None and sys.platform.startswith("linux"):
         logging.getLogger(__name__).info(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from subtitler.engine.cpu import blas, native
+from subtitler.engine.kernels import blas, native
 
 CHUNK = 512  # samples: one probability per 32 ms
 CONTEXT = 64  # samples of the previous chunk each chunk sees

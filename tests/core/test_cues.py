@@ -3,7 +3,7 @@ dashed lines, and a cue no neighbour can take is flagged as unavoidable."""
 
 from subtitler.core.checks import check
 from subtitler.core.cues import build_cues
-from subtitler.core.document import Segment
+from subtitler.core.document import Cue
 from subtitler.engine.types import DecodedSegment, DecodedWord
 
 
@@ -53,6 +53,6 @@ def test_a_cue_no_neighbour_can_take_stays_and_is_flagged_unavoidable():
 
 
 def test_too_short_with_room_around_it_is_not_unavoidable():
-    cues = [Segment(0, 1500, "First."), Segment(3000, 3300, "Flash."), Segment(6000, 7000, "Last.")]
+    cues = [Cue(0, 1500, "First."), Cue(3000, 3300, "Flash."), Cue(6000, 7000, "Last.")]
     (f,) = [f for f in check(cues, "default") if f.kind == "too_short"]
     assert not f.unavoidable and "unavoidable" not in f.message

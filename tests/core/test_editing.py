@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from subtitler.core import formats
 from subtitler.core.checks import check
-from subtitler.core.document import Document, Segment, Word
+from subtitler.core.document import Cue, Document, Word
 from subtitler.core.edits import (
     Delete,
     EditText,
@@ -45,7 +45,7 @@ def documents(draw, max_size=8):
         t += draw(st.integers(0, 5000))
         d = draw(st.integers(1, 8000))
         lines = draw(st.lists(text_st, min_size=1, max_size=2))
-        segs.append(Segment(t, t + d, "\n".join(lines)))
+        segs.append(Cue(t, t + d, "\n".join(lines)))
         t += d
     return Document(segs)
 
@@ -58,9 +58,7 @@ def same(a, b):
 @given(documents())
 def test_srt_round_trip(doc):
     back = formats.loads(formats.dumps(doc, "srt"), "srt")
-    assert [(s.start, s.end, s.text) for s in back.segments] == [
-        (s.start, s.end, s.text) for s in doc.segments
-    ]
+    assert [(s.start, s.end, s.text) for s in back.cues] == [(s.start, s.end, s.text) for s in doc.cues]
 
 
 @settings(max_examples=60, deadline=None)
@@ -69,9 +67,7 @@ def test_vtt_round_trip(doc):
     text = formats.dumps(doc, "vtt")
     assert text.startswith("WEBVTT\n")
     back = formats.loads(text, "vtt")
-    assert [(s.start, s.end, s.text) for s in back.segments] == [
-        (s.start, s.end, s.text) for s in doc.segments
-    ]
+    assert [(s.start, s.end, s.text) for s in back.cues] == [(s.start, s.end, s.text) for s in doc.cues]
 
 
 @st.composite
@@ -124,13 +120,13 @@ def test_do_then_undo_restores_exactly(case):
         done.append(e)
     for e in reversed(done):
         e.undo()
-    assert same(doc.segments, original)
+    assert same(doc.cues, original)
 
 
 @settings(max_examples=60, deadline=None)
 @given(text_st.filter(lambda t: len(t) >= 2), st.data())
 def test_split_then_merge_restores_the_segment(text, data):
-    doc = Document([Segment(1000, 5000, text)])
+    doc = Document([Cue(1000, 5000, text)])
     pos = data.draw(st.integers(1, len(text) - 1))
     try:
         Split(doc, 0, pos).do()
@@ -144,13 +140,13 @@ def test_split_then_merge_restores_the_segment(text, data):
 
 def test_split_uses_word_timings():
     words = [Word(0, 400, " Hello"), Word(500, 900, " there"), Word(1500, 1900, " friend")]
-    doc = Document([Segment(0, 1900, "Hello there friend", words)])
+    doc = Document([Cue(0, 1900, "Hello there friend", words)])
     Split(doc, 0, len("Hello there ")).do()
     assert [(s.start, s.end, s.text) for s in doc] == [(0, 1500, "Hello there"), (1500, 1900, "friend")]
 
 
 def test_invalid_edits_are_refused_with_a_reason():
-    doc = Document([Segment(0, 1000, "a"), Segment(2000, 3000, "b")], media_duration=5000)
+    doc = Document([Cue(0, 1000, "a"), Cue(2000, 3000, "b")], media_duration=5000)
     with pytest.raises(EditError, match="before the end"):
         SetTimes(doc, 0, start=1000)
     with pytest.raises(EditError, match="negative"):
@@ -163,7 +159,7 @@ def test_invalid_edits_are_refused_with_a_reason():
 
 
 def test_shift_from_here_on_and_replace_text():
-    doc = Document([Segment(0, 1000, "one"), Segment(2000, 3000, "two"), Segment(4000, 5000, "two too")])
+    doc = Document([Cue(0, 1000, "one"), Cue(2000, 3000, "two"), Cue(4000, 5000, "two too")])
     Shift(doc, 250, first=1).do()
     assert [(s.start, s.end) for s in doc] == [(0, 1000), (2250, 3250), (4250, 5250)]
     r = ReplaceText(doc, "two", "2")
@@ -174,10 +170,10 @@ def test_shift_from_here_on_and_replace_text():
 
 
 def test_document_notifies_listeners():
-    doc = Document([Segment(0, 1000, "a")])
+    doc = Document([Cue(0, 1000, "a")])
     seen = []
     doc.subscribe(lambda *a: seen.append((*a, len(doc))))  # and how many segments it had then
-    e = Insert(doc, 1, Segment(1500, 2000, "b"))
+    e = Insert(doc, 1, Cue(1500, 2000, "b"))
     e.do()
     e.undo()
     assert seen == [
@@ -187,7 +183,7 @@ def test_document_notifies_listeners():
         ("replaced", 1, 1, 0, 1),
     ]
     seen.clear()
-    doc.set_segments([Segment(0, 10, "x"), Segment(20, 30, "y")])
+    doc.set_cues([Cue(0, 10, "x"), Cue(20, 30, "y")])
     assert seen == [("about_to_reset", 0, 1, 2, 1), ("reset", 0, 1, 2, 2)]
 
 
@@ -195,15 +191,15 @@ def test_findings_follow_changes_like_a_full_check():
     """Incremental findings equal a fresh check after every kind of edit."""
     from subtitler.core.checks import Findings
 
-    doc = Document([Segment(i * 1000, i * 1000 + 900, f"cue {i}") for i in range(30)])
-    findings = Findings(doc.segments, "default")
+    doc = Document([Cue(i * 1000, i * 1000 + 900, f"cue {i}") for i in range(30)])
+    findings = Findings(doc.cues, "default")
     doc.subscribe(
-        lambda kind, first, old, new: kind == "replaced" and findings.replaced(doc.segments, first, old, new)
+        lambda kind, first, old, new: kind == "replaced" and findings.replaced(doc.cues, first, old, new)
     )
 
     def same():
         want = {}
-        for f in check(doc.segments, "default"):
+        for f in check(doc.cues, "default"):
             want.setdefault(f.index, []).append(f.kind)
         assert {i: [f.kind for f in fs] for i, fs in enumerate(findings.by_row) if fs} == want
 
@@ -212,7 +208,7 @@ def test_findings_follow_changes_like_a_full_check():
         Split(doc, 10, 2),
         Merge(doc, 3),
         Delete(doc, 7, 3),
-        Insert(doc, 0, Segment(0, 100, "x")),
+        Insert(doc, 0, Cue(0, 100, "x")),
         Shift(doc, 50, 5),
         EditText(doc, 2, "a much longer text " * 5),
     ]
@@ -254,7 +250,7 @@ three lines
 def test_check_finds_each_netflix_violation(tmp_path):
     p = tmp_path / "bad.srt"
     p.write_text(NETFLIX_BAD)
-    kinds = {(f.index, f.kind) for f in check(formats.load(p).segments, "netflix")}
+    kinds = {(f.index, f.kind) for f in check(formats.load(p).cues, "netflix")}
     assert {
         (0, "too_short"),
         (1, "too_long"),
@@ -296,7 +292,7 @@ def test_convert_between_formats(tmp_path):
     assert main(["convert", str(tmp_path / "a.vtt"), str(tmp_path / "b.srt")]) == 0
     assert (tmp_path / "b.srt").read_text() == src.read_text() + "\n" or formats.load(
         tmp_path / "b.srt"
-    ).segments == formats.load(src).segments
+    ).cues == formats.load(src).cues
     assert main(["convert", str(src), str(tmp_path / "a.txt")]) == 0
     assert (tmp_path / "a.txt").read_text() == "Fish & <chips>\nBye\n"
 
@@ -307,17 +303,17 @@ def test_convert_between_formats(tmp_path):
 def test_reads_bom_crlf_and_cp1252(tmp_path):
     p = tmp_path / "x.srt"
     p.write_bytes(b"\xef\xbb\xbf1\r\n00:00:01,000 --> 00:00:02,000\r\nCaf\xc3\xa9\r\n")
-    assert formats.load(p).segments[0].text == "Café"
+    assert formats.load(p).cues[0].text == "Café"
     p.write_bytes("1\r\n00:00:01,000 --> 00:00:02,000\r\nCafé – naïve\r\n".encode("cp1252"))
     with pytest.raises(EncodingUnclear) as e:  # three words could be cp1250 as well: we ask, not guess
         formats.load(p)
     assert "cp1252" in e.value.candidates and "cp1252" in str(e.value)
-    assert formats.load(p, encoding="cp1252").segments[0].text == "Café – naïve"
+    assert formats.load(p, encoding="cp1252").cues[0].text == "Café – naïve"
     v = tmp_path / "x.vtt"
     v.write_bytes(
         b"\xef\xbb\xbfWEBVTT\r\n\r\ncue-1\r\n00:01.000 --> 00:02.000 align:start\r\n<i>Hi</i> &amp; bye\r\n"
     )
-    assert [(s.start, s.end, s.text) for s in formats.load(v).segments] == [(1000, 2000, "<i>Hi</i> & bye")]
+    assert [(s.start, s.end, s.text) for s in formats.load(v).cues] == [(1000, 2000, "<i>Hi</i> & bye")]
 
 
 @pytest.mark.parametrize(
@@ -339,7 +335,7 @@ def test_malformed_files_name_the_line(tmp_path, name, content, line):
         if line is not None:
             assert e.line == line and f"line {line}" in str(e)
     else:
-        pytest.fail(f"{name} was read: {doc.segments}")
+        pytest.fail(f"{name} was read: {doc.cues}")
 
 
 def test_vtt_block_that_is_no_cue_is_skipped_as_the_spec_says(tmp_path):
@@ -349,16 +345,16 @@ def test_vtt_block_that_is_no_cue_is_skipped_as_the_spec_says(tmp_path):
 
 
 def test_failed_import_loses_nothing_loaded():
-    doc = Document([Segment(0, 1000, "keep me")])
+    doc = Document([Cue(0, 1000, "keep me")])
     with pytest.raises(SubtitleFileError):
-        doc.set_segments(formats.loads("nonsense", "srt").segments)
+        doc.set_cues(formats.loads("nonsense", "srt").cues)
     assert doc[0].text == "keep me"
 
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     out = tmp_path / "subs.srt"
     out.write_text("old content")
-    doc = Document([Segment(0, 1000, "new")])
+    doc = Document([Cue(0, 1000, "new")])
 
     def disk_full(fd):
         raise OSError(28, "No space left on device")
@@ -377,7 +373,7 @@ def test_atomic_write_read_only_folder(tmp_path):
     tmp_path.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
         with pytest.raises(SubtitleFileError):
-            formats.save(Document([Segment(0, 1000, "new")]), out)
+            formats.save(Document([Cue(0, 1000, "new")]), out)
         assert out.read_text() == "old content"
     finally:
         tmp_path.chmod(stat.S_IRWXU)
@@ -389,11 +385,11 @@ def test_autosave_recovery(tmp_path):
     from subtitler.core import project
 
     media = str(tmp_path / "movie.mp4")
-    doc = Document([Segment(0, 1000, "saved")], media_path=media)
+    doc = Document([Cue(0, 1000, "saved")], media_path=media)
     project.save_project(doc)
     assert project.recovery_for(media) is None
     time.sleep(0.02)
-    doc.set_segments([Segment(0, 1000, "edited, not saved")])
+    doc.set_cues([Cue(0, 1000, "edited, not saved")])
     project.autosave(doc)
     auto = project.recovery_for(media)
     assert auto is not None

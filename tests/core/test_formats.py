@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from subtitler.core import formats
-from subtitler.core.document import Document, Segment
+from subtitler.core.document import Cue, Document
 from subtitler.core.formats import markup
 from subtitler.errors import EncodingUnclear, MissingTimeLine, SubtitleFileError
 
@@ -195,8 +195,8 @@ def test_aegisub_ass_reads_every_dialogue_and_round_trips(tmp_path):
 
 def test_srt_to_ass_to_srt_keeps_times_and_text(tmp_path):
     segs = [
-        Segment(1234, 3456, "Hello <i>there</i>,\nfriend."),
-        Segment(4000, 5010, "Second & last {not an override}"),
+        Cue(1234, 3456, "Hello <i>there</i>,\nfriend."),
+        Cue(4000, 5010, "Second & last {not an override}"),
     ]
     formats.save(Document(segs), tmp_path / "a.srt")
     assert cli("convert", str(tmp_path / "a.srt"), str(tmp_path / "a.ass")).returncode == 0
@@ -209,7 +209,7 @@ def test_srt_to_ass_to_srt_keeps_times_and_text(tmp_path):
 
 
 def test_new_ass_is_sized_for_the_video():
-    doc = Document([Segment(0, 1000, "Hi")])
+    doc = Document([Cue(0, 1000, "Hi")])
     doc.video_size = (1280, 720)
     script = formats.dumps(doc, "ass")
     assert "PlayResX: 1280" in script and "PlayResY: 720" in script and "Style: Default,Arial,36" in script
@@ -256,11 +256,11 @@ def _expected(fmt: str, text: str) -> str:
 @settings(max_examples=150, deadline=None)
 @given(cues=st.lists(st.tuples(cue_text, times), min_size=1, max_size=6))
 def test_every_writer_output_reads_back(fmt, cues):
-    segs = [Segment(a, b, text) for text, (a, b) in cues]
+    segs = [Cue(a, b, text) for text, (a, b) in cues]
     for s in segs:
         assume(markup.plain(_expected(fmt, s.text)).strip())
     written = formats.dumps(Document(segs), fmt)
-    back = formats.loads(written, fmt).segments
+    back = formats.loads(written, fmt).cues
     assert len(back) == len(segs)
     for s, b in zip(segs, back):
         start = max(0, s.start)

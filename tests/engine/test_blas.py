@@ -16,7 +16,7 @@ def _global_sgemm() -> int:
 
 def _compiled(module_glob: str) -> bool:
     """Whether an optional extension was built; fails when a compiler is here but it was not."""
-    from subtitler.engine.cpu import blas as _blas
+    from subtitler.engine.kernels import blas as _blas
 
     built = list(Path(_blas.__file__).parent.glob(module_glob))
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
@@ -27,7 +27,7 @@ def _compiled(module_glob: str) -> bool:
 def test_a_fast_blas_comes_from_pip_alone_and_owns_mlx_sgemm():
     """On Linux the scipy-openblas32 wheel (a dependency) or a system BLAS is loaded,
     and the cblas_sgemm MLX binds to is ours: the forwarder, or the BLAS's own."""
-    from subtitler.engine.cpu import blas as _blas
+    from subtitler.engine.kernels import blas as _blas
 
     if not sys.platform.startswith("linux"):
         pytest.skip("the BLAS preload is for Linux")
@@ -39,7 +39,7 @@ def test_a_fast_blas_comes_from_pip_alone_and_owns_mlx_sgemm():
 
 def _wheel_blas():
     """The BLAS libraries that pip brings: (kind, path) of scipy-openblas32 and NumPy's own."""
-    from subtitler.engine.cpu import blas as _blas
+    from subtitler.engine.kernels import blas as _blas
 
     return [(b.kind, b.path) for b in _blas._candidates() if b.kind in ("scipy-openblas32", "numpy")]
 
@@ -56,7 +56,7 @@ def test_renamed_wheel_blas_runs_mlx_products(kind):
         pytest.skip(f"{kind} is not installed")
     code = (
         "from subtitler.engine import runtime; runtime.prepare()\n"
-        "from subtitler.engine.cpu import blas\n"
+        "from subtitler.engine.kernels import blas\n"
         "import mlx.core as mx, numpy as np\n"
         "rng = np.random.default_rng(0)\n"
         "ok = []\n"
@@ -73,7 +73,7 @@ def test_renamed_wheel_blas_runs_mlx_products(kind):
 
 
 def test_switch_turns_it_off():
-    code = "import os; from subtitler.engine.cpu import blas as _blas; print(_blas.preload())"
+    code = "import os; from subtitler.engine.kernels import blas as _blas; print(_blas.preload())"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -84,10 +84,10 @@ def test_switch_turns_it_off():
 
 
 def test_forwarder_switch_leaves_the_blas_alone():
-    from subtitler.engine.cpu import blas as _blas
+    from subtitler.engine.kernels import blas as _blas
 
     code = (
-        "import ctypes; from subtitler.engine.cpu import blas as _blas; p = _blas.preload(); "
+        "import ctypes; from subtitler.engine.kernels import blas as _blas; p = _blas.preload(); "
         "print(p, _blas.forwarding(), p is not None and _blas.mlx_sgemm_address() == "
         "ctypes.cast(ctypes.CDLL(None).cblas_sgemm, ctypes.c_void_p).value)"
     )
@@ -105,13 +105,13 @@ def test_forwarder_switch_leaves_the_blas_alone():
 
 @pytest.fixture(scope="module")
 def forwarder():
-    from subtitler.engine.cpu import blas as _blas
+    from subtitler.engine.kernels import blas as _blas
 
     if _blas.loaded() is None:
         pytest.skip("no optimized CBLAS on this machine")
     if not _blas.forwarding():
         assert not _compiled("_gemv_forward*.so") or os.environ.get("SUBTITLER_GEMV_FORWARD") == "0"
-        pytest.skip("subtitler.engine.cpu._gemv_forward was not built (no C compiler at install)")
+        pytest.skip("subtitler.engine.kernels._gemv_forward was not built (no C compiler at install)")
     yield _blas
     _blas.set_forwarding(True)
 
@@ -198,7 +198,7 @@ def test_host_products_read_and_write_row_strided_views():
     """``blas.product`` (the speech detector's products): ``a @ w.T`` through the
     preloaded BLAS, reading a view whose rows are apart and writing into one, in place."""
     from subtitler.engine import runtime
-    from subtitler.engine.cpu import blas as _blas
+    from subtitler.engine.kernels import blas as _blas
 
     runtime.prepare()
     rng = np.random.default_rng(0)

@@ -306,3 +306,18 @@ def test_verbose_cli_says_what_the_engine_falls_back_on(tmp_path, capsys):
     assert out.exists()
     assert cli.main(["transcribe", str(JFK), "-o", str(out), "--model", "tiny.en"]) == 0
     assert "converting" not in capsys.readouterr().err
+
+
+def test_a_download_reports_bytes_as_progress():
+    """huggingface_hub's byte bars reach the caller as ``Progress`` (done, total, an ETA);
+    its file-count bars do not."""
+    from subtitler.engine.whisper.load import _tqdm_with
+
+    seen = []
+    bar = _tqdm_with(seen.append)(total=1000, unit="B", disable=True)
+    bar.update(250)
+    bar.update(250)
+    files = _tqdm_with(seen.append)(total=3, unit="it", disable=True)
+    files.update(1)
+    assert [(p.done, p.total) for p in seen] == [(250, 1000), (500, 1000)]
+    assert seen[-1].fraction == 0.5 and seen[-1].eta is not None

@@ -10,9 +10,9 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
-from subtitler.engine.cpu import blas as _blas
-from subtitler.engine.cpu import native
-from subtitler.engine.cpu import ops as cpu_ops
+from subtitler.engine.kernels import blas as _blas
+from subtitler.engine.kernels import native
+from subtitler.engine.kernels import ops as kernel_ops
 from subtitler.engine.whisper.decoding import top_indices
 from subtitler.engine.whisper.tokenizer import get_tokenizer
 
@@ -26,12 +26,12 @@ def kernels(request, monkeypatch):
         monkeypatch.setattr(native, "_lib", request.getfixturevalue("portable_kernels"))
     elif request.param == "c":
         if lib is None:
-            built = list(Path(cpu_ops.__file__).parent.glob("_kernels*.so"))
+            built = list(Path(kernel_ops.__file__).parent.glob("_kernels*.so"))
             compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
             assert not (shutil.which(compiler) and not built), (
                 "a C compiler is here but _kernels was not built"
             )
-            pytest.skip("subtitler.engine.cpu._kernels was not built (no C compiler at install)")
+            pytest.skip("subtitler.engine.kernels._kernels was not built (no C compiler at install)")
     else:
         monkeypatch.setattr(native, "_lib", False)
     return request.param
@@ -47,7 +47,7 @@ def test_exp_rows_are_accurate_and_sum(kernels):
     )  # rounded to float32 as the kernels do
     want = np.exp(shifted.astype(np.float64))
     last_column = a[:, 2999].copy()
-    sums = cpu_ops._exp_rows_inplace(rows)  # in place, on the view
+    sums = kernel_ops._exp_rows_inplace(rows)  # in place, on the view
     got = rows
     normal = want[:6] > 1e-30  # relative error where the result is a normal float
     assert (np.abs(got[:6] - want[:6])[normal] / want[:6][normal]).max() < 3e-7
@@ -58,12 +58,12 @@ def test_exp_rows_are_accurate_and_sum(kernels):
 
 def test_gelu_host_path_on_big_inputs(kernels):
     x = mx.array(np.random.default_rng(6).normal(0, 4, (1500, 1536)).astype(np.float32))
-    assert mx.abs(cpu_ops.gelu(x) - nn.gelu(x)).max().item() < 2e-6
+    assert mx.abs(kernel_ops.gelu(x) - nn.gelu(x)).max().item() < 2e-6
 
 
 def test_gelu_matches_the_erf_form(kernels):
     x = mx.array(np.random.default_rng(0).normal(0, 4, (64, 1536)).astype(np.float32))
-    assert mx.abs(cpu_ops.gelu(x) - nn.gelu(x)).max().item() < 2e-6
+    assert mx.abs(kernel_ops.gelu(x) - nn.gelu(x)).max().item() < 2e-6
 
 
 def test_logsumexp_matches_mlx_including_masked_rows():
@@ -72,7 +72,7 @@ def test_logsumexp_matches_mlx_including_masked_rows():
     x[1, ::3] = -np.inf
     x[3] = -np.inf  # a fully masked row stays -inf
     a, b = (
-        np.array(cpu_ops.logsumexp(mx.array(x))),
+        np.array(kernel_ops.logsumexp(mx.array(x))),
         np.array(mx.logsumexp(mx.array(x), axis=-1, keepdims=True)),
     )
     exact = np.log(np.exp(x[:3].astype(np.float64)).sum(axis=-1, keepdims=True))
@@ -89,8 +89,8 @@ def test_long_attention_matches_mlx(masked, d64, kernels, monkeypatch):
     kernel for heads of 64 and by the one through sgemm. 301 rows and keys: not
     whole blocks of 6 rows or panels of 16 keys."""
     used = []
-    monkeypatch.setattr(cpu_ops, "_attention_heads", _spy(cpu_ops._attention_heads, used))
-    monkeypatch.setattr(cpu_ops, "D64_KERNEL", d64)
+    monkeypatch.setattr(kernel_ops, "_attention_heads", _spy(kernel_ops._attention_heads, used))
+    monkeypatch.setattr(kernel_ops, "D64_KERNEL", d64)
     rng = np.random.default_rng(2)
     t, h, d = 301, 6, 64
     fused = mx.array(rng.normal(0, 2, (1, t, 3 * h * d)).astype(np.float32))
@@ -103,7 +103,7 @@ def test_long_attention_matches_mlx(masked, d64, kernels, monkeypatch):
         (k.swapaxes(-1, -2), v),
         (mx.contiguous(k.swapaxes(-1, -2)), mx.contiguous(v.swapaxes(-1, -2)).swapaxes(-1, -2)),
     ):
-        got = cpu_ops.attention(q, kt, vv, 0.125, mask)
+        got = kernel_ops.attention(q, kt, vv, 0.125, mask)
         assert got.shape == (1, t, h * d)
         assert mx.abs(got - want).max().item() < 1e-4
     assert bool(used) == (kernels != "fallback" and _blas.sgemm_address() is not None)
@@ -183,7 +183,7 @@ def test_layer_norm_matches_mlx(kernels):
         mx.array(rng.normal(0, 0.3, 384).astype(np.float32)),
     )
     x = mx.array((rng.normal(0, 3, (1, 1500, 384)) + rng.normal(0, 5, (1, 1500, 1))).astype(np.float32))
-    got, want = cpu_ops.layer_norm(x, norm), norm(x)
+    got, want = kernel_ops.layer_norm(x, norm), norm(x)
     assert got.shape == want.shape
     assert mx.abs(got - want).max().item() < 2e-5
 
@@ -193,19 +193,19 @@ def test_half_logits_are_the_float32_product(kernels):
     table = mx.array(
         rng.normal(0, 0.05, (5003, 384)).astype(np.float16).astype(np.float32)
     )  # exact in float16
-    half = cpu_ops.half_table(table)
+    half = kernel_ops.half_table(table)
     if kernels != "c":  # the float16 table needs the x86 build (F16C)
         assert half is None
         return
     assert half is not None and half.dtype == np.float16
-    assert cpu_ops.half_table(table + 1e-4) is None  # not exact in float16: keep float32
-    for n in range(1, cpu_ops.LOGITS_MAX_ROWS + 1):
+    assert kernel_ops.half_table(table + 1e-4) is None  # not exact in float16: keep float32
+    for n in range(1, kernel_ops.LOGITS_MAX_ROWS + 1):
         x = mx.array(rng.normal(0, 1, (n, 1, 384)).astype(np.float32))
-        got, want = cpu_ops.logits(x, half), x @ table.T
+        got, want = kernel_ops.logits(x, half), x @ table.T
         assert got.shape == (n, 1, 5003)
         assert mx.abs(got - want).max().item() < 1e-4 * mx.abs(want).max().item()
     with pytest.raises(ValueError):
-        cpu_ops.logits(mx.zeros((cpu_ops.LOGITS_MAX_ROWS + 1, 384)), half)
+        kernel_ops.logits(mx.zeros((kernel_ops.LOGITS_MAX_ROWS + 1, 384)), half)
 
 
 @pytest.mark.parametrize("xp", [mx, np], ids=["mlx", "numpy"])

@@ -66,7 +66,7 @@ def test_line_breaks_prefer_punctuation_and_avoid_articles():
 def kernels(request, monkeypatch):
     """The installed C kernels (or none), then their plain C build (what CPUs other
     than x86 run)."""
-    from subtitler.engine.cpu import native
+    from subtitler.engine.kernels import native
 
     if request.param == "portable c":
         monkeypatch.setattr(native, "_lib", request.getfixturevalue("portable_kernels"))
@@ -77,7 +77,7 @@ def kernels(request, monkeypatch):
 def test_dtw_in_c_follows_the_numpy_path(kernels, shape):
     """The C DTW gives the very path of the NumPy one (ties included: a cost with
     repeated values), and the NumPy one stays a valid monotonic path."""
-    from subtitler.engine.cpu import native
+    from subtitler.engine.kernels import native
     from subtitler.engine.whisper.timing import dtw, dtw_numpy
 
     rng = np.random.default_rng(shape[0] * 7 + shape[1])

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 def lstm_path(request, monkeypatch):
     """The detector's three paths: the installed C kernels, their plain C build (what
     CPUs other than x86 run), and NumPy (no kernels)."""
-    from subtitler.engine.cpu import native
+    from subtitler.engine.kernels import native
 
     if request.param == "c" and native.library() is None:
         pytest.skip("the C kernels were not built")

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from subtitler.core.document import Segment
+from subtitler.core.document import Cue
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_play_pause_scrub_and_steps(qtbot, window, videos):
     w = window
     w.open_media(str(videos / "wide.mp4"))
     for i, (a, b) in enumerate([(500, 1500), (2000, 3000), (3500, 4500)]):
-        w.doc.append(Segment(a, b, f"cue {i}"))
+        w.doc.append(Cue(a, b, f"cue {i}"))
     play = w.player.playButton
     qtbot.waitUntil(lambda: w.player.player.duration() > 5000, timeout=10_000)
     play.click()
@@ -116,8 +116,8 @@ def test_play_pause_scrub_and_steps(qtbot, window, videos):
 def test_loop_plays_the_selected_cue_again(qtbot, window, videos):
     w = window
     w.open_media(str(videos / "wide.mp4"))
-    w.doc.append(Segment(1000, 1600, "looped"))
-    w.doc.append(Segment(3000, 4000, "never reached"))
+    w.doc.append(Cue(1000, 1600, "looped"))
+    w.doc.append(Cue(3000, 4000, "never reached"))
     qtbot.waitUntil(lambda: w.player.player.duration() > 5000, timeout=10_000)
     w.table.selectRow(0)
     w.player.loopButton.setChecked(True)

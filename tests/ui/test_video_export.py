@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from subtitler.core import formats
-from subtitler.core.document import Document, Segment
+from subtitler.core.document import Cue, Document
 from ui.table_model import COL_TEXT
 
 
@@ -24,7 +24,7 @@ def window(qtbot, media_dir, tmp_path):
     assert w.state() == "empty"
     assert w.open_media(str(media_dir / "jfk.mp4"))
     subs = tmp_path / "in.srt"
-    formats.save(Document([Segment(1000, 3000, "Hello there."), Segment(6000, 8000, "Second cue.")]), subs)
+    formats.save(Document([Cue(1000, 3000, "Hello there."), Cue(6000, 8000, "Second cue.")]), subs)
     assert w.import_subtitles(str(subs))
     return w
 
@@ -49,7 +49,7 @@ def test_export_video_as_a_track_takes_the_document_as_it_is_now(qtbot, window, 
     assert export(qtbot, window, out, "mux") == "done"
     back = tmp_path / "back.srt"
     subprocess.run([ffmpeg, "-v", "error", "-i", str(out), "-map", "0:s:0", str(back)], check=True)
-    assert [s.text for s in formats.load(back).segments] == ["Edited, not saved.", "Second cue."]
+    assert [s.text for s in formats.load(back).cues] == ["Edited, not saved.", "Second cue."]
 
 
 def test_export_video_burned_in(qtbot, window, tmp_path, ffmpeg):
@@ -81,7 +81,7 @@ def test_actions_follow_the_window_state(qtbot, media_dir):
     assert w.state() == "empty" and enabled() == {"openAction"}
     w.open_media(str(media_dir / "jfk.mp4"))
     assert w.state() == "media" and enabled() == {"openAction", "transcribeAction"}  # no cues to export yet
-    w.session.set_document(Document([Segment(0, 1000, "Hi.")]))
+    w.session.set_document(Document([Cue(0, 1000, "Hi.")]))
     assert enabled() == {"openAction", "transcribeAction", "exportVideoAction"}
     w._set_running(True)
     assert w.state() == "transcribing" and enabled() == {"cancelAction"}

@@ -86,7 +86,7 @@ def test_transcribe_fills_the_table_live(qtbot, window, media_dir):
     assert w.transcribeAction.isEnabled()
     status, rows_live = transcribe(qtbot, w)
     assert status == "done"
-    table = w.findChild(QTableView, "segmentTable")
+    table = w.findChild(QTableView, "cueTable")
     assert table.model().rowCount() == len(w.doc) > 0
     assert normalize(table_text(w)) == JFK_TEXT
     assert any(rows_live), "rows should appear while the worker is still running"
@@ -146,7 +146,7 @@ def test_split_merge_and_export_read_back(qtbot, window, media_dir, tmp_path):
     w.export_to(str(tmp_path / "a.srt"))
     w.export_to(str(tmp_path / "a.vtt"))
     subs = list(srt.parse((tmp_path / "a.srt").read_text()))
-    vtt = formats.load(tmp_path / "a.vtt").segments
+    vtt = formats.load(tmp_path / "a.vtt").cues
     assert len(subs) == len(vtt) == n + 1
     assert [s.content for s in subs] == [s.text for s in vtt]
     assert normalize(" ".join(s.content for s in subs)) == JFK_TEXT
@@ -182,12 +182,12 @@ def test_bad_file_shows_error_and_next_file_still_works(qtbot, window, media_dir
 
 
 def test_dragging_a_cue_edge_on_the_waveform_retimes_it(qtbot, window):
-    from subtitler.core.document import Segment
+    from subtitler.core.document import Cue
     from subtitler.core.edits import Insert
 
     w = window
     w.open_media(str(JFK))
-    w.push(Insert(w.doc, 0, Segment(2000, 4000, "drag me")))
+    w.push(Insert(w.doc, 0, Cue(2000, 4000, "drag me")))
     wave = w.waveform
     wave.resize(1100, 120)
     wave.view_start, wave.ms_per_px = 0, 10.0
@@ -201,13 +201,13 @@ def test_dragging_a_cue_edge_on_the_waveform_retimes_it(qtbot, window):
 
 
 def test_readability_findings_colour_rows(qtbot, window):
-    from subtitler.core.document import Segment
+    from subtitler.core.document import Cue
     from subtitler.core.edits import Insert
 
     w = window
     w.open_media(str(JFK))
-    w.push(Insert(w.doc, 0, Segment(0, 400, "Far too much text to read in this short a time")))
-    w.push(Insert(w.doc, 1, Segment(3000, 5000, "Fine.")))
+    w.push(Insert(w.doc, 0, Cue(0, 400, "Far too much text to read in this short a time")))
+    w.push(Insert(w.doc, 1, Cue(3000, 5000, "Fine.")))
     assert w.table_model.data(w.table_model.index(0, 5), Qt.BackgroundRole) is not None
     assert "characters per second" in w.table_model.data(w.table_model.index(0, 5), Qt.ToolTipRole)
     assert w.table_model.data(w.table_model.index(1, 5), Qt.BackgroundRole) is None
@@ -237,13 +237,13 @@ def test_import_and_autosave_recovery(qtbot, window, tmp_path):
 
 
 def test_overlay_follows_the_playhead(qtbot, window):
-    from subtitler.core.document import Segment
+    from subtitler.core.document import Cue
     from subtitler.core.edits import Insert
 
     w = window
     w.open_media(str(JFK))
-    w.push(Insert(w.doc, 0, Segment(1000, 2000, "first")))
-    w.push(Insert(w.doc, 1, Segment(3000, 4000, "second")))
+    w.push(Insert(w.doc, 0, Cue(1000, 2000, "first")))
+    w.push(Insert(w.doc, 1, Cue(3000, 4000, "second")))
     w.seek(3500)
     assert w.overlay.toPlainText() == "second" and w.waveform.playhead == 3500
     w.follow(1500)
@@ -255,6 +255,7 @@ def test_overlay_follows_the_playhead(qtbot, window):
 
 def test_model_download_reports_progress_and_cancels(monkeypatch):
     """The worker's download callback feeds the progress bar and stops on cancel."""
+    from subtitler.engine.types import Progress
     from subtitler.errors import Cancelled
     from subtitler.pipeline import Settings
     from ui.transcription import TranscribeWorker
@@ -262,11 +263,11 @@ def test_model_download_reports_progress_and_cancels(monkeypatch):
     w = TranscribeWorker("x.mp4", Settings(model="small.en"), {})
     seen = []
     w.download.connect(lambda d, t: seen.append((d, t)))
-    w._downloaded(10, 100)
+    w._downloaded(Progress(10, 100, 0.5))
     assert seen == [(10, 100)]
     w.cancel()
     with pytest.raises(Cancelled):
-        w._downloaded(20, 100)
+        w._downloaded(Progress(20, 100, 1.0))
 
 
 def test_closing_mid_run_stops_the_worker(qtbot, model, long_mp4):
@@ -472,5 +473,5 @@ def test_an_edit_during_a_run_is_refused_and_nothing_is_lost(qtbot, window, long
     )
     out = tmp_path / "after.srt"
     assert w.export_to(str(out))
-    assert [s.text for s in formats.load(out).segments] == [s.text for s in w.doc]
-    assert formats.load(out).segments[0].text == "My edit"
+    assert [s.text for s in formats.load(out).cues] == [s.text for s in w.doc]
+    assert formats.load(out).cues[0].text == "My edit"

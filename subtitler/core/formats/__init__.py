@@ -34,7 +34,7 @@ def _read_srt(text: str) -> Document:
 
 
 FORMATS: dict[str, Format] = {
-    "srt": Format("SubRip", _read_srt, lambda doc: subrip.write(doc.segments)),
+    "srt": Format("SubRip", _read_srt, lambda doc: subrip.write(doc.cues)),
     "vtt": Format("WebVTT", vtt.read, vtt.write),
     "ass": Format("Advanced SubStation Alpha", ass.read, lambda doc: ass.write(doc, "ass")),
     "ssa": Format("SubStation Alpha", ass.read, lambda doc: ass.write(doc, "ssa")),
@@ -93,8 +93,8 @@ def read_file(
     text = read_text(path, encoding)
     try:
         if fmt == "srt":
-            segments, skipped = subrip.read(text, skip_bad)
-            return Loaded(Document(segments), skipped)
+            cues, skipped = subrip.read(text, skip_bad)
+            return Loaded(Document(cues), skipped)
         return Loaded(loads(text, fmt), [])
     except SubtitleFileError as e:
         if not str(e).startswith(Path(path).name):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pysubs2
 
 import subtitler.core.formats.markup as markup
-from subtitler.core.document import Document, Segment
+from subtitler.core.document import Cue, Document
 from subtitler.core.formats.subrip import times
 from subtitler.errors import SubtitleFileError
 
@@ -35,16 +35,14 @@ def read(text: str) -> Document:
         raise SubtitleFileError(f"Malformed Advanced SubStation file: {e}.") from e
     if subs.format not in ("ass", "ssa"):
         raise SubtitleFileError("This is not an Advanced SubStation (.ass/.ssa) script.")
-    segments = []
+    cues = []
     for e in subs.events:
         if e.is_comment:
             continue
         extra = {k: getattr(e, k) for k in _EVENT_FIELDS if getattr(e, k) != _DEFAULTS[k]}
-        segments.append(
-            Segment(e.start, e.end, markup.from_ass(e.text), extra={"ass": extra} if extra else {})
-        )
+        cues.append(Cue(e.start, e.end, markup.from_ass(e.text), extra={"ass": extra} if extra else {}))
     subs.events = [e for e in subs.events if e.is_comment]
-    doc = Document(segments)
+    doc = Document(cues)
     doc.header["ass"] = {"script": subs.to_string("ass")}
     return doc
 
@@ -74,7 +72,7 @@ def write(doc: Document, fmt: str = "ass") -> str:
     subs = pysubs2.SSAFile.from_string(kept["script"]) if kept else _new_script(doc.video_size)
     comments = list(subs.events)
     events = []
-    for s in doc.segments:
+    for s in doc.cues:
         start, end = times(s)
         start = round(start, -1)  # ASS holds centiseconds: the cue must still end after it starts
         end = max(round(end, -1), start + 10)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import subtitler.core.formats.markup as markup
-from subtitler.core.document import Document, Segment, Word
+from subtitler.core.document import Cue, Document, Word
 from subtitler.errors import SubtitleFileError
 
 
 def write_txt(doc: Document) -> str:
-    return "".join(markup.plain(s.text).replace("\n", " ") + "\n" for s in doc.segments)
+    return "".join(markup.plain(s.text).replace("\n", " ") + "\n" for s in doc.cues)
 
 
 def document_to_dict(doc: Document) -> dict:
@@ -36,7 +36,7 @@ def document_to_dict(doc: Document) -> dict:
                 ),
                 **({"extra": s.extra} if s.extra else {}),
             }
-            for s in doc.segments
+            for s in doc.cues
         ],
     }
     if doc.header:
@@ -49,7 +49,7 @@ def document_to_dict(doc: Document) -> dict:
 def document_from_dict(data: dict) -> Document:
     try:
         segs = [
-            Segment(
+            Cue(
                 int(s["start"]),
                 int(s["end"]),
                 str(s["text"]),

@@ -10,7 +10,7 @@ from datetime import timedelta
 import srt
 
 import subtitler.core.formats.markup as markup
-from subtitler.core.document import Segment
+from subtitler.core.document import Cue
 from subtitler.errors import MissingTimeLine, SubtitleFileError
 
 _TIME_LINE = re.compile(r"^\s*\d+:\d{1,2}:\d{1,2}[,.]\d{1,3}\s*-->\s*\d+:\d{1,2}:\d{1,2}[,.]\d{1,3}")
@@ -20,7 +20,7 @@ def _ms(td: timedelta) -> int:
     return round(td.total_seconds() * 1000)
 
 
-def times(s: Segment) -> tuple[int, int]:
+def times(s: Cue) -> tuple[int, int]:
     """A cue's times as every writer writes them: from 0 on, and ending after they start."""
     start = max(0, s.start)
     return start, max(s.end, start + 1)
@@ -42,7 +42,7 @@ def _blocks(text: str) -> list[tuple[int, list[str]]]:
     return out
 
 
-def read(text: str, skip_bad: bool = False) -> tuple[list[Segment], list[int]]:
+def read(text: str, skip_bad: bool = False) -> tuple[list[Cue], list[int]]:
     """Cues of an SRT text, and the lines of the blocks skipped (with ``skip_bad``;
     without it a block with no time line raises ``SubtitleFileError``)."""
     good, skipped = [], []
@@ -62,12 +62,12 @@ def read(text: str, skip_bad: bool = False) -> tuple[list[Segment], list[int]]:
         subs = list(srt.parse("\n\n".join(good) + "\n"))
     except (srt.SRTParseError, ValueError) as e:
         raise SubtitleFileError(f"Malformed SRT: {e}.") from e
-    return [Segment(_ms(s.start), _ms(s.end), s.content) for s in subs], skipped
+    return [Cue(_ms(s.start), _ms(s.end), s.content) for s in subs], skipped
 
 
-def write(segments: list[Segment]) -> str:
+def write(cues: list[Cue]) -> str:
     subs = []
-    for i, s in enumerate(segments):
+    for i, s in enumerate(cues):
         start, end = times(s)
         subs.append(
             srt.Subtitle(

@@ -15,7 +15,7 @@ from webvtt.errors import MalformedFileError
 from webvtt.models import Region, Style
 
 import subtitler.core.formats.markup as markup
-from subtitler.core.document import Document, Segment
+from subtitler.core.document import Cue, Document
 from subtitler.core.formats.subrip import times
 from subtitler.core.timecode import format_ms, parse_ms
 from subtitler.errors import SubtitleFileError
@@ -28,7 +28,7 @@ def read(text: str) -> Document:
         vtt = webvtt.from_string(text)
     except MalformedFileError as e:
         raise SubtitleFileError(f"Malformed WebVTT: {e}.") from e
-    segments = []
+    cues = []
     for c in vtt.captions:
         extra = {
             k: v
@@ -39,15 +39,15 @@ def read(text: str) -> Document:
             )
             if v
         }
-        segments.append(
-            Segment(
+        cues.append(
+            Cue(
                 parse_ms(c.start),
                 parse_ms(c.end),
                 markup.from_vtt("\n".join(c.lines)),
                 extra={"vtt": extra} if extra else {},
             )
         )
-    doc = Document(segments)
+    doc = Document(cues)
     header = {
         "title": vtt.header_text or "",
         "metadata": list(vtt.metadata),
@@ -63,7 +63,7 @@ def read(text: str) -> Document:
 def write(doc: Document) -> str:
     header = doc.header.get("vtt", {})
     captions = []
-    for s in doc.segments:
+    for s in doc.cues:
         start, end = times(s)
         extra = s.extra.get("vtt", {})
         payload = markup.to_vtt(s.text)

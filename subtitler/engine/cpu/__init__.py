@@ -1,0 +1,1 @@
+"""The native CPU backend: the Whisper network by the C kernels of ``engine.kernels``."""

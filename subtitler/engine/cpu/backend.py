@@ -15,7 +15,7 @@ import numpy as np
 
 from subtitler.engine.cpu import blocks as cpu_blocks
 from subtitler.engine.cpu import decoder as cpu_decoder
-from subtitler.engine.cpu import ops as cpu_ops
+from subtitler.engine.kernels import ops as kernel_ops
 from subtitler.engine.whisper.backend import MlxBackend
 
 
@@ -79,9 +79,9 @@ class CpuBackend:
         )
         scores = []
         for layer in range(len(queries)):
-            kt = cpu_ops.host_view(cross_kv[layer][0])[0]  # (H, 64, S)
+            kt = kernel_ops.host_view(cross_kv[layer][0])[0]  # (H, 64, S)
             for head in (h for l, h in heads if l == layer):
                 q = queries[layer][:, head * 64 : (head + 1) * 64] * np.float32(64**-0.5)
                 scores.append(q @ kt[head])
-        logits = cpu_ops.host_array(self.decoder.logits(mx.array(out[rows])[None])[0])
+        logits = kernel_ops.host_array(self.decoder.logits(mx.array(out[rows])[None])[0])
         return logits, np.stack(scores)

@@ -3,7 +3,7 @@
 blocks over a prompt; and the encoder's convolutional stem by another (``Stem``).
 
 Under MLX an encoder block was some twenty operations, each a pass over (1500, C) or
-larger arrays, and each of the CPU kernels (``cpu_ops``: layer norm, attention, GELU)
+larger arrays, and each of the CPU kernels (``kernel_ops``: layer norm, attention, GELU)
 a round trip from MLX to a host copy and back. The C call runs the blocks over one
 host copy of the activations: its products go to the preloaded BLAS's ``sgemm`` with
 biases and residuals riding on them, its attention is ``attention_d64``.
@@ -22,9 +22,9 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from subtitler.engine.cpu import blas as _blas
-from subtitler.engine.cpu import native
-from subtitler.engine.cpu import ops as cpu_ops
+from subtitler.engine.kernels import blas as _blas
+from subtitler.engine.kernels import native
+from subtitler.engine.kernels import ops as kernel_ops
 
 _P = ctypes.c_void_p
 _LAYER_FIELDS = (
@@ -82,7 +82,7 @@ def plain(blocks, final_norm) -> bool:
     plain linear layers and norms with weights and biases, and heads of 64."""
     first = blocks[0]
     if (
-        not cpu_ops.applies(first.attn.query.weight)
+        not kernel_ops.applies(first.attn.query.weight)
         or first.attn.query.weight.shape[0] != 64 * first.attn.n_head
     ):
         return False
@@ -105,7 +105,7 @@ class Blocks:
     def __init__(self, blocks, final_norm, lib, sgemm: int):
         self._lib, self._sgemm = lib, sgemm
         self._rest = _blas.rest_workers_address()
-        self._host = cpu_ops.HostArrays()
+        self._host = kernel_ops.HostArrays()
         self._layers = (_Layer * len(blocks))()
         for i, b in enumerate(blocks):
             w, bias = b.attn.fused_weights
@@ -178,7 +178,7 @@ class Blocks:
     def encode(self, x) -> mx.array:
         """The encoder: x (B, T, C) after the stem and positions, an MLX array or a host
         array this may change -> its output (B, T, C)."""
-        out = x if isinstance(x, np.ndarray) else np.array(cpu_ops.host_view(x), np.float32, order="C")
+        out = x if isinstance(x, np.ndarray) else np.array(kernel_ops.host_view(x), np.float32, order="C")
         for row in out:
             self._run(row)
         return mx.array(out)
@@ -188,11 +188,11 @@ class Blocks:
         (keys, values) transposed (1, H, 64, S) -> the blocks' output (T, C), each
         layer's keys and values (H, T, 64), as ``cpu_decoder`` takes them, and with
         ``queries`` each layer's cross-attention queries (T, C), unscaled (else None)."""
-        out = np.array(cpu_ops.host_view(x)[0], np.float32, order="C")
+        out = np.array(kernel_ops.host_view(x)[0], np.float32, order="C")
         t = out.shape[0]
         mx.eval(cross_kv)
         cross = [
-            (cpu_ops.host_array(k)[0], cpu_ops.host_array(v)[0]) for k, v in cross_kv
+            (kernel_ops.host_array(k)[0], kernel_ops.host_array(v)[0]) for k, v in cross_kv
         ]  # no MLX slices: each
         # would be an evaluation of its own
         kv = [
@@ -226,7 +226,7 @@ class Stem:
     def __init__(self, encoder, lib, sgemm: int):
         self._lib, self._sgemm = lib, sgemm
         self._weights = [
-            cpu_ops.host_array(a)
+            kernel_ops.host_array(a)
             for a in (
                 encoder.conv1.weight,
                 encoder.conv1.bias,
@@ -242,7 +242,7 @@ class Stem:
         """The stem for ``encoder``, or None where it does not apply (see ``Blocks``)."""
         lib, sgemm = native.library(), _blas.sgemm_address()
         c1, c2 = encoder.conv1, encoder.conv2
-        if lib is None or not sgemm or not cpu_ops.applies(c1.weight):
+        if lib is None or not sgemm or not kernel_ops.applies(c1.weight):
             return None
         shapes = [(c.weight.shape[1], c.stride, c.padding, "bias" in c) for c in (c1, c2)]
         if (
@@ -255,7 +255,7 @@ class Stem:
 
     def __call__(self, mel: mx.array) -> np.ndarray:
         """mel (B, 2T, n_mels) -> the blocks' input (B, T, C), a new host array."""
-        frames = np.ascontiguousarray(cpu_ops.host_view(mel), np.float32)
+        frames = np.ascontiguousarray(kernel_ops.host_view(mel), np.float32)
         b, n = frames.shape[0], frames.shape[1]
         out = np.empty((b, (n + 1) // 2, self.n_state), np.float32)
         if out.shape[1] > self._weights[4].shape[0]:

@@ -24,10 +24,10 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from subtitler.engine.cpu import blas as _blas
 from subtitler.engine.cpu import blocks as cpu_blocks
-from subtitler.engine.cpu import native
-from subtitler.engine.cpu import ops as cpu_ops
+from subtitler.engine.kernels import blas as _blas
+from subtitler.engine.kernels import native
+from subtitler.engine.kernels import ops as kernel_ops
 
 _P = ctypes.c_void_p
 _LAYER_FIELDS = (
@@ -96,7 +96,7 @@ class _Model(ctypes.Structure):
     ]
 
 
-MAX_ROWS = cpu_ops.LOGITS_MAX_ROWS
+MAX_ROWS = kernel_ops.LOGITS_MAX_ROWS
 
 
 def _library():
@@ -116,7 +116,7 @@ class StepKernel:
 
     def __init__(self, decoder, lib):
         self.lib = lib
-        self._host = cpu_ops.HostArrays()  # what the pointers below point into
+        self._host = kernel_ops.HostArrays()  # what the pointers below point into
         first = decoder.blocks[0]
         self.n_state = first.attn.query.weight.shape[0]
         self.n_head = first.attn.n_head
@@ -124,7 +124,7 @@ class StepKernel:
         self.eps = float(first.attn_ln.eps)
         # The products' weights in float16 when that holds them exactly (Whisper's are
         # published so): the step reads half the memory.
-        halves = [[cpu_ops.exact_half(w) for w in self._product_weights(b)] for b in decoder.blocks]
+        halves = [[kernel_ops.exact_half(w) for w in self._product_weights(b)] for b in decoder.blocks]
         self.weights_f16 = all(h is not None for layer in halves for h in layer)
         self._layers = [
             self._layer(b, h if self.weights_f16 else None) for b, h in zip(decoder.blocks, halves)
@@ -142,7 +142,7 @@ class StepKernel:
         if (
             lib is None
             or type(decoder.token_embedding) is not nn.Embedding
-            or not cpu_ops.applies(decoder.token_embedding.weight)
+            or not kernel_ops.applies(decoder.token_embedding.weight)
             or not cpu_blocks.plain(decoder.blocks, decoder.ln)
         ):
             return None
@@ -189,7 +189,7 @@ class StepKernel:
 def _heads(a) -> np.ndarray:
     """(1, H, X, Y) MLX or (H, X, Y) host arrays as a contiguous float32 (H, X, Y) host array."""
     # host_array(a)[0], not host_array(a[0]): an MLX slice would be an evaluation of its own
-    return np.ascontiguousarray(a, np.float32) if isinstance(a, np.ndarray) else cpu_ops.host_array(a)[0]
+    return np.ascontiguousarray(a, np.float32) if isinstance(a, np.ndarray) else kernel_ops.host_array(a)[0]
 
 
 class CpuSteps:

@@ -24,7 +24,7 @@ import mlx.core as mx
 import numpy as np
 
 from subtitler.engine.audio import TIME_PRECISION
-from subtitler.engine.cpu import ops as cpu_ops
+from subtitler.engine.kernels import ops as kernel_ops
 from subtitler.engine.whisper.backend import MlxBackend
 from subtitler.engine.whisper.model import Whisper
 from subtitler.engine.whisper.tokenizer import Tokenizer
@@ -186,7 +186,7 @@ class LogitRules:
         if self.timestamps:
             # If timestamps together outweigh the best text token, a timestamp must follow.
             # (Both sides are log-probabilities under one normaliser, which cancels.)
-            ts_lse = cpu_ops.logsumexp(logits[:, self.tb :])
+            ts_lse = kernel_ops.logsumexp(logits[:, self.tb :])
             force_ts = ts_lse > self.xp.max(logits[:, : self.tb], axis=-1, keepdims=True)
             logits = self.xp.where(force_ts & ~self.is_ts, NEG_INF, logits)
         return logits
@@ -325,7 +325,7 @@ class DecodingTask:
             logits = self.rules(logits, state)
             nxt = xp.argmax(logits, axis=-1) if t == 0 else _categorical(logits, t, keys[step])
             nxt = xp.where(done, eot, nxt).astype(xp.int32)
-            lp = (xp.take_along_axis(logits, nxt[:, None], axis=-1) - cpu_ops.logsumexp(logits))[:, 0]
+            lp = (xp.take_along_axis(logits, nxt[:, None], axis=-1) - kernel_ops.logsumexp(logits))[:, 0]
             sum_logprobs = sum_logprobs + xp.where(done, 0.0, lp)
             token_lps.append(lp)
             done = done | (nxt == eot)
@@ -359,7 +359,7 @@ class DecodingTask:
         for step in range(self.sample_len):
             self._check_cancel(step)
             masked = self.rules(logits, state)
-            logprobs = masked - cpu_ops.logsumexp(masked)
+            logprobs = masked - kernel_ops.logsumexp(masked)
             top = top_indices(logprobs, beam + 1)
             top_lp = xp.take_along_axis(logprobs, top, axis=-1)
             top, top_lp = np.array(top).tolist(), np.array(top_lp).tolist()

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -27,6 +28,8 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
+from subtitler.engine.kernels import ops as kernel_ops
+from subtitler.engine.types import Progress
 from subtitler.engine.whisper.catalog import (  # noqa: F401  (the catalogue's names, as callers knew them here)
     OFFLINE_PACKAGES,
     SHORT_NAMES,
@@ -40,7 +43,7 @@ from subtitler.engine.whisper.catalog import (  # noqa: F401  (the catalogue's n
 from subtitler.engine.whisper.model import ModelDimensions, Whisper
 from subtitler.errors import Cancelled, ModelError
 
-ProgressFn = Callable[[int, int], None]  # bytes done, bytes total
+ProgressFn = Callable[[Progress], None]  # a download: bytes done of bytes total
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +55,19 @@ def _tqdm_with(progress: Optional[ProgressFn]):
     if progress is None:
         return None
 
+    started = time.perf_counter()
+
     class Reporting(hf_tqdm):
+        # Counted here, not read off the bar: a bar the hub disables counts nothing.
+        def __init__(self, *args, **kwargs):
+            self._bytes, self._done = kwargs.get("unit") == "B", float(kwargs.get("initial") or 0)
+            super().__init__(*args, **kwargs)
+
         def update(self, n=1):
             out = super().update(n)
-            if self.unit == "B":
-                progress(int(self.n), int(self.total or 0))
+            if self._bytes:
+                self._done += n or 0
+                progress(Progress(self._done, float(self.total or 0), time.perf_counter() - started))
             return out
 
     return Reporting
@@ -392,7 +403,7 @@ def _load_dir(d: Path, dtype) -> Whisper:
     # Evaluate everything now: a lazy array is tied to this thread's stream, and the
     # window transcribes on another thread.
     mx.eval(model.parameters(), model.encoder._positional_embedding)
-    model.prepare(embedding_half)
+    model.prepare(embedding_half, ops=kernel_ops)
     heads = cfg.get("alignment_heads")
     if heads is None and (d / "generation_config.json").exists():
         heads = json.loads((d / "generation_config.json").read_text()).get("alignment_heads")
@@ -402,11 +413,9 @@ def _load_dir(d: Path, dtype) -> Whisper:
         model.suppress_ids = [int(t) for t in cfg["suppress_ids"]]
     model.source = str(d)
     model.layout = layout
-    from subtitler.engine.backends import backend_for
     from subtitler.engine.whisper.tokenizer import get_tokenizer
 
     get_tokenizer(model.is_multilingual, model.num_languages)  # build (and cache) the vocabulary now
-    backend_for(model)  # and the backend's own copies of the weights (the C kernels': 0.1 s for tiny.en)
     return model
 
 

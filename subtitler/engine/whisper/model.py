@@ -2,6 +2,9 @@
 learned positions, self- and cross-attention and an output tied to the embedding.
 
 Module names follow the mlx-community checkpoints, so their weights load as they are.
+Pure MLX: the few ops a device may do faster (GELU, layer norms, long attention, the
+output embedding) go through ``ops``, MLX's own by default; ``Whisper.prepare`` takes
+faster ones (the loader passes ``engine.kernels.ops``, which use the C kernels on a CPU).
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ from dataclasses import dataclass
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
-
-from subtitler.engine.cpu import ops as cpu_ops
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,42 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000) -> np.nd
     return np.concatenate([np.sin(t), np.cos(t)], axis=1).astype(np.float32)
 
 
-class MultiHeadAttention(nn.Module):
+class MlxOps:
+    """The ops ``Whisper.prepare`` lets a device replace, by MLX's own kernels. A
+    replacement has the same names (``engine.kernels.ops`` is one)."""
+
+    LOGITS_MAX_ROWS = 0  # decoding steps whose output embedding ``logits`` takes (none here)
+
+    gelu = staticmethod(nn.gelu)
+
+    @staticmethod
+    def layer_norm(x: mx.array, norm: nn.LayerNorm) -> mx.array:
+        return norm(x)
+
+    @staticmethod
+    def applies(x: mx.array) -> bool:
+        """Whether ``attention`` takes the long attention of ``x`` (here never)."""
+        return False
+
+    @staticmethod
+    def half_table(w: mx.array, source=None):
+        """A host table for ``logits``, where the device has one (here none)."""
+        return None
+
+    @staticmethod
+    def warm_up() -> None:
+        pass
+
+    attention = logits = None  # taken only where ``applies`` or a half table says so
+
+
+class UsesOps:
+    """What a module with replaceable ops reads them from (``Whisper.prepare`` sets them)."""
+
+    ops = MlxOps
+
+
+class MultiHeadAttention(nn.Module, UsesOps):
     def __init__(self, n_state: int, n_head: int):
         super().__init__()
         self.n_head = n_head
@@ -90,9 +126,9 @@ class MultiHeadAttention(nn.Module):
     def attend(self, q: mx.array, k: mx.array, v: mx.array, mask=None) -> mx.array:
         q = self.heads(q)
         scale = q.shape[-1] ** -0.5
-        if q.shape[2] > 64 and cpu_ops.applies(q):
+        if q.shape[2] > 64 and self.ops.applies(q):
             # The encoder's attention, or the decoder's over a prompt (masked).
-            return self.out(cpu_ops.attention(q, k.swapaxes(-1, -2), v, scale, mask))
+            return self.out(self.ops.attention(q, k.swapaxes(-1, -2), v, scale, mask))
         o = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
         return self.out(self.merge(o))
 
@@ -138,8 +174,8 @@ class MultiHeadAttention(nn.Module):
         """Attention of ``q`` (B, T, C) over the keys and values of ``shared_kv``."""
         b, t, _ = q.shape
         v = vt.swapaxes(-1, -2)
-        if b == 1 and t > 64 and cpu_ops.applies(q):  # a prompt: hundreds of rows
-            return self.out(cpu_ops.attention(self.heads(q), kt, v, (q.shape[-1] // self.n_head) ** -0.5))
+        if b == 1 and t > 64 and self.ops.applies(q):  # a prompt: hundreds of rows
+            return self.out(self.ops.attention(self.heads(q), kt, v, (q.shape[-1] // self.n_head) ** -0.5))
         o = mx.softmax(self._shared_queries(q) @ kt, axis=-1, precise=True) @ v
         o = o.reshape(self.n_head, b, t, -1).transpose(1, 0, 2, 3)
         return self.out(self.merge(o))
@@ -153,7 +189,7 @@ class MultiHeadAttention(nn.Module):
         return s.reshape(len(heads), b, t, -1).transpose(1, 0, 2, 3).astype(mx.float32)
 
 
-class EncoderBlock(nn.Module):
+class EncoderBlock(nn.Module, UsesOps):
     def __init__(self, n_state: int, n_head: int):
         super().__init__()
         self.attn = MultiHeadAttention(n_state, n_head)
@@ -163,11 +199,11 @@ class EncoderBlock(nn.Module):
         self.mlp_ln = nn.LayerNorm(n_state)
 
     def __call__(self, x: mx.array) -> mx.array:
-        x = x + self.attn.attend(*self.attn.qkv(cpu_ops.layer_norm(x, self.attn_ln)))
-        return x + self.mlp2(cpu_ops.gelu(self.mlp1(cpu_ops.layer_norm(x, self.mlp_ln))))
+        x = x + self.attn.attend(*self.attn.qkv(self.ops.layer_norm(x, self.attn_ln)))
+        return x + self.mlp2(self.ops.gelu(self.mlp1(self.ops.layer_norm(x, self.mlp_ln))))
 
 
-class DecoderBlock(nn.Module):
+class DecoderBlock(nn.Module, UsesOps):
     def __init__(self, n_state: int, n_head: int):
         super().__init__()
         self.attn = MultiHeadAttention(n_state, n_head)
@@ -193,11 +229,11 @@ class DecoderBlock(nn.Module):
         q = self.cross_attn.query(self.cross_attn_ln(x))
         x = x + self.cross_attn.attend_shared(q, *cross_kv)
         weights = self.cross_attn.scores(q, cross_kv[0], want_weights) if want_weights else None
-        x = x + self.mlp2(cpu_ops.gelu(self.mlp1(self.mlp_ln(x))))
+        x = x + self.mlp2(self.ops.gelu(self.mlp1(self.mlp_ln(x))))
         return x, (k, v), weights
 
 
-class AudioEncoder(nn.Module):
+class AudioEncoder(nn.Module, UsesOps):
     def __init__(self, dims: ModelDimensions, dtype=mx.float32):
         super().__init__()
         n = dims.n_audio_state
@@ -214,8 +250,8 @@ class AudioEncoder(nn.Module):
 
     def stem(self, mel: mx.array) -> mx.array:
         """The convolutions, their GELUs and the positions, in MLX."""
-        x = cpu_ops.gelu(self.conv1(mel))
-        x = cpu_ops.gelu(self.conv2(x))
+        x = self.ops.gelu(self.conv1(mel))
+        x = self.ops.gelu(self.conv2(x))
         return x + self._positional_embedding[: x.shape[1]]
 
     def __call__(self, mel: mx.array) -> mx.array:
@@ -223,10 +259,10 @@ class AudioEncoder(nn.Module):
         x = self.stem(mel)
         for block in self.blocks:
             x = block(x)
-        return cpu_ops.layer_norm(x, self.ln_post)
+        return self.ops.layer_norm(x, self.ln_post)
 
 
-class TextDecoder(nn.Module):
+class TextDecoder(nn.Module, UsesOps):
     def __init__(self, dims: ModelDimensions, dtype=mx.float32):
         super().__init__()
         n = dims.n_text_state
@@ -281,15 +317,15 @@ class TextDecoder(nn.Module):
     def logits(self, x: mx.array) -> mx.array:
         """The final norm and the output projection: (B, T, C) -> (B, T, V) float32."""
         x = self.ln(x)
-        if self._embedding_half is not None and x.size // x.shape[-1] <= cpu_ops.LOGITS_MAX_ROWS:
-            return cpu_ops.logits(x, self._embedding_half)
+        if self._embedding_half is not None and x.size // x.shape[-1] <= self.ops.LOGITS_MAX_ROWS:
+            return self.ops.logits(x, self._embedding_half)
         if self._embedding_t is not None:
             return (x @ self._embedding_t).astype(mx.float32)
         return self.token_embedding.as_linear(x).astype(mx.float32)
 
     def prepare(self, embedding_half=None) -> None:
         """On the CPU, keep the embedding in float16 for the output projection of
-        decoding steps (``cpu_ops.logits``), when that holds it exactly; else a
+        decoding steps (``ops.logits``), when that holds it exactly; else a
         transposed copy: a one-row ``x @ E.T`` reads the 51k x d matrix against its
         layout and took twice as long per token here. (Products of more rows, a
         prompt's or an alignment's, go to the BLAS's sgemm, which takes either
@@ -301,7 +337,7 @@ class TextDecoder(nn.Module):
             and isinstance(self.token_embedding, nn.Embedding)
             and not hasattr(self.token_embedding, "scales")
         ):
-            self._embedding_half = cpu_ops.half_table(w, embedding_half)
+            self._embedding_half = self.ops.half_table(w, embedding_half)
             if self._embedding_half is None:
                 self._embedding_t = mx.contiguous(w.T)
                 mx.eval(self._embedding_t)
@@ -320,13 +356,17 @@ class Whisper(nn.Module):
         self.alignment_heads = [tuple(map(int, p)) for p in np.argwhere(heads)]
         self.suppress_ids: list[int] | None = None
 
-    def prepare(self, embedding_half=None) -> None:
+    def prepare(self, embedding_half=None, ops=MlxOps) -> None:
         """Derived weights for fast inference, once the weights are loaded
-        (``embedding_half``: the token embedding as read, when it was float16)."""
+        (``embedding_half``: the token embedding as read, when it was float16), and the
+        ops every module runs (``MlxOps``'s names)."""
+        for module in self.modules():
+            if isinstance(module, UsesOps):
+                module.ops = ops
         for block in (*self.encoder.blocks, *self.decoder.blocks):
             block.attn.fuse_qkv()
         self.decoder.prepare(embedding_half)
-        cpu_ops.warm_up()
+        ops.warm_up()
 
     def set_alignment_heads(self, heads) -> None:
         self.alignment_heads = [(int(a), int(b)) for a, b in heads]

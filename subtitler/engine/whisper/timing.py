@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from subtitler.engine.audio import TOKENS_PER_SECOND
-from subtitler.engine.cpu import native
-from subtitler.engine.cpu import ops as cpu_ops
+from subtitler.engine.kernels import native
+from subtitler.engine.kernels import ops as kernel_ops
 from subtitler.engine.types import DecodedWord
 from subtitler.engine.whisper.backend import MlxBackend
 
@@ -118,7 +118,7 @@ def find_alignment(
     w /= w.sum(axis=-1, keepdims=True)
     lg = lg[:, : tokenizer.eot]
     picked = lg[np.arange(len(text_tokens)), text_tokens]
-    token_probs = np.exp(picked - cpu_ops.logsumexp(lg)[:, 0])
+    token_probs = np.exp(picked - kernel_ops.logsumexp(lg)[:, 0])
     mean, std = w.mean(axis=-2, keepdims=True), w.std(axis=-2, keepdims=True)
     w = _median_filter((w - mean) / np.maximum(std, 1e-9), medfilt_width)
     matrix = w.mean(axis=0)[len(prefix) - 1 : -1]

@@ -1,4 +1,4 @@
-"""The one door to our C kernels (``subtitler.engine.cpu._kernels``, from ``csrc/``):
+"""The one door to our C kernels (``subtitler.engine.kernels._kernels``, from ``csrc/``):
 the library with every function's ctypes signature, the structs the kernels read,
 and their status codes turned into exceptions.
 
@@ -50,7 +50,7 @@ def library():
         _lib = False
         if os.environ.get("SUBTITLER_CPU_KERNELS", "").strip().lower() not in ("0", "off", "no", "false"):
             try:
-                from subtitler.engine.cpu import _kernels
+                from subtitler.engine.kernels import _kernels
 
                 _lib = load(_kernels.__file__)
             except (ImportError, OSError, AttributeError) as e:

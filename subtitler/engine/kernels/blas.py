@@ -11,7 +11,7 @@ takes over MLX's products. Order tried (first usable wins):
 4. NumPy's own bundled OpenBLAS (``scipy_cblas_sgemm64_``: 64-bit integers);
 5. the ``cmeel-openblas`` wheel where its fixed SkylakeX kernel runs.
 
-The renamed ones are reached through ``subtitler.engine.cpu._gemv_forward`` (a small
+The renamed ones are reached through ``subtitler.engine.kernels._gemv_forward`` (a small
 C extension built at install, see its source): it exports ``cblas_sgemm`` itself and
 calls the BLAS's own by whatever name and integer width it has. It also sends the
 one-row products of a decoding step to ``sgemv`` (about 30% off a greedy step here);
@@ -211,13 +211,12 @@ def _quiet_numpy_blas() -> None:
 
 
 def _forwarder_for(blas: Blas) -> ctypes.CDLL | None:
-    """``subtitler.engine.cpu._gemv_forward`` bound to ``blas``, opened privately, or
+    """``subtitler.engine.kernels._gemv_forward`` bound to ``blas``, opened privately, or
     None where it was not built. The caller puts it in the global scope after the
     BLAS, so MLX can never reach a ``cblas_sgemm`` with nothing behind it."""
     try:
-        from subtitler.engine.cpu import (
-            _gemv_forward,
-        )  # an extension module: importing it opens it (privately)
+        # an extension module: importing it opens it (privately)
+        from subtitler.engine.kernels import _gemv_forward
 
         lib = ctypes.CDLL(_gemv_forward.__file__, mode=ctypes.RTLD_LOCAL)
         if not lib.subtitler_gemv_forward_init(

@@ -44,8 +44,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from subtitler.engine.cpu import blas as _blas
-from subtitler.engine.cpu import native
+from subtitler.engine.kernels import blas as _blas
+from subtitler.engine.kernels import native
 
 # erf(x) ~ x P(x^2) / Q(x^2) on [-4, 4] (the float32 approximation Eigen and XLA use;
 # outside that range erf is +-1 to float precision). Max error here 5e-7.

@@ -23,7 +23,7 @@
  * OpenBLAS scipy_cblas_sgemm64_ with 64-bit integers (ILP64). init() takes the
  * prefix, the suffix and the integer width; with forwarding off (enable(0)) every
  * product goes to that sgemm as it is. subtitler_blas_sgemm is the plain bridge
- * for our C kernels. subtitler/engine/cpu/blas.py loads it
+ * for our C kernels. subtitler/engine/kernels/blas.py loads it
  * (SUBTITLER_GEMV_FORWARD=0 turns the sgemv forwarding off).
  */
 #define PY_SSIZE_T_CLEAN
@@ -135,7 +135,7 @@ void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, co
 /* A module object too, so that packagers and importlib see an ordinary extension. */
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_gemv_forward",
-    "cblas_sgemm that sends MLX's one-row products to sgemv; loaded by subtitler.engine.cpu.blas.", -1, NULL,
+    "cblas_sgemm that sends MLX's one-row products to sgemv; loaded by subtitler.engine.kernels.blas.", -1, NULL,
 };
 
 PyMODINIT_FUNC PyInit__gemv_forward(void) { return PyModule_Create(&module); }

@@ -71,7 +71,7 @@ static inline int run_jobs(void *(*fn)(void *), void *jobs, size_t job_size, int
     return failed;
 }
 
-/* What the kernels that can fail return; subtitler/engine/cpu/native.py turns these into exceptions. */
+/* What the kernels that can fail return; subtitler/engine/kernels/native.py turns these into exceptions. */
 enum { STATUS_OK = 0, STATUS_UNSUPPORTED = -1, STATUS_NO_MEMORY = -2, STATUS_TOO_LONG = -3 };
 
 /* The CBLAS sgemm (the preloaded BLAS's own, passed in by address). */
