@@ -60,8 +60,8 @@ def neural_regions(samples: np.ndarray, cancel=None) -> np.ndarray:
 
 def percentile(x: np.ndarray, q: float) -> float:
     """``np.percentile(x, q)`` (linear interpolation; the same to float rounding), by a
-    partition: NumPy's own first imports ``numpy.ma``, 13-16 ms of every process's
-    first transcription here."""
+    partition: NumPy's own first imports ``numpy.ma``, a cost on every process's first
+    transcription."""
     pos = (x.size - 1) * q / 100
     lo = int(np.floor(pos))
     hi = min(lo + 1, x.size - 1)

@@ -14,7 +14,7 @@ takes over MLX's products. Order tried (first usable wins):
 The renamed ones are reached through ``subtitler.engine.kernels._gemv_forward`` (a small
 C extension built at install, see its source): it exports ``cblas_sgemm`` itself and
 calls the BLAS's own by whatever name and integer width it has. It also sends the
-one-row products of a decoding step to ``sgemv`` (about 30% off a greedy step here);
+one-row products of a decoding step to ``sgemv`` (quicker: benchmarks/README.md);
 ``SUBTITLER_GEMV_FORWARD=0`` turns that forwarding off, and then it only bridges.
 Without the forwarder (no C compiler at install) only the plainly named ones can
 be used. ``describe()`` says what is in use (``subtitler doctor`` prints it).
@@ -197,8 +197,7 @@ def _quiet_numpy_blas() -> None:
 
     The engine's heavy products go to the preloaded BLAS through MLX; NumPy's handles
     small ones (the mel projection), and its idle workers busy-wait for about 0.1 s
-    after each, taking a core from the encoder that follows: an encoder window right
-    after the mel projection took 512 ms (best of 8; median 529) instead of 476 (497)."""
+    after each, taking a core from the encoder that follows."""
     try:
         import numpy  # noqa: F401  (loads its BLAS)
         from threadpoolctl import ThreadpoolController
@@ -343,9 +342,7 @@ def rest_workers() -> None:
 
     OpenBLAS's workers busy-wait for the next product for about 0.1 s after each one
     (its THREAD_TIMEOUT), so on a 2-core machine one of them holds a core while our
-    own kernels split work over both: an encoder window with the C attention, same
-    process, interleaved, min / lower quartile 380-404 / 429-473 ms without this,
-    345-377 / 377-443 ms with it. The next product starts the workers again (the
+    own kernels split work over both. The next product starts the workers again (the
     path OpenBLAS takes after a fork). Call it only when no product can be running:
     after the inputs of the host work were evaluated. No-op for other BLAS."""
     shutdown = _shutdown()

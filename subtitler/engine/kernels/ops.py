@@ -1,20 +1,12 @@
 """Work the MLX CPU backend does slowly, done another way on the CPU.
 
-MLX's Linux CPU kernels compute ``exp`` and ``erf`` one float at a time (about
-45 M/s here), while its arithmetic ops are vectorized. Measured on a 2-core AVX2
-machine, per tiny.en encoder layer:
-
-- the attention softmax over (6, 1500, 1500) scores: ``mx.softmax`` 200-240 ms;
-  NumPy's ``exp`` in place on the same memory, split over the cores, 22 ms (NumPy's
-  float32 ``exp`` is itself a scalar loop here, 0.45 G/s: see ``_kernels`` below);
-- GELU over (1500, 1536): ``nn.gelu`` 73 ms; ``gelu`` below, a rational ``erf``
-  made of multiplies and adds and fused by ``mx.compile``, 11 ms.
-- ``logsumexp`` over a row of 51864 logits, once per decoding step:
-  ``mx.logsumexp`` 1.3 ms; by NumPy on a view of the logits, about 0.15 ms.
-
-The decoding step's small softmaxes stay with ``mx.softmax``: a Cephes ``exp`` made
-of MLX operations was quicker alone, but its 30 operations a layer made greedy
-decoding slower (10.5 vs 11.4 ms per token; beam 5 the same either way).
+MLX's Linux CPU kernels compute ``exp`` and ``erf`` one float at a time, while its
+arithmetic ops are vectorized. So the encoder's attention softmax runs ``exp`` in
+place on the host, split over the cores; GELU is a rational ``erf`` of multiplies and
+adds fused by ``mx.compile``; and a decoding step's ``logsumexp`` over the vocabulary
+is NumPy's, on a view of the logits. The step's small softmaxes stay with
+``mx.softmax`` (a Cephes ``exp`` of MLX operations made greedy decoding slower).
+Figures: benchmarks/README.md, "Figures moved out of the docstrings".
 
 ``mx.compile`` fuses element-wise chains on the CPU by generating C++ and building
 it with the system compiler on first use (cached in the temp folder; without a

@@ -138,9 +138,8 @@ class MultiHeadAttention(nn.Module, UsesOps):
         each row's own positions ``k``/``v`` (B, H, S, D), the new one last.
 
         The shared positions are stored once, not once per row, so beam search
-        reorders and extends only the rows' own: with 5 beams after a 250-token
-        prompt, reordering and extending the whole cache had copied 30 MB a step
-        (4.9 ms)."""
+        reorders and extends only the rows' own (with 5 beams after a long prompt, the
+        whole cache had been copied every step)."""
         p = kp.shape[2]
         folded = self._shared_queries(q)  # (1, H, B, D): the rows as query positions
         qh = folded.transpose(2, 1, 0, 3)  # (B, H, 1, D)
@@ -327,9 +326,8 @@ class TextDecoder(nn.Module, UsesOps):
         """On the CPU, keep the embedding in float16 for the output projection of
         decoding steps (``ops.logits``), when that holds it exactly; else a
         transposed copy: a one-row ``x @ E.T`` reads the 51k x d matrix against its
-        layout and took twice as long per token here. (Products of more rows, a
-        prompt's or an alignment's, go to the BLAS's sgemm, which takes either
-        layout: with the float16 table the copy is not made, 160 ms off a load.)"""
+        layout. (Products of more rows, a prompt's or an alignment's, go to the BLAS's
+        sgemm, which takes either layout: with the float16 table no copy is made.)"""
         self._embedding_t = self._embedding_half = None
         w = self.token_embedding.weight
         if (
