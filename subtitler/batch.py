@@ -148,7 +148,7 @@ def _worker(conn, settings: Settings, threads: int) -> None:
     from subtitler.engine import runtime
 
     runtime.prepare()  # a new process: the fast BLAS before MLX
-    model = pipeline.load_model(pipeline.model_name(settings))
+    model = pipeline.load_model(pipeline.model_name(settings), compute_type=settings.compute_type)
     conn.send(("ready", os.getpid()))
     while True:
         path = conn.recv()
@@ -284,7 +284,9 @@ def run_ray(
                 from subtitler.engine import runtime
 
                 runtime.prepare()  # a new process: the fast BLAS before MLX
-                self.model = pipeline.load_model(pipeline.model_name(settings))
+                self.model = pipeline.load_model(
+                    pipeline.model_name(settings), compute_type=settings.compute_type
+                )
 
             def run(self, name: str, data):
                 import tempfile

@@ -43,6 +43,7 @@ class Settings:
     word_timestamps: bool = False  # with segments: word timings too (cues always have them)
     prompt: Optional[str] = None  # names, spelling, style
     seed: int = DEFAULT_SEED  # for sampling: the same input gives the same output
+    compute_type: str = "auto"  # the weights the CPU's decoding steps read: auto, float32, int8
 
     def transcribe_options(self) -> TranscribeOptions:
         defaults = TranscribeOptions()
@@ -54,6 +55,7 @@ class Settings:
             word_timestamps=self.word_timestamps or not self.segments,
             initial_prompt=self.prompt,
             seed=self.seed,
+            compute_type=self.compute_type,
         )
 
 
@@ -64,8 +66,9 @@ def model_name(settings: Settings) -> str:
     return settings.model or default_model()
 
 
-def load_model(name: str, progress: Optional[Callable[[Progress], None]] = None):
-    """Load a model by name, repo or folder (``progress`` sees bytes done during a download)."""
+def load_model(name: str, progress: Optional[Callable[[Progress], None]] = None, compute_type: str = "auto"):
+    """Load a model by name, repo or folder (``progress`` sees bytes done during a download),
+    with its backend for ``compute_type`` made now (the weights it reads)."""
     from subtitler.engine import runtime
 
     runtime.prepare()  # before MLX is first imported
@@ -73,7 +76,7 @@ def load_model(name: str, progress: Optional[Callable[[Progress], None]] = None)
     from subtitler.engine.whisper.load import load_model as load
 
     model = load(name, progress=progress)
-    backend_for(model)  # the backend's own copies of the weights now (the C kernels': 0.1 s for tiny.en)
+    backend_for(model, compute_type)  # the backend's own copies of the weights, now
     return model
 
 
@@ -195,9 +198,7 @@ def read_audio(source, settings: Settings = Settings(), cancel: Optional[Callabl
 def load_model_reading(name: str, source, settings: Settings, cancel=None):
     """``load_model(name)`` with ``read_audio(source)`` on a thread beside it: the model,
     and a function that gives the ``Audio`` (or raises what reading it raised). The
-    loading reads files and the reading waits on ffmpeg, so on two cores they share
-    well: a 2.5-min mp4's audio and speech detection, 0.3-0.5 s in series, add
-    0.07-0.2 s to the load."""
+    loading reads files and the reading waits on ffmpeg, so on two cores they share well."""
     from concurrent.futures import ThreadPoolExecutor
 
     from subtitler.engine import runtime
@@ -206,7 +207,7 @@ def load_model_reading(name: str, source, settings: Settings, cancel=None):
     pool = ThreadPoolExecutor(1, thread_name_prefix="read-audio")
     reading = pool.submit(read_audio, source, settings, cancel)
     pool.shutdown(wait=False)  # its thread ends with the reading, read or not
-    return load_model(name), reading.result
+    return load_model(name, compute_type=settings.compute_type), reading.result
 
 
 def transcribe_media(

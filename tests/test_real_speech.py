@@ -72,3 +72,26 @@ def test_the_quiet_speech_gain_never_decodes_worse_than_no_gain(model):
     raised, plain = wrong(True), wrong(False)
     assert raised <= plain, (raised, plain)
     assert raised <= len(ref) * 0.15
+
+
+@pytest.mark.parametrize("clip", ["audiobook_en", "three_speakers_en", "read_en"])
+def test_int8_decoding_steps_give_the_float32_subtitles(model, clip):
+    """The int8 compute type against float32 on real English speech: at most one word
+    error more against the reference, and the words both wrote timed within 20 ms."""
+    from subtitler.engine.backends import backend_for
+    from subtitler.engine.cpu.backend import CpuBackend
+
+    if not isinstance(backend_for(model, "int8"), CpuBackend):
+        pytest.skip("the C decoding step does not run here")
+    ref = words((REAL / f"{clip}.ref.txt").read_text())
+    runs = {}
+    for compute in ("float32", "int8"):
+        doc = pipeline.transcribe_media(
+            str(REAL / f"{clip}.wav"), pipeline.Settings(compute_type=compute), model=model
+        )
+        runs[compute] = [(words(w.text), w.start, w.end) for c in doc for w in c.words]
+    errors = {k: word_errors(ref, [t for w in v for t in w[0]]) for k, v in runs.items()}
+    assert errors["int8"] <= errors["float32"] + 1, errors
+    same = [(a, b) for a, b in zip(runs["float32"], runs["int8"]) if a[0] == b[0]]
+    assert len(same) >= 0.9 * len(runs["float32"])
+    assert all(abs(a[1] - b[1]) <= 20 and abs(a[2] - b[2]) <= 20 for a, b in same)

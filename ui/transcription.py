@@ -53,7 +53,9 @@ class TranscribeWorker(QObject):
             if model is None:
                 self.model_cache.clear()  # one model in memory at a time: switching frees the last one
                 self.status.emit(f"Loading model {self.model_name}…")
-                model = pipeline.load_model(self.model_name, progress=self._downloaded)
+                model = pipeline.load_model(
+                    self.model_name, progress=self._downloaded, compute_type=self.settings.compute_type
+                )
                 self.model_cache[self.model_name] = model
             self.status.emit("Transcribing…")
             self.document = pipeline.transcribe_media(

@@ -45,19 +45,34 @@ class Backend(Protocol):
         """The logits at ``rows`` and the alignment heads' cross-attention scores (host arrays)."""
 
 
-_backends: dict[int, Backend] = {}
+_backends: dict[tuple[int, str], Backend] = {}
+
+COMPUTE_TYPES = ("auto", "float32", "int8")
 
 
-def backend_for(model) -> Backend:
+def resolve_compute_type(requested: str = "auto") -> str:
+    """The compute type ``requested`` means on this machine: "auto" is float32 (int8
+    is asked for by name; see benchmarks/README.md for why it is not yet the default)."""
+    if requested not in COMPUTE_TYPES:
+        raise ValueError(f"Unknown compute type '{requested}'; choose from {', '.join(COMPUTE_TYPES)}.")
+    return "float32" if requested == "auto" else requested
+
+
+def backend_for(model, compute_type: str = "auto") -> Backend:
     """The backend that runs ``model``: the C kernels where they apply (x86 CPU, plain
-    float32 weights, kernels built), else MLX. Built once per model and dropped with it."""
+    float32 weights, kernels built), else MLX. ``compute_type``: the weights the C
+    decoding steps read (int8 or float32; MLX runs the weights as loaded). One per
+    model: built on first use, replaced when another compute type is asked for, and
+    dropped with the model."""
     from subtitler.engine.cpu.backend import CpuBackend
     from subtitler.engine.whisper.backend import MlxBackend
 
-    key = id(model)
+    key = (id(model), resolve_compute_type(compute_type))
     backend = _backends.get(key)
     if backend is None:
-        backend = CpuBackend.build(model) or MlxBackend(model)
+        for other in [k for k in _backends if k[0] == key[0]]:
+            del _backends[other]  # its copies of the weights go with it
+        backend = CpuBackend.build(model, key[1]) or MlxBackend(model)
         _backends[key] = backend
         weakref.finalize(model, _backends.pop, key, None)
     return backend

@@ -224,7 +224,7 @@ def _segments(
     from subtitler.engine.word_edges import refine_words, with_edges
 
     ensure_thread_stream()
-    backend = backend_for(model)
+    backend = backend_for(model, options.compute_type)
     started = time.perf_counter()
     samples = (
         audio_mod.load_audio(source, cancel=cancel)

@@ -50,6 +50,9 @@ class TranscribeOptions:
     min_speech_fraction: float = 0.1
     level_speech: bool = True  # raise quiet speech to the loudest speech's level (engine/level.py)
     seed: int = 0  # sampling at temperature > 0 draws from this seed: same input, same output
+    compute_type: str = (
+        "auto"  # what the C decoding steps' weights are read as: auto, float32, int8 (backends)
+    )
 
 
 @dataclass

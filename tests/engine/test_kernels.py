@@ -208,6 +208,29 @@ def test_half_logits_are_the_float32_product(kernels):
         kernel_ops.logits(mx.zeros((kernel_ops.LOGITS_MAX_ROWS + 1, 384)), half)
 
 
+def test_int8_rows_are_the_products_of_their_dequantized_weights(kernels):
+    """``quantize_rows`` keeps each row within half a step of its weights, and the int8
+    row kernel the decoding step uses (AVX2, or plain C elsewhere) gives NumPy's product
+    of the dequantized rows, for every row count the step takes; 389 columns, so each
+    row ends in a partial vector."""
+    rng = np.random.default_rng(9)
+    w = rng.normal(0, 0.05, (1003, 389)).astype(np.float32)
+    w[7] = 0  # a row of zeros
+    w[11, 5] = 3.0  # an outlier sets its row's scale
+    q, scale = kernel_ops.quantize_rows(w)
+    assert q.dtype == np.int8 and scale.shape == (1003,) and scale[7] == 1 and not q[7].any()
+    assert (np.abs(q[11]) <= 127).all() and q[11, 5] == 127
+    assert (np.abs(q * scale[:, None] - w) <= scale[:, None] * 0.5001).all()
+    if kernels == "fallback":
+        return  # the row kernel is C only
+    dequantized = q.astype(np.float64) * scale[:, None]
+    for n in range(1, kernel_ops.LOGITS_MAX_ROWS + 1):
+        x = rng.normal(0, 1, (n, 389)).astype(np.float32)
+        got, want = kernel_ops.product_q8(x, q, scale), x @ dequantized.T
+        assert got.shape == (n, 1003)
+        assert np.abs(got - want).max() < 2e-5 * np.abs(want).max()
+
+
 @pytest.mark.parametrize("xp", [mx, np], ids=["mlx", "numpy"])
 def test_top_indices_finds_the_k_largest_with_ties_and_masks(xp):
     rng = np.random.default_rng(3)
@@ -253,6 +276,40 @@ def test_decoding_steps_by_the_c_kernel_match_mlx(model, rows):
     with pytest.raises(ValueError):  # past its capacity
         for _ in range(8):
             ours(tokens)
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_int8_decoding_steps_follow_the_float32_steps(model, rows):
+    """The C step over int8 weights (compute type int8) against the float32 one, from the
+    same prompt along the same tokens: the same choice on a real window's text, and next-
+    token distributions a KL divergence of about 1e-4 apart (single logits move by up to
+    0.45 where they reach 13)."""
+    from subtitler.engine.cpu import decoder as cpu_decoder
+
+    backend = _cpu_backend(model)
+    if backend.step_kernel is None:
+        pytest.skip("the C decoding step does not run here")
+    int8 = cpu_decoder.StepKernel.build(model.decoder, "int8")
+    assert int8.weights_kind == cpu_decoder.WEIGHTS_Q8
+    cross = backend.encode(_jfk_window())
+    tok = get_tokenizer(False)
+    text = tok.encode(" And so my fellow Americans, ask not what your country can do for you")
+    prompt = mx.array([[*tok.sot_sequence, tok.no_timestamps]])
+    _, cache, _ = model.decoder(prompt, cross)
+    ours, theirs = int8.session(cross, cache, rows, 32), backend.steps(cross, cache, rows, 32)
+    agree, divergence = 0, []
+    for step, token in enumerate(text):
+        tokens = np.full(rows, token, np.int32)
+        a, b = ours(tokens), theirs(tokens)
+        assert np.abs(a - b).max() < 0.05 * np.abs(b).max(), f"step {step}"
+        agree += int((a.argmax(-1) == b.argmax(-1)).all())
+        la, lb = (x - x.max(-1, keepdims=True) for x in (a, b))
+        la, lb = (x - np.log(np.exp(x).sum(-1, keepdims=True)) for x in (la, lb))
+        divergence.append(float((np.exp(lb) * (lb - la)).sum(-1).max()))  # KL(float32 || int8)
+    assert agree >= len(text) - 1
+    assert np.mean(divergence) < 1e-3 and max(divergence) < 5e-3, divergence
+    with pytest.raises(ValueError):
+        cpu_decoder.StepKernel.build(model.decoder, "bf16")
 
 
 def _jfk_window() -> mx.array:

@@ -29,13 +29,14 @@ class CpuBackend:
         self.mlx = MlxBackend(model)
 
     @classmethod
-    def build(cls, model) -> Optional[CpuBackend]:
+    def build(cls, model, compute_type: str = "float32") -> Optional[CpuBackend]:
         """The backend for ``model``, or None where no C kernel applies (not an x86 CPU
-        with the kernels built, quantized or float16 weights, ``SUBTITLER_CPU_KERNELS=0``)."""
+        with the kernels built, quantized or float16 weights, ``SUBTITLER_CPU_KERNELS=0``).
+        ``compute_type``: what the decoding steps' weights are read as (``cpu_decoder.COMPUTE_TYPES``)."""
         encoder, decoder = model.encoder, model.decoder
         blocks = cpu_blocks.Blocks.build(encoder.blocks, encoder.ln_post)
         stem = cpu_blocks.Stem.build(encoder) if blocks is not None else None
-        step_kernel = cpu_decoder.StepKernel.build(decoder)
+        step_kernel = cpu_decoder.StepKernel.build(decoder, compute_type)
         prompt_blocks = cpu_blocks.Blocks.build(decoder.blocks) if step_kernel is not None else None
         if blocks is None and step_kernel is None:
             return None

@@ -55,6 +55,12 @@ _LAYER_FIELDS = (
     "prefix_v",
     "own_k",
     "own_v",
+    "qkv_s",
+    "attn_out_s",
+    "cross_q_s",
+    "cross_out_s",
+    "mlp1_s",
+    "mlp2_s",
 )
 
 
@@ -77,7 +83,7 @@ class _Model(ctypes.Structure):
                 "prefix",
                 "rows",
                 "capacity",
-                "weights_f16",
+                "weights_kind",
             )
         ),
         ("eps", ctypes.c_float),
@@ -91,9 +97,16 @@ class _Model(ctypes.Structure):
                 "ln_b",
                 "history",
                 "layers",
+                "embedding_q8",
+                "embedding_scale",
+                "embedding_bias",
             )
         ),
     ]
+
+
+WEIGHTS_F32, WEIGHTS_F16, WEIGHTS_Q8 = 0, 1, 2  # the step's weights_kind (csrc/decoder.c)
+COMPUTE_TYPES = ("float32", "int8")  # what the step's products read
 
 
 MAX_ROWS = kernel_ops.LOGITS_MAX_ROWS
@@ -112,31 +125,56 @@ def _pointer(a: np.ndarray) -> int:
 
 class StepKernel:
     """The text decoder's weights as ``decoder_step`` reads them; ``session`` starts
-    the steps of one window."""
+    the steps of one window. ``compute_type`` "int8": the products and the output
+    embedding read int8 weights with a scale per output row (a quarter of float32's
+    memory; the step is bound by it), made here from the float32 weights."""
 
-    def __init__(self, decoder, lib):
-        self.lib = lib
+    def __init__(self, decoder, lib, compute_type: str = "float32"):
+        if compute_type not in COMPUTE_TYPES:
+            raise ValueError(f"compute type {compute_type!r}: the C step takes {', '.join(COMPUTE_TYPES)}")
+        self.lib, self.compute_type = lib, compute_type
         self._host = kernel_ops.HostArrays()  # what the pointers below point into
         first = decoder.blocks[0]
         self.n_state = first.attn.query.weight.shape[0]
         self.n_head = first.attn.n_head
         self.n_vocab = decoder.token_embedding.weight.shape[0]
         self.eps = float(first.attn_ln.eps)
-        # The products' weights in float16 when that holds them exactly (Whisper's are
-        # published so): the step reads half the memory.
-        halves = [[kernel_ops.exact_half(w) for w in self._product_weights(b)] for b in decoder.blocks]
-        self.weights_f16 = all(h is not None for layer in halves for h in layer)
-        self._layers = [
-            self._layer(b, h if self.weights_f16 else None) for b, h in zip(decoder.blocks, halves)
-        ]
         self._token_embedding = self._host.pointer(decoder.token_embedding.weight)
-        half = decoder.embedding_half
-        self._embedding_f16 = 0 if half is None else self._host.pointer(half)
+        self._embedding_f16 = self._embedding_q8 = self._embedding_scale = self._embedding_bias = 0
+        self._fold_ln = None
+        if compute_type == "int8":
+            self.weights_kind = WEIGHTS_Q8
+            self._layers = [
+                self._layer(b, [kernel_ops.quantize_rows(w) for w in self._product_weights(b)])
+                for b in decoder.blocks
+            ]
+            # The output embedding with the final norm's weight folded in (its rows then
+            # quantize what meets the normalized state: on tiny.en the logits' error fell
+            # 4x) and its bias as a bias per logit; the step's final norm is then plain.
+            e = kernel_ops.host_array(decoder.token_embedding.weight)
+            w, b = kernel_ops.host_array(decoder.ln.weight), kernel_ops.host_array(decoder.ln.bias)
+            q, scale = kernel_ops.quantize_rows(e * w[None, :])
+            self._embedding_q8, self._embedding_scale = self._host.pointer(q), self._host.pointer(scale)
+            self._embedding_bias = self._host.pointer(np.ascontiguousarray(e @ b, np.float32))
+            self._fold_ln = (self._host.pointer(np.ones_like(w)), self._host.pointer(np.zeros_like(b)))
+        else:
+            # The products' weights in float16 when that holds them exactly (Whisper's are
+            # published so): the step reads half the memory.
+            halves = [[kernel_ops.exact_half(w) for w in self._product_weights(b)] for b in decoder.blocks]
+            f16 = all(h is not None for layer in halves for h in layer)
+            self.weights_kind = WEIGHTS_F16 if f16 else WEIGHTS_F32
+            self._layers = [
+                self._layer(b, [(h, None) for h in halves_b] if f16 else None)
+                for b, halves_b in zip(decoder.blocks, halves)
+            ]
+            half = decoder.embedding_half
+            self._embedding_f16 = 0 if half is None else self._host.pointer(half)
         self._positional = self._host.pointer(decoder.positional_embedding)
-        self._ln = (self._host.pointer(decoder.ln.weight), self._host.pointer(decoder.ln.bias))
+        final_norm = (self._host.pointer(decoder.ln.weight), self._host.pointer(decoder.ln.bias))
+        self._ln = self._fold_ln or final_norm
 
     @classmethod
-    def build(cls, decoder) -> Optional[StepKernel]:
+    def build(cls, decoder, compute_type: str = "float32") -> Optional[StepKernel]:
         """The kernel for ``decoder``, or None where it does not apply (see the module)."""
         lib = _library()
         if (
@@ -146,7 +184,7 @@ class StepKernel:
             or not cpu_blocks.plain(decoder.blocks, decoder.ln)
         ):
             return None
-        return cls(decoder, lib)
+        return cls(decoder, lib, compute_type)
 
     @staticmethod
     def _product_weights(b) -> tuple:
@@ -160,10 +198,14 @@ class StepKernel:
             b.mlp2.weight,
         )
 
-    def _layer(self, b, halves) -> dict:
-        products = [self._host.pointer(w) for w in (self._product_weights(b) if halves is None else halves)]
+    def _layer(self, b, stored) -> dict:
+        """A block's pointers; ``stored``: its products' weights as the step reads them,
+        (weights, scale per row or None) in the order of ``_PRODUCTS``, or None for MLX's own."""
+        stored = stored or [(w, None) for w in self._product_weights(b)]
+        scales = {name.replace("_w", "_s"): scale for name, (_, scale) in zip(_PRODUCTS, stored)}
         return {
-            **dict(zip(_PRODUCTS, products)),
+            **{name: self._host.pointer(w) for name, (w, _) in zip(_PRODUCTS, stored)},
+            **{name: 0 if scale is None else self._host.pointer(scale) for name, scale in scales.items()},
             "attn_ln_w": self._host.pointer(b.attn_ln.weight),
             "attn_ln_b": self._host.pointer(b.attn_ln.bias),
             "qkv_b": self._host.pointer(b.attn.fused_weights[1]),
@@ -234,7 +276,7 @@ class CpuSteps:
             prefix=pre[0][0].shape[1],
             rows=rows,
             capacity=capacity,
-            weights_f16=int(kernel.weights_f16),
+            weights_kind=kernel.weights_kind,
             eps=kernel.eps,
             token_embedding=kernel._token_embedding,
             embedding_f16=kernel._embedding_f16,
@@ -243,6 +285,9 @@ class CpuSteps:
             ln_b=kernel._ln[1],
             history=_pointer(self._history),
             layers=ctypes.cast(layers, _P),
+            embedding_q8=kernel._embedding_q8,
+            embedding_scale=kernel._embedding_scale,
+            embedding_bias=kernel._embedding_bias,
         )
 
     xp = np  # the array module of the logits

@@ -375,6 +375,46 @@ def exact_half(w: mx.array) -> np.ndarray | None:
 LOGITS_MAX_ROWS = 8
 
 
+def quantize_rows(w) -> tuple[np.ndarray, np.ndarray]:
+    """``w`` (rows, k) as int8 with a float32 scale per row (symmetric, the row's largest
+    magnitude to 127, rounded to nearest): ``w ~ q * scale[:, None]``. A row of zeros
+    gets scale 1. By the C kernels, split over the cores, where they were built."""
+    a = host_view(w) if isinstance(w, mx.array) else np.asarray(w)
+    a = np.ascontiguousarray(a, np.float32)
+    q, scale = np.empty(a.shape, np.int8), np.empty(a.shape[0], np.float32)
+    lib = native.library()
+    if lib is not None:
+        lib.quantize_rows_q8(
+            a.ctypes.data, a.shape[0], a.shape[1], q.ctypes.data, scale.ctypes.data, native.workers()
+        )
+        return q, scale
+    peak = np.abs(a).max(axis=1)
+    scale[:] = np.where(peak > 0, peak / 127.0, 1.0)
+    q[:] = np.clip(np.rint(a / scale[:, None]), -127, 127)
+    return q, scale
+
+
+def product_q8(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``x`` (n, k), n <= ``LOGITS_MAX_ROWS``, times the int8 rows ``q`` (rows, k) with
+    their ``scale``, transposed: (n, rows) float32, by the C row kernel the decoding step
+    uses (for tests against a reference)."""
+    x = np.ascontiguousarray(x, np.float32)
+    out = np.empty((x.shape[0], q.shape[0]), np.float32)
+    native.check(
+        native.library().product_q8(
+            q.ctypes.data,
+            scale.ctypes.data,
+            q.shape[0],
+            q.shape[1],
+            x.ctypes.data,
+            x.shape[0],
+            out.ctypes.data,
+        ),
+        "the int8 product",
+    )
+    return out
+
+
 def logits(x: mx.array, table: np.ndarray) -> mx.array:
     """``x`` (..., k) times ``table`` (rows, k) transposed, in float32: the output
     embedding of a decoding step, up to ``LOGITS_MAX_ROWS`` inputs at once.

@@ -89,6 +89,10 @@ void softmax_rows_exp(float *x, long rows, long cols, long ld, float *sums);
 void rows_f16(const uint16_t *table, long k, const float *x, long n, float *out, long ldo, const float *bias,
               int add, long r0, long r1);
 
+/* The same over an int8 table with a float32 scale per row (AVX2 and FMA, or plain C elsewhere). */
+void rows_q8(const int8_t *table, const float *scale, long k, const float *x, long n, float *out, long ldo,
+             const float *bias, int add, long r0, long r1);
+
 enum { LOGITS_MAX_N = 8 };
 
 /* Attention over heads of 64 values (kernels.c): a STATUS_. */
@@ -118,6 +122,9 @@ static inline AVX2_F16C __attribute__((always_inline)) float hsum8(__m256 v) {
 #define LOAD1_F16(p) _cvtsh_ss(*(p))
 #define LOAD8_F32(p) _mm256_loadu_ps(p)
 #define LOAD1_F32(p) (*(p))
+/* int8 weights (a scale per matrix row, applied to each row's total): 8 values widened to float32 */
+#define LOAD8_Q8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p))))
+#define LOAD1_Q8(p) ((float)*(p))
 
 /* Matrix rows r .. r+R-1 (t: rows of k values, loaded by LOAD8 / LOAD1) against the N
  * inputs x (N x k): R * N independent accumulators (the multiply-adds of one form a
@@ -153,12 +160,15 @@ static inline AVX2_F16C __attribute__((always_inline)) float hsum8(__m256 v) {
 /* The family NAME_R_N of row kernels over weights of type W, for N = 1 .. 8 inputs (R
  * rows at a time, chosen per N to keep R * N accumulators in registers), and the table
  * NAME_for[N] of them. Each computes, for matrix rows [r0, r1): o[i * ldo + row] =
- * x_i . t_row + bias[row] (when given), plus what o held there when `add`. */
-#define STORE_ROW(i, row, value) \
-    (o[(i) * ldo + (row)] = (value) + (bias ? bias[row] : 0.0f) + (add ? o[(i) * ldo + (row)] : 0.0f))
+ * (x_i . t_row) * scale[row] (int8 rows; no scale when NULL) + bias[row] (when given),
+ * plus what o held there when `add`. */
+#define STORE_ROW(i, row, value)                                                                \
+    (o[(i) * ldo + (row)] = (value) * (scale ? scale[row] : 1.0f) + (bias ? bias[row] : 0.0f) + \
+                            (add ? o[(i) * ldo + (row)] : 0.0f))
 #define ROWS_KERNEL(NAME, W, LOAD8, LOAD1, R, N)                                                       \
     static AVX2_F16C void NAME##_##R##_##N(const W *t, long k, const float *x, float *o, long ldo,    \
-                                           const float *bias, int add, long r0, long r1) {           \
+                                           const float *bias, int add, const float *scale, long r0,  \
+                                           long r1) {                                                \
         long r = r0;                                                                                 \
         for (; r + R <= r1; r += R) ROWS_BLOCK(LOAD8, LOAD1, STORE_ROW, R, N, r);                    \
         for (; r < r1; r++) ROWS_BLOCK(LOAD8, LOAD1, STORE_ROW, 1, N, r);                            \
@@ -172,7 +182,8 @@ static inline AVX2_F16C __attribute__((always_inline)) float hsum8(__m256 v) {
     ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 2, 6)                                                           \
     ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 1, 7)                                                           \
     ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 1, 8)                                                           \
-    typedef void (*NAME##_fn)(const W *, long, const float *, float *, long, const float *, int, long, long); \
+    typedef void (*NAME##_fn)(const W *, long, const float *, float *, long, const float *, int, const float *, \
+                              long, long);                                                          \
     static const NAME##_fn NAME##_for[LOGITS_MAX_N + 1] = {                                           \
         NULL, NAME##_8_1, NAME##_4_2, NAME##_4_3, NAME##_2_4, NAME##_2_5, NAME##_2_6, NAME##_1_7, NAME##_1_8, \
     };

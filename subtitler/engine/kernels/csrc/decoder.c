@@ -27,7 +27,7 @@
 
 #include <sched.h>
 
-struct dec_layer { /* the product weights (*_w but the norms') are float32, or float16 (weights_f16) */
+struct dec_layer { /* the product weights (*_w but the norms') are of the model's weights_kind */
     const float *attn_ln_w, *attn_ln_b;
     const void *qkv_w;
     const float *qkv_b;
@@ -45,12 +45,16 @@ struct dec_layer { /* the product weights (*_w but the norms') are float32, or f
     const float *mlp2_b;
     const float *prefix_k, *prefix_v; /* (H, P, D) each */
     float *own_k, *own_v;             /* (capacity, rows, H, D) each */
+    /* int8 weights: each product's scale per output row (NULL otherwise) */
+    const float *qkv_s, *attn_out_s, *cross_q_s, *cross_out_s, *mlp1_s, *mlp2_s;
 };
+
+enum { WEIGHTS_F32 = 0, WEIGHTS_F16 = 1, WEIGHTS_Q8 = 2 };
 
 struct dec_model {
     long n_state, n_head, n_layer, n_vocab, n_audio; /* C, H, layers, V, S */
     long prefix, rows, capacity;                     /* P, n, own positions per row */
-    long weights_f16; /* the layers' product weights (qkv_w ... mlp2_w) are float16 */
+    long weights_kind; /* the layers' product weights (qkv_w ... mlp2_w): a WEIGHTS_ */
     float eps;
     const float *token_embedding;      /* (V, C) */
     const uint16_t *embedding_f16;     /* (V, C) in float16 for the logits, or NULL */
@@ -58,6 +62,9 @@ struct dec_model {
     const float *ln_w, *ln_b;
     int32_t *history; /* (rows, capacity) */
     struct dec_layer *layers;
+    const int8_t *embedding_q8;   /* (V, C) in int8 for the logits, or NULL */
+    const float *embedding_scale; /* (V) its scale per row */
+    const float *embedding_bias;  /* (V) added to the int8 logits, or NULL */
 };
 
 enum { MAX_HEAD = 256 };
@@ -249,16 +256,18 @@ struct step_job {
 };
 
 /* o = x (rows x k) times w^T + bias for this thread's share of w's `out` rows; w is
- * float16 when the model says so. */
-static void dense(const struct step_job *job, const void *w, const float *bias, long out, long k,
-                  const float *x, float *o, long ldo, int add) {
+ * float16, or int8 with a scale per row, when the model says so. */
+static void dense(const struct step_job *job, const void *w, const float *scale, const float *bias, long out,
+                  long k, const float *x, float *o, long ldo, int add) {
     long r0, r1, n = job->s->m->rows;
     share(out, job->tid, job->s->bar.threads, 8, &r0, &r1);
     if (r1 <= r0) return;
-    if (job->s->m->weights_f16)
+    if (job->s->m->weights_kind == WEIGHTS_Q8)
+        rows_q8(w, scale, k, x, n, o, ldo, bias, add, r0, r1);
+    else if (job->s->m->weights_kind == WEIGHTS_F16)
         rows_f16(w, k, x, n, o, ldo, bias, add, r0, r1);
     else
-        float_rows_for[n](w, k, x, o, ldo, bias, add, r0, r1);
+        float_rows_for[n](w, k, x, o, ldo, bias, add, NULL, r0, r1);
 }
 
 static void *step_run(void *arg) {
@@ -281,36 +290,38 @@ static void *step_run(void *arg) {
     for (long l = 0; l < m->n_layer; l++) {
         const struct dec_layer *L = m->layers + l;
         layer_norm(s->x, job->normed, n, C, L->attn_ln_w, L->attn_ln_b, m->eps);
-        dense(job, L->qkv_w, L->qkv_b, 3 * C, C, job->normed, s->qkv, 3 * C, 0);
+        dense(job, L->qkv_w, L->qkv_s, L->qkv_b, 3 * C, C, job->normed, s->qkv, 3 * C, 0);
         barrier_wait(&s->bar, &sense);
         self_attention(m, L, s->qkv, s->length, s->att, job->scores, h0, h1);
         barrier_wait(&s->bar, &sense);
-        dense(job, L->attn_out_w, L->attn_out_b, C, C, s->att, s->x, C, 1);
+        dense(job, L->attn_out_w, L->attn_out_s, L->attn_out_b, C, C, s->att, s->x, C, 1);
         barrier_wait(&s->bar, &sense);
 
         layer_norm(s->x, job->normed, n, C, L->cross_ln_w, L->cross_ln_b, m->eps);
-        dense(job, L->cross_q_w, L->cross_q_b, C, C, job->normed, s->q, C, 0);
+        dense(job, L->cross_q_w, L->cross_q_s, L->cross_q_b, C, C, job->normed, s->q, C, 0);
         barrier_wait(&s->bar, &sense);
         cross_attention(m, L, s->q, s->att, job->scores, h0, h1);
         barrier_wait(&s->bar, &sense);
-        dense(job, L->cross_out_w, L->cross_out_b, C, C, s->att, s->x, C, 1);
+        dense(job, L->cross_out_w, L->cross_out_s, L->cross_out_b, C, C, s->att, s->x, C, 1);
         barrier_wait(&s->bar, &sense);
 
         layer_norm(s->x, job->normed, n, C, L->mlp_ln_w, L->mlp_ln_b, m->eps);
-        dense(job, L->mlp1_w, L->mlp1_b, 4 * C, C, job->normed, s->hidden, 4 * C, 0);
+        dense(job, L->mlp1_w, L->mlp1_s, L->mlp1_b, 4 * C, C, job->normed, s->hidden, 4 * C, 0);
         share(4 * C, tid, threads, 8, &a, &b);
         for (long i = 0; i < n && b > a; i++) gelu(s->hidden + i * 4 * C + a, s->hidden + i * 4 * C + a, b - a);
         barrier_wait(&s->bar, &sense);
-        dense(job, L->mlp2_w, L->mlp2_b, C, 4 * C, s->hidden, s->x, C, 1);
+        dense(job, L->mlp2_w, L->mlp2_s, L->mlp2_b, C, 4 * C, s->hidden, s->x, C, 1);
         barrier_wait(&s->bar, &sense);
     }
     layer_norm(s->x, job->normed, n, C, m->ln_w, m->ln_b, m->eps);
     share(V, tid, threads, 8, &a, &b);
     if (b > a) {
-        if (m->embedding_f16)
+        if (m->embedding_q8)
+            rows_q8(m->embedding_q8, m->embedding_scale, C, job->normed, n, s->logits, V, m->embedding_bias, 0, a, b);
+        else if (m->embedding_f16)
             rows_f16(m->embedding_f16, C, job->normed, n, s->logits, V, NULL, 0, a, b);
         else
-            float_rows_for[n](m->token_embedding, C, job->normed, s->logits, V, NULL, 0, a, b);
+            float_rows_for[n](m->token_embedding, C, job->normed, s->logits, V, NULL, 0, NULL, a, b);
     }
     return NULL;
 }

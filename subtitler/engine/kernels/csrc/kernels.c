@@ -190,10 +190,77 @@ struct logits_part {
 void rows_f16(const uint16_t *table, long k, const float *x, long n, float *out, long ldo, const float *bias,
               int add, long r0, long r1) {
 #ifdef X86_KERNELS
-    half_rows_for[n](table, k, x, out, ldo, bias, add, r0, r1);
+    half_rows_for[n](table, k, x, out, ldo, bias, add, NULL, r0, r1);
 #else
     (void)table; (void)k; (void)x; (void)n; (void)out; (void)ldo; (void)bias; (void)add; (void)r0; (void)r1;
 #endif
+}
+
+#ifdef X86_KERNELS
+ROWS_KERNELS(q8_rows, int8_t, LOAD8_Q8, LOAD1_Q8)
+#endif
+
+void rows_q8(const int8_t *table, const float *scale, long k, const float *x, long n, float *out, long ldo,
+             const float *bias, int add, long r0, long r1) {
+#ifdef X86_KERNELS
+    if (have_avx2_fma()) {
+        q8_rows_for[n](table, k, x, out, ldo, bias, add, scale, r0, r1);
+        return;
+    }
+#endif
+    for (long r = r0; r < r1; r++) /* the portable path: the same sums, one row at a time */
+        for (long i = 0; i < n; i++) {
+            float total = 0.0f;
+            for (long j = 0; j < k; j++) total += (float)table[r * k + j] * x[i * k + j];
+            out[i * ldo + r] = total * scale[r] + (bias ? bias[r] : 0.0f) + (add ? out[i * ldo + r] : 0.0f);
+        }
+}
+
+/* w (rows x k) as int8 rows q with a scale each: the row's largest magnitude maps to 127,
+ * values round to nearest (a row of zeros gets scale 1). */
+struct quantize_part {
+    const float *w;
+    long k, r0, r1;
+    int8_t *q;
+    float *scale;
+};
+
+static CLONES void quantize_part(const struct quantize_part *p) {
+    for (long r = p->r0; r < p->r1; r++) {
+        const float *row = p->w + r * p->k;
+        float peak = 0.0f;
+#pragma omp simd reduction(max : peak)
+        for (long j = 0; j < p->k; j++) peak = fmaxf(peak, fabsf(row[j]));
+        float scale = peak > 0.0f ? peak / 127.0f : 1.0f, inv = 1.0f / scale;
+        p->scale[r] = scale;
+        int8_t *out = p->q + r * p->k;
+#pragma omp simd
+        for (long j = 0; j < p->k; j++) {
+            float v = nearbyintf(row[j] * inv);
+            out[j] = (int8_t)(v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v));
+        }
+    }
+}
+
+static void *quantize_part_run(void *arg) {
+    quantize_part(arg);
+    return NULL;
+}
+
+void quantize_rows_q8(const float *w, long rows, long k, int8_t *q, float *scale, int threads) {
+    struct quantize_part parts[MAX_THREADS];
+    threads = thread_count(threads);
+    for (int i = 0; i < threads; i++)
+        parts[i] = (struct quantize_part){w, k, rows * i / threads, rows * (i + 1) / threads, q, scale};
+    run_jobs(quantize_part_run, parts, sizeof parts[0], threads);
+}
+
+/* x (n x k) times the int8 table (rows x k, a scale per row)^T -> out (n x rows): the
+ * row kernel alone, for tests against a reference. 0, or -1 when n is out of range. */
+int product_q8(const int8_t *table, const float *scale, long rows, long k, const float *x, long n, float *out) {
+    if (n < 1 || n > LOGITS_MAX_N) return STATUS_UNSUPPORTED;
+    rows_q8(table, scale, k, x, n, out, rows, NULL, 0, 0, rows);
+    return 0;
 }
 
 static void *logits_part_run(void *arg) {
