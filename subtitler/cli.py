@@ -9,6 +9,7 @@ from pathlib import Path
 from subtitler import __version__
 from subtitler.core.formats import FORMATS
 from subtitler.core.profiles import PROFILES
+from subtitler.engine.backends import COMPUTE_TYPES
 from subtitler.errors import SubtitlerError
 
 
@@ -42,6 +43,7 @@ def settings_from(args):
         word_timestamps=args.word_timestamps or args.format == "json",
         prompt=args.prompt,
         seed=args.seed,
+        compute_type=args.compute_type,
     )
 
 
@@ -217,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="seed for the sampling fallback (default 0): same input, same output",
+    )
+    t.add_argument(
+        "--compute-type",
+        choices=COMPUTE_TYPES,
+        default="auto",
+        help="weights the CPU's C kernels read: int8 (auto's choice where they run; "
+        "`subtitler doctor` says) or float32",
     )
     t.add_argument("--jobs", type=int, default=1, metavar="N", help="N worker processes, each with its model")
     t.add_argument(

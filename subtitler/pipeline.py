@@ -20,6 +20,7 @@ from subtitler.core.cues import build_cues, segments_as_cues
 from subtitler.core.document import Document
 from subtitler.core.timecode import seconds_to_ms
 from subtitler.engine.audio import MediaInfo  # noqa: F401  (what ``probe_media`` returns, for ui/)
+from subtitler.engine.backends import COMPUTE_TYPES  # noqa: F401  (the choices, for the CLI and ui/)
 from subtitler.engine.types import DecodedSegment, Progress, TranscribeOptions, TranscriptInfo
 from subtitler.errors import Cancelled, TranscriptionCancelled
 
@@ -105,9 +106,9 @@ def prepare_process() -> None:
     runtime.prepare()
 
 
-def machine_report() -> dict[str, str]:
+def machine_report(compute_type: str = "auto") -> dict[str, str]:
     """What this machine runs the engine with (``subtitler doctor``, the window's About):
-    versions, the BLAS, the CPU path, ffmpeg and the models at hand."""
+    versions, the BLAS, the CPU path, what ``compute_type`` runs as, ffmpeg and the models at hand."""
     import platform
 
     from subtitler import __version__
@@ -117,6 +118,7 @@ def machine_report() -> dict[str, str]:
     import mlx.core as mx
 
     from subtitler.engine.audio import ffmpeg_exe
+    from subtitler.engine.backends import describe_compute_type
     from subtitler.engine.kernels import blas, native
     from subtitler.engine.whisper.catalog import default_model, offline_models
 
@@ -133,6 +135,7 @@ def machine_report() -> dict[str, str]:
         report["ffmpeg"] = ffmpeg_exe()
     except SubtitlerError as e:
         report["ffmpeg"] = str(e)
+    report["compute type"] = describe_compute_type(compute_type)
     report["default model"] = default_model()
     report["offline models"] = ", ".join(offline_models()) or "none"
     return report

@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QToolBar
 
 from subtitler.core.profiles import PROFILES
-from subtitler.pipeline import languages
+from subtitler.pipeline import COMPUTE_TYPES, languages
 from ui.help import HelpMenu
 from ui.transcription import model_choices
 
@@ -101,6 +101,14 @@ def build_menus(w):
     w.taskCombo = QComboBox(objectName="taskCombo")
     w.taskCombo.addItem("Transcribe", "transcribe")
     w.taskCombo.addItem("Translate to English", "translate")
+    w.computeCombo = QComboBox(
+        objectName="computeCombo",
+        toolTip="The weights the CPU reads: int8 is faster at the same accuracy where the C kernels run "
+        "(Auto picks it there; Help → About says what runs), float32 reads them as published",
+    )
+    for kind in COMPUTE_TYPES:
+        w.computeCombo.addItem(kind.title() if kind == "auto" else kind, kind)
+    w.computeCombo.setCurrentIndex(max(0, w.computeCombo.findData(w.settings.value("compute_type", "auto"))))
     w.profileCombo = QComboBox(objectName="profileCombo")
     w.profileCombo.addItems([p.title() for p in PROFILES])
     w.profileCombo.setCurrentText(str(w.settings.value("profile", "default")).title())
@@ -109,6 +117,7 @@ def build_menus(w):
         (" Model ", w.modelCombo),
         (" Language ", w.languageCombo),
         (" Task ", w.taskCombo),
+        (" Compute ", w.computeCombo),
     ):
         if label:
             tb.addWidget(QLabel(label))

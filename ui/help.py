@@ -32,7 +32,7 @@ def shortcuts_html(window) -> str:
 def about_html(window) -> str:
     from subtitler.pipeline import machine_report
 
-    report = machine_report()
+    report = machine_report(window.computeCombo.currentData())
     report["model chosen"] = window.modelCombo.currentText()
     rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in report.items())
     return (

@@ -161,6 +161,9 @@ class MainWindow(QMainWindow):
         self.languageCombo.currentIndexChanged.connect(
             lambda _: self.settings.setValue("language", self.languageCombo.currentData() or "")
         )
+        self.computeCombo.currentIndexChanged.connect(
+            lambda _: self.settings.setValue("compute_type", self.computeCombo.currentData())
+        )
         self.profileCombo.currentTextChanged.connect(self._profile_changed)
 
     # ------------------------------------------------------------------ state and errors
@@ -198,7 +201,14 @@ class MainWindow(QMainWindow):
         self.table_model.read_only = state == "transcribing"  # streamed rows are replaced when the run ends
         for a in filter(None, self.edit_actions):  # split, merge, delete... wait for the final cues
             a.setEnabled(idle)
-        for w in (self.openAction, self.importAction, self.modelCombo, self.languageCombo, self.taskCombo):
+        for w in (
+            self.openAction,
+            self.importAction,
+            self.modelCombo,
+            self.languageCombo,
+            self.taskCombo,
+            self.computeCombo,
+        ):
             w.setEnabled(idle)
 
     def _document_replaced(self, doc) -> None:

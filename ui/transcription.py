@@ -180,6 +180,7 @@ class TranscriptionPanel:
             language=self.w.languageCombo.currentData(),
             task=self.w.taskCombo.currentData(),
             profile=self.w.table_model.profile.name,
+            compute_type=self.w.computeCombo.currentData(),
         )
 
     def cancel(self) -> None:

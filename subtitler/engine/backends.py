@@ -51,11 +51,27 @@ COMPUTE_TYPES = ("auto", "float32", "int8")
 
 
 def resolve_compute_type(requested: str = "auto") -> str:
-    """The compute type ``requested`` means on this machine: "auto" is float32 (int8
-    is asked for by name; see benchmarks/README.md for why it is not yet the default)."""
+    """The compute type ``requested`` means on this machine: "auto" is int8 where the C
+    decoding step runs (its accuracy holds: benchmarks/compute_types.py), else float32
+    (MLX runs the weights as loaded)."""
     if requested not in COMPUTE_TYPES:
         raise ValueError(f"Unknown compute type '{requested}'; choose from {', '.join(COMPUTE_TYPES)}.")
-    return "float32" if requested == "auto" else requested
+    if requested != "auto":
+        return requested
+    from subtitler.engine.kernels import native
+
+    lib = native.library()
+    return "int8" if lib is not None and lib.decoder_supported() else "float32"
+
+
+def describe_compute_type(requested: str = "auto") -> str:
+    """What ``requested`` runs as here, in words (``subtitler doctor``)."""
+    from subtitler.engine.kernels import dnnl
+
+    chosen = resolve_compute_type(requested)
+    if chosen == "float32":
+        return f"{requested} = float32"
+    return f"{requested} = int8: decoding steps in int8 (C kernels); encoder: {dnnl.describe()}"
 
 
 def backend_for(model, compute_type: str = "auto") -> Backend:

@@ -119,7 +119,7 @@ def test_rows_sharing_the_prompt_decode_as_rows_with_their_own_copy(model):
                 decoder, cross_kv, [(mx.repeat(k, n, 0), mx.repeat(v, n, 0)) for k, v in initial_cache], 1
             )
 
-    cpu = backend_for(model)
+    cpu = backend_for(model, "float32")
     cpu = cpu if isinstance(cpu, CpuBackend) and cpu.step_kernel is not None else None
 
     def decode(options, steps=None, backend=None):

@@ -86,7 +86,9 @@ def test_cli_bad_model_is_one_line(tmp_path):
 
 
 def ours(model, path, **kw):
-    return [s for s in transcribe(model, str(path), TranscribeOptions(**kw))]
+    """Our segments with the float32 weights faster-whisper's float32 reads (int8 is held
+    to float32's subtitles in tests/test_real_speech.py)."""
+    return [s for s in transcribe(model, str(path), TranscribeOptions(**{"compute_type": "float32", **kw}))]
 
 
 def faster_whisper(path, beam_size=1):
@@ -197,14 +199,19 @@ REALSPEECH = Path(__file__).resolve().parents[3] / "shared" / "realspeech"
 @pytest.mark.skipif(not (REALSPEECH / "read_de.wav").exists(), reason="../shared/realspeech is not here")
 def test_translate_task_turns_german_speech_into_english(base_model):
     """A real German sentence ("Der hinter diesem Portal liegenden Raum wurde als
-    Leichenhalle genutzt."): transcribed it stays German, translated it comes out English."""
-    said = lambda task: " ".join(
-        s.text for s in transcribe(base_model, str(REALSPEECH / "read_de.wav"), TranscribeOptions(task=task))
+    Leichenhalle genutzt."): transcribed it stays German, translated it comes out English,
+    with float32 weights and int8 ones (which, as faster-whisper's int8, loses "room")."""
+    said = lambda task, compute: " ".join(
+        s.text
+        for s in transcribe(
+            base_model, str(REALSPEECH / "read_de.wav"), TranscribeOptions(task=task, compute_type=compute)
+        )
     ).lower()
-    german, english = said("transcribe"), said("translate")
+    german = said("transcribe", "float32")
     assert "wurde" in german and "raum" in german
-    words = set(re.findall(r"[a-z]+", english))
-    assert {"the", "room", "was"} <= words and not words & {"der", "wurde", "raum", "diesem"}
+    for compute, wanted in (("float32", {"the", "room", "was"}), ("int8", {"the", "portal", "was"})):
+        words = set(re.findall(r"[a-z]+", said("translate", compute)))
+        assert wanted <= words and not words & {"der", "wurde", "raum", "diesem"}, (compute, words)
 
 
 def _first_logits(model):

@@ -475,3 +475,23 @@ def test_an_edit_during_a_run_is_refused_and_nothing_is_lost(qtbot, window, long
     assert w.export_to(str(out))
     assert [s.text for s in formats.load(out).cues] == [s.text for s in w.doc]
     assert formats.load(out).cues[0].text == "My edit"
+
+
+def test_the_compute_setting_reaches_the_pipeline_is_kept_and_about_says_what_it_runs(qtbot, window):
+    """The Compute box: its choice goes into the run's settings (as the CLI's --compute-type),
+    a new window starts with it, and About says what it runs as on this machine."""
+    from ui.help import about_html
+    from ui.main_window import MainWindow
+
+    w = window
+    assert w.computeCombo.currentData() == "auto"  # the CLI's default too
+    assert w.transcribing.settings_for("tiny.en").compute_type == "auto"
+    w.computeCombo.setCurrentIndex(w.computeCombo.findData("float32"))
+    assert w.transcribing.settings_for("tiny.en").compute_type == "float32"
+    assert "float32 = float32" in about_html(w)
+    again = MainWindow()
+    again.confirm_close = False
+    qtbot.addWidget(again)
+    assert again.computeCombo.currentData() == "float32"
+    w.computeCombo.setCurrentIndex(w.computeCombo.findData("auto"))
+    assert MainWindow().computeCombo.currentData() == "auto"

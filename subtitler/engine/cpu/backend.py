@@ -34,10 +34,15 @@ class CpuBackend:
         with the kernels built, quantized or float16 weights, ``SUBTITLER_CPU_KERNELS=0``).
         ``compute_type``: what the decoding steps' weights are read as (``cpu_decoder.COMPUTE_TYPES``)."""
         encoder, decoder = model.encoder, model.decoder
-        blocks = cpu_blocks.Blocks.build(encoder.blocks, encoder.ln_post)
-        stem = cpu_blocks.Stem.build(encoder) if blocks is not None else None
+        blocks = cpu_blocks.Blocks.build(encoder.blocks, encoder.ln_post, compute_type)
+        stem = cpu_blocks.Stem.build(encoder, compute_type) if blocks is not None else None
         step_kernel = cpu_decoder.StepKernel.build(decoder, compute_type)
-        prompt_blocks = cpu_blocks.Blocks.build(decoder.blocks) if step_kernel is not None else None
+        prompt_blocks = None
+        if step_kernel is not None:
+            # The prompt and the alignment pass keep float32 products whatever the compute
+            # type: quantizing the decoder's activations per row (the first position's are
+            # huge) garbled translations with base; they are a small share of the time.
+            prompt_blocks = cpu_blocks.Blocks.build(decoder.blocks, None, "float32")
         if blocks is None and step_kernel is None:
             return None
         return cls(model, blocks, stem, prompt_blocks, step_kernel)

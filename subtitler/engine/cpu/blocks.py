@@ -23,6 +23,7 @@ import mlx.nn as nn
 import numpy as np
 
 from subtitler.engine.kernels import blas as _blas
+from subtitler.engine.kernels import dnnl as _dnnl
 from subtitler.engine.kernels import native
 from subtitler.engine.kernels import ops as kernel_ops
 
@@ -52,6 +53,9 @@ _LAYER_FIELDS = (
     "values",
     "cross_q",
 )
+_Q8_PRODUCTS = ("qkv", "attn_out", "cross_q", "cross_out", "mlp1", "mlp2")
+# Each int8 product's (weights, scale per row, sum per row): csrc/blocks.c's struct q8.
+_LAYER_FIELDS += tuple(f"{name}_q_{part}" for name in _Q8_PRODUCTS for part in ("w", "scale", "sum"))
 
 
 _Layer = native.pointers("_Layer", _LAYER_FIELDS)
@@ -67,6 +71,7 @@ class _Blocks(ctypes.Structure):
         ("ln_w", _P),
         ("ln_b", _P),
         ("layers", _P),
+        ("gemm_u8", _P),
     ]
 
 
@@ -100,9 +105,11 @@ def plain(blocks, final_norm) -> bool:
 
 
 class Blocks:
-    """A stack of blocks as ``blocks_forward`` reads them."""
+    """A stack of blocks as ``blocks_forward`` reads them. With ``gemm_u8`` (oneDNN's
+    integer product, the int8 compute type) the products read int8 weights with a scale
+    per output row, made here, and their inputs are quantized per row as they run."""
 
-    def __init__(self, blocks, final_norm, lib, sgemm: int):
+    def __init__(self, blocks, final_norm, lib, sgemm: int, gemm_u8: Optional[int] = None):
         self._lib, self._sgemm = lib, sgemm
         self._rest = _blas.rest_workers_address()
         self._host = kernel_ops.HostArrays()
@@ -134,7 +141,15 @@ class Blocks:
                         "cross_out_b": b.cross_attn.out.bias,
                     }
                 )
-            self._layers[i] = _Layer(**{k: self._host.pointer(a) for k, a in fields.items()})
+            pointers = {k: self._host.pointer(a) for k, a in fields.items()}
+            if gemm_u8:
+                for name in _Q8_PRODUCTS:
+                    if f"{name}_w" in fields:
+                        q, scale = kernel_ops.quantize_rows(fields[f"{name}_w"])
+                        sums = q.sum(axis=1, dtype=np.int32)
+                        for part, a in (("w", q), ("scale", scale), ("sum", sums)):
+                            pointers[f"{name}_q_{part}"] = self._host.pointer(a)
+            self._layers[i] = _Layer(**pointers)
         first = blocks[0]
         self.n_state, self.n_head = first.attn.query.weight.shape[0], first.attn.n_head
         norm = (
@@ -150,16 +165,21 @@ class Blocks:
             float(first.attn_ln.eps),
             *norm,
             ctypes.cast(self._layers, _P),
+            gemm_u8,
         )
 
     @classmethod
-    def build(cls, blocks, final_norm=None) -> Optional[Blocks]:
+    def build(cls, blocks, final_norm=None, compute_type: str = "float32") -> Optional[Blocks]:
         """The kernel for ``blocks`` (then ``final_norm``), or None where it does not
-        apply (see the module)."""
+        apply (see the module). ``compute_type`` "int8": int8 products where oneDNN is
+        installed and the CPU has VNNI (float32 ones otherwise: see ``kernels.dnnl``)."""
         lib, sgemm = _library(), _blas.sgemm_address()
         if lib is None or not sgemm or not plain(blocks, final_norm):
             return None
-        return cls(blocks, final_norm, lib, sgemm)
+        gemm_u8 = _dnnl.address() if compute_type == "int8" and _dnnl.has_vnni() else None
+        if gemm_u8:  # its float products by oneDNN too: the same bits whatever the thread count
+            sgemm = _dnnl.sgemm_address()
+        return cls(blocks, final_norm, lib, sgemm, gemm_u8)
 
     def _run(self, x: np.ndarray, model=None, mask: Optional[np.ndarray] = None) -> None:
         native.check(
@@ -213,6 +233,7 @@ class Blocks:
             self._model.ln_w,
             self._model.ln_b,
             ctypes.cast(layers, _P),
+            self._model.gemm_u8,
         )
         self._run(out, model, np.triu(np.full((t, t), -np.inf, np.float32), 1))
         return out, kv, q
@@ -238,9 +259,13 @@ class Stem:
         self.n_state, self.n_mels = encoder.conv1.weight.shape[0], encoder.conv1.weight.shape[2]
 
     @classmethod
-    def build(cls, encoder) -> Optional[Stem]:
-        """The stem for ``encoder``, or None where it does not apply (see ``Blocks``)."""
+    def build(cls, encoder, compute_type: str = "float32") -> Optional[Stem]:
+        """The stem for ``encoder``, or None where it does not apply (see ``Blocks``).
+        Before int8 blocks (``compute_type`` "int8", oneDNN, VNNI) its products are oneDNN's:
+        its output's last bits then do not change with the thread count."""
         lib, sgemm = native.library(), _blas.sgemm_address()
+        if compute_type == "int8" and _dnnl.address() and _dnnl.has_vnni():
+            sgemm = _dnnl.sgemm_address()
         c1, c2 = encoder.conv1, encoder.conv2
         if lib is None or not sgemm or not kernel_ops.applies(c1.weight):
             return None

@@ -153,7 +153,7 @@ class StepKernel:
             # 4x) and its bias as a bias per logit; the step's final norm is then plain.
             e = kernel_ops.host_array(decoder.token_embedding.weight)
             w, b = kernel_ops.host_array(decoder.ln.weight), kernel_ops.host_array(decoder.ln.bias)
-            q, scale = kernel_ops.quantize_rows(e * w[None, :])
+            q, scale = kernel_ops.quantize_rows(e, columns=w)
             self._embedding_q8, self._embedding_scale = self._host.pointer(q), self._host.pointer(scale)
             self._embedding_bias = self._host.pointer(np.ascontiguousarray(e @ b, np.float32))
             self._fold_ln = (self._host.pointer(np.ones_like(w)), self._host.pointer(np.zeros_like(b)))

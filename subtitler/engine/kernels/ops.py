@@ -375,19 +375,24 @@ def exact_half(w: mx.array) -> np.ndarray | None:
 LOGITS_MAX_ROWS = 8
 
 
-def quantize_rows(w) -> tuple[np.ndarray, np.ndarray]:
-    """``w`` (rows, k) as int8 with a float32 scale per row (symmetric, the row's largest
-    magnitude to 127, rounded to nearest): ``w ~ q * scale[:, None]``. A row of zeros
-    gets scale 1. By the C kernels, split over the cores, where they were built."""
+def quantize_rows(w, columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``w`` (rows, k), each column times ``columns`` when given, as int8 with a float32
+    scale per row (symmetric, the row's largest magnitude to 127, rounded to nearest):
+    ``w * columns ~ q * scale[:, None]``. A row of zeros gets scale 1. By the C kernels,
+    split over the cores, where they were built (no float32 copy of ``w`` is made)."""
     a = host_view(w) if isinstance(w, mx.array) else np.asarray(w)
     a = np.ascontiguousarray(a, np.float32)
+    cols = None if columns is None else np.ascontiguousarray(columns, np.float32)
     q, scale = np.empty(a.shape, np.int8), np.empty(a.shape[0], np.float32)
     lib = native.library()
     if lib is not None:
         lib.quantize_rows_q8(
-            a.ctypes.data, a.shape[0], a.shape[1], q.ctypes.data, scale.ctypes.data, native.workers()
-        )
+            a.ctypes.data, None if cols is None else cols.ctypes.data, *a.shape, q.ctypes.data,
+            scale.ctypes.data, native.workers(),
+        )  # fmt: skip
         return q, scale
+    if cols is not None:
+        a = a * cols[None, :]
     peak = np.abs(a).max(axis=1)
     scale[:] = np.where(peak > 0, peak / 127.0, 1.0)
     q[:] = np.clip(np.rint(a / scale[:, None]), -127, 127)

@@ -29,14 +29,106 @@ struct block_layer {
     const float *mlp_ln_w, *mlp_ln_b, *mlp1_w, *mlp1_b, *mlp2_w, *mlp2_b;
     float *keys, *values; /* NULL, or (H, T, 64): this layer's self-attention keys and values, written */
     float *cross_q; /* NULL, or (T, C): this layer's cross-attention queries (unscaled), written (word timing) */
+    /* int8 products (the int8 compute type; NULL otherwise, and the float32 *_w above are
+     * then not read): weights (n x k), a scale per output row, and each row's sum */
+    struct q8 {
+        const int8_t *w;
+        const float *scale;
+        const int32_t *sum;
+    } qkv_q, attn_out_q, cross_q_q, cross_out_q, mlp1_q, mlp2_q;
 };
+
+/* oneDNN's dnnl_gemm_u8s8s32, row-major: C = (A - ao)(B - bo) + beta C + co */
+typedef int (*gemm_u8s8s32_fn)(char transa, char transb, char offsetc, int64_t m, int64_t n, int64_t k, float alpha,
+                               const uint8_t *a, int64_t lda, uint8_t ao, const int8_t *b, int64_t ldb, int8_t bo,
+                               float beta, int32_t *c, int64_t ldc, const int32_t *co);
 
 struct blocks {
     long n_state, n_head, n_layer, n_audio; /* C, H, layers, S (cross-attention positions) */
     float eps;
     const float *ln_w, *ln_b; /* the final norm, or NULL */
     struct block_layer *layers;
+    void *gemm_u8; /* dnnl_gemm_u8s8s32 for the int8 products (on CPUs with VNNI), or NULL */
 };
+
+/* ------------------------------------------------------------------ int8 products */
+
+/* Scratch of the int8 products: the activations in u8 with a scale and zero point per row,
+ * and the integer product. */
+struct q8_scratch {
+    uint8_t *a;
+    float *scale;
+    int32_t *zero, *c;
+};
+
+struct q8_part {
+    const float *a;
+    long k, n, r0, r1;
+    const struct q8 *w;
+    struct q8_scratch *s;
+    float *out;
+    int phase; /* 0: quantize rows of a; 1: out += the rows' dequantized products */
+};
+
+static CLONES void q8_quantize(const struct q8_part *p) {
+    for (long r = p->r0; r < p->r1; r++) {
+        const float *row = p->a + r * p->k;
+        float lo = 0.0f, hi = 0.0f; /* 0 stays exact: zero padding and sparse rows */
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+        for (long j = 0; j < p->k; j++) {
+            lo = fminf(lo, row[j]);
+            hi = fmaxf(hi, row[j]);
+        }
+        float scale = hi > lo ? (hi - lo) / 255.0f : 1.0f, inv = 1.0f / scale;
+        float zero = nearbyintf(-lo * inv), top = 255.0f;
+        p->s->scale[r] = scale;
+        p->s->zero[r] = (int32_t)zero;
+        uint8_t *q = p->s->a + r * p->k;
+#pragma omp simd
+        for (long j = 0; j < p->k; j++) {
+            float v = nearbyintf(row[j] * inv) + zero;
+            q[j] = (uint8_t)(v < 0.0f ? 0.0f : v > top ? top : v);
+        }
+    }
+}
+
+static CLONES void q8_accumulate(const struct q8_part *p) {
+    const float *ws = p->w->scale;
+    const int32_t *wsum = p->w->sum;
+    for (long r = p->r0; r < p->r1; r++) {
+        const int32_t *c = p->s->c + r * p->n, z = p->s->zero[r];
+        float *o = p->out + r * p->n, scale = p->s->scale[r];
+#pragma omp simd
+        for (long j = 0; j < p->n; j++) o[j] += scale * ws[j] * (float)(c[j] - z * wsum[j]);
+    }
+}
+
+static void *q8_part_run(void *arg) {
+    struct q8_part *p = arg;
+    if (p->phase == 0)
+        q8_quantize(p);
+    else
+        q8_accumulate(p);
+    return NULL;
+}
+
+/* out (t x n) += a (t x k) times w (n x k)^T, w in int8: a's rows quantized (asymmetric,
+ * a scale and zero point each), their integer product by oneDNN, then dequantized. */
+static int add_product_q8(const struct blocks *m, const float *a, long t, long k, const struct q8 *w, long n,
+                          float *out, struct q8_scratch *s, int threads) {
+    struct q8_part parts[MAX_THREADS];
+    threads = thread_count(threads);
+    for (int i = 0; i < threads; i++)
+        parts[i] = (struct q8_part){a, k, n, t * i / threads, t * (i + 1) / threads, w, s, out, 0};
+    run_jobs(q8_part_run, parts, sizeof parts[0], threads);
+    const int32_t no_offset = 0;
+    if (((gemm_u8s8s32_fn)m->gemm_u8)('N', 'T', 'F', t, n, k, 1.0f, s->a, k, 0, w->w, k, 0, 0.0f, s->c, n,
+                                      &no_offset))
+        return STATUS_UNSUPPORTED;
+    for (int i = 0; i < threads; i++) parts[i].phase = 1;
+    run_jobs(q8_part_run, parts, sizeof parts[0], threads);
+    return STATUS_OK;
+}
 
 
 /* c (t x n) += a (t x k) times w (n x k)^T */
@@ -55,6 +147,15 @@ static void rows_bias(float *c, long t, long n, const float *bias, int add) {
     }
 }
 
+/* out (t x n) += a (t x k) times the layer's product weights: int8 where the layer has them. */
+#define PRODUCT(a, t, k, NAME, n, out)                                                                    \
+    do {                                                                                                  \
+        if (L->NAME##_q.w) {                                                                              \
+            if ((status = add_product_q8(m, a, t, k, &L->NAME##_q, n, out, &q8s, threads))) goto done;    \
+        } else                                                                                            \
+            add_product(sgemm, a, t, k, L->NAME##_w, n, out);                                              \
+    } while (0)
+
 /* 1 when blocks_forward runs on this CPU (AVX2 and FMA, for attention_d64). */
 int blocks_supported(void) { return have_avx2_fma(); }
 
@@ -68,8 +169,15 @@ int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, 
     sgemm_fn sgemm = (sgemm_fn)sgemm_address;
     float *normed = malloc(sizeof(float) * t * C), *qkv = malloc(sizeof(float) * t * 3 * C),
           *att = malloc(sizeof(float) * t * C), *hidden = malloc(sizeof(float) * t * 4 * C);
+    struct q8_scratch q8s = {0};
+    if (m->gemm_u8) {
+        q8s.a = malloc((size_t)t * 4 * C);
+        q8s.scale = malloc(sizeof(float) * t);
+        q8s.zero = malloc(sizeof(int32_t) * t);
+        q8s.c = malloc(sizeof(int32_t) * t * 4 * C);
+    }
     int status = 0;
-    if (!normed || !qkv || !att || !hidden) {
+    if (!normed || !qkv || !att || !hidden || (m->gemm_u8 && (!q8s.a || !q8s.scale || !q8s.zero || !q8s.c))) {
         status = STATUS_NO_MEMORY;
         goto done;
     }
@@ -78,7 +186,7 @@ int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, 
         const struct block_layer *L = m->layers + l;
         layer_norm(x, normed, t, C, L->attn_ln_w, L->attn_ln_b, m->eps);
         rows_bias(qkv, t, 3 * C, L->qkv_b, 0);
-        add_product(sgemm, normed, t, C, L->qkv_w, 3 * C, qkv);
+        PRODUCT(normed, t, C, qkv, 3 * C, qkv);
         if (L->keys)
             for (long h = 0; h < H; h++)
                 for (long i = 0; i < t; i++) {
@@ -90,12 +198,12 @@ int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, 
                                att, C, mask, threads);
         if (status) goto done;
         rows_bias(x, t, C, L->attn_out_b, 1);
-        add_product(sgemm, att, t, C, L->attn_out_w, C, x);
+        PRODUCT(att, t, C, attn_out, C, x);
 
         if (L->cross_kt) {
             layer_norm(x, normed, t, C, L->cross_ln_w, L->cross_ln_b, m->eps);
             rows_bias(att, t, C, L->cross_q_b, 0); /* the queries, in att until the attention */
-            add_product(sgemm, normed, t, C, L->cross_q_w, C, att);
+            PRODUCT(normed, t, C, cross_q, C, att);
             memcpy(normed, att, sizeof(float) * t * C);
             if (L->cross_q) memcpy(L->cross_q, att, sizeof(float) * t * C);
             if (rest) rest();
@@ -103,15 +211,15 @@ int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, 
                                    1, att, C, NULL, threads);
             if (status) goto done;
             rows_bias(x, t, C, L->cross_out_b, 1);
-            add_product(sgemm, att, t, C, L->cross_out_w, C, x);
+            PRODUCT(att, t, C, cross_out, C, x);
         }
 
         layer_norm(x, normed, t, C, L->mlp_ln_w, L->mlp_ln_b, m->eps);
         rows_bias(hidden, t, 4 * C, L->mlp1_b, 0);
-        add_product(sgemm, normed, t, C, L->mlp1_w, 4 * C, hidden);
+        PRODUCT(normed, t, C, mlp1, 4 * C, hidden);
         gelu(hidden, hidden, t * 4 * C);
         rows_bias(x, t, C, L->mlp2_b, 1);
-        add_product(sgemm, hidden, t, 4 * C, L->mlp2_w, C, x);
+        PRODUCT(hidden, t, 4 * C, mlp2, C, x);
     }
     if (m->ln_w) {
         layer_norm(x, normed, t, C, m->ln_w, m->ln_b, m->eps);
@@ -122,6 +230,10 @@ done:
     free(qkv);
     free(att);
     free(hidden);
+    free(q8s.a);
+    free(q8s.scale);
+    free(q8s.zero);
+    free(q8s.c);
     return status;
 }
 
@@ -167,4 +279,22 @@ done:
     free(rows);
     free(first);
     return status;
+}
+
+/* ------------------------------------------------------------------ oneDNN's sgemm as a CBLAS one */
+
+/* oneDNN's dnnl_sgemm (row-major), set once by kernels/dnnl.py. Its results do not depend
+ * on its thread count, where an OpenBLAS sgemm's last bits do: the int8 encoder's
+ * quantized activations would carry such a bit into a different subtitle. */
+typedef int (*dnnl_sgemm_fn)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                             int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+static dnnl_sgemm_fn dnnl_sgemm_ptr;
+
+void set_dnnl_sgemm(void *address) { dnnl_sgemm_ptr = (dnnl_sgemm_fn)address; }
+
+/* A CBLAS sgemm (row-major only, as the kernels call it) over oneDNN's. */
+void dnnl_sgemm_as_cblas(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc) {
+    (void)order;
+    dnnl_sgemm_ptr(ta == TRANS ? 'T' : 'N', tb == TRANS ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

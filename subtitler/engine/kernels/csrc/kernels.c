@@ -216,21 +216,27 @@ void rows_q8(const int8_t *table, const float *scale, long k, const float *x, lo
         }
 }
 
-/* w (rows x k) as int8 rows q with a scale each: the row's largest magnitude maps to 127,
- * values round to nearest (a row of zeros gets scale 1). */
+/* w (rows x k), each column times columns[j] when given, as int8 rows q with a scale
+ * each: the row's largest magnitude maps to 127, values round to nearest (a row of
+ * zeros gets scale 1). */
 struct quantize_part {
-    const float *w;
+    const float *w, *columns;
     long k, r0, r1;
     int8_t *q;
     float *scale;
 };
 
 static CLONES void quantize_part(const struct quantize_part *p) {
+    float *row = malloc(sizeof(float) * p->k);
+    if (!row) return;
     for (long r = p->r0; r < p->r1; r++) {
-        const float *row = p->w + r * p->k;
+        const float *src = p->w + r * p->k;
         float peak = 0.0f;
 #pragma omp simd reduction(max : peak)
-        for (long j = 0; j < p->k; j++) peak = fmaxf(peak, fabsf(row[j]));
+        for (long j = 0; j < p->k; j++) {
+            row[j] = p->columns ? src[j] * p->columns[j] : src[j];
+            peak = fmaxf(peak, fabsf(row[j]));
+        }
         float scale = peak > 0.0f ? peak / 127.0f : 1.0f, inv = 1.0f / scale;
         p->scale[r] = scale;
         int8_t *out = p->q + r * p->k;
@@ -240,6 +246,7 @@ static CLONES void quantize_part(const struct quantize_part *p) {
             out[j] = (int8_t)(v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v));
         }
     }
+    free(row);
 }
 
 static void *quantize_part_run(void *arg) {
@@ -247,11 +254,12 @@ static void *quantize_part_run(void *arg) {
     return NULL;
 }
 
-void quantize_rows_q8(const float *w, long rows, long k, int8_t *q, float *scale, int threads) {
+void quantize_rows_q8(const float *w, const float *columns, long rows, long k, int8_t *q, float *scale,
+                      int threads) {
     struct quantize_part parts[MAX_THREADS];
     threads = thread_count(threads);
     for (int i = 0; i < threads; i++)
-        parts[i] = (struct quantize_part){w, k, rows * i / threads, rows * (i + 1) / threads, q, scale};
+        parts[i] = (struct quantize_part){w, columns, k, rows * i / threads, rows * (i + 1) / threads, q, scale};
     run_jobs(quantize_part_run, parts, sizeof parts[0], threads);
 }
 
