@@ -35,28 +35,31 @@ def child(spec: dict) -> dict:
     from subtitler.engine.audio import probe
 
     clip, engine, beam = spec["clip"], spec["engine"], spec["beam"]
+    name = spec.get("model", "tiny.en")
     cues = spec.get("mode") == "cues"
     duration = probe(clip).duration
     t0 = time.perf_counter()
     if engine == "subtitler":
         from subtitler import pipeline
 
-        settings = pipeline.Settings(model="tiny.en", beam_size=beam, segments=not cues)
+        compute = {"int8": "int8", "float32": "float32"}.get(spec["compute"], "auto")
+        settings = pipeline.Settings(model=name, beam_size=beam, segments=not cues, compute_type=compute)
         audio = None
         if cues:  # as the CLI does it: the audio read while the model loads (reported with the load)
-            model, audio_of = pipeline.load_model_reading("tiny.en", clip, settings)
+            model, audio_of = pipeline.load_model_reading(name, clip, settings)
             audio = audio_of()
         else:  # the audio read after the load, inside the time without it, as faster-whisper's is
-            model = pipeline.load_model("tiny.en")  # prepares the process first (fast BLAS), as the CLI does
+            model = pipeline.load_model(
+                name, compute_type=compute
+            )  # prepares the process first, as the CLI does
         t1 = time.perf_counter()
         text = " ".join(s.text for s in pipeline.transcribe_media(clip, settings, model=model, audio=audio))
     else:
         from faster_whisper import WhisperModel
-
-        from subtitler.engine.whisper.load import offline_model_dir
+        from real import peer_model_dir
 
         model = WhisperModel(
-            str(offline_model_dir("tiny.en")),
+            str(peer_model_dir(name)),
             device="cpu",
             compute_type=spec["compute"],
             cpu_threads=os.cpu_count() or 2,
@@ -65,11 +68,13 @@ def child(spec: dict) -> dict:
         segs, _ = model.transcribe(clip, beam_size=beam, vad_filter=cues, word_timestamps=cues)
         text = "".join(s.text for s in segs)
     t2 = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "load_s": t1 - t0,
         "time_s": t2 - t1,
+        "cpu_s": usage.ru_utime + usage.ru_stime,  # the whole process's, its threads' included
         "duration_s": duration,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": usage.ru_maxrss / 1024,
         "text": text,
     }
 

@@ -78,6 +78,9 @@ def load_model(name: str, progress: Optional[Callable[[Progress], None]] = None,
 
     model = load(name, progress=progress)
     backend_for(model, compute_type)  # the backend's own copies of the weights, now
+    from subtitler.engine.kernels.malloc import give_back_freed
+
+    give_back_freed()  # the file as read and the conversions: freed, and given back
     return model
 
 

@@ -40,3 +40,14 @@ def keep_freed_blocks() -> bool:
         return False
     _done = ok
     return ok
+
+
+def give_back_freed() -> None:
+    """Return the heap's free memory to the system (``malloc_trim``): after a model load,
+    whose file and conversions are freed at once, the thresholds above would keep them."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -394,7 +394,7 @@ def _load_dir(d: Path, dtype) -> Whisper:
     embedding = params.get("decoder.token_embedding.weight")
     embedding_half = None  # the table as read, when it is float16: the CPU's logits use it as it is
     if embedding is not None and not quant and embedding.dtype in (np.float16, mx.float16):
-        embedding_half = np.asarray(embedding)
+        embedding_half = np.array(embedding)  # a copy: a view would keep the whole file read in memory
     arrays = {}
     for k, w in params.items():
         a = w if isinstance(w, mx.array) else mx.array(np.ascontiguousarray(w))
