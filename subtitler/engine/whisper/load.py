@@ -133,49 +133,75 @@ def _ct2_parts(d: Path) -> list[Path]:
     return parts
 
 
+class _Chained:
+    """The parts of a file read in order as one stream (the base model ships in two packages)."""
+
+    def __init__(self, parts: list[Path]):
+        self._files = [open(p, "rb") for p in parts]
+        self._i = 0
+
+    def readinto(self, buf) -> int:
+        view, got = memoryview(buf).cast("B"), 0
+        while got < len(view) and self._i < len(self._files):
+            n = self._files[self._i].readinto(view[got:])
+            if not n:
+                self._i += 1
+            got += n or 0
+        return got
+
+    def read(self, n: int) -> bytes:
+        buf = bytearray(n)
+        return bytes(buf[: self.readinto(buf)])
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+
+
 def read_ct2(parts: list[Path]) -> dict[str, np.ndarray]:
-    """Read a CTranslate2 ``model.bin`` (spec 6) into numpy arrays by variable name."""
-    data = b"".join(p.read_bytes() for p in parts)
-    o = 0
+    """Read a CTranslate2 ``model.bin`` (spec 6) into numpy arrays by variable name, each
+    read straight into its own array (no copy of the whole file is held)."""
+    f = _Chained(parts)
 
     def u(fmt):
-        nonlocal o
-        v = struct.unpack_from(fmt, data, o)
-        o += struct.calcsize(fmt)
+        size = struct.calcsize(fmt)
+        raw = f.read(size)
+        if len(raw) < size:
+            raise ValueError("the CTranslate2 file ends early")
+        v = struct.unpack(fmt, raw)
         return v[0] if len(v) == 1 else v
 
     def string():
-        nonlocal o
-        n = u("<H")
-        s = data[o : o + n].rstrip(b"\0").decode()
-        o += n
-        return s
+        return f.read(u("<H")).rstrip(b"\0").decode()
 
-    version = u("<I")
-    if version < 5:
-        raise ModelError(f"Unsupported CTranslate2 model version {version}.")
-    string()  # spec name
-    u("<I")  # spec revision
-    dtypes = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: np.float16}
-    out: dict[str, np.ndarray] = {}
-    for _ in range(u("<I")):
-        name = string()
-        rank = data[o]
-        o += 1
-        dims = struct.unpack_from(f"<{rank}I", data, o) if rank else ()
-        o += 4 * rank
-        dtype = data[o]
-        o += 1
-        nbytes = u("<I")
-        if dtype == 5:
-            raise ModelError("bfloat16 CTranslate2 weights are not supported; convert to float16.")
-        arr = np.frombuffer(data, dtypes[dtype], nbytes // np.dtype(dtypes[dtype]).itemsize, o)
-        out[name] = arr.reshape(dims)
-        o += nbytes
-    for _ in range(u("<I") if o < len(data) else 0):  # aliases
-        alias, target = string(), string()
-        out[alias] = out[target]
-    return out
+    try:
+        version = u("<I")
+        if version < 5:
+            raise ModelError(f"Unsupported CTranslate2 model version {version}.")
+        string()  # spec name
+        u("<I")  # spec revision
+        dtypes = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: np.float16}
+        out: dict[str, np.ndarray] = {}
+        for _ in range(u("<I")):
+            name = string()
+            rank = u("<B")
+            dims = u(f"<{rank}I") if rank else ()
+            dims = (dims,) if isinstance(dims, int) else dims
+            dtype = u("<B")
+            nbytes = u("<I")
+            if dtype == 5:
+                raise ModelError("bfloat16 CTranslate2 weights are not supported; convert to float16.")
+            arr = np.empty(nbytes // np.dtype(dtypes[dtype]).itemsize, dtypes[dtype])
+            if f.readinto(arr) != nbytes:
+                raise ValueError("the CTranslate2 file ends early")
+            out[name] = arr.reshape(dims)
+        aliases = f.read(4)
+        for _ in range(struct.unpack("<I", aliases)[0] if len(aliases) == 4 else 0):
+            alias, target = string(), string()
+            out[alias] = out[target]
+        return out
+    finally:
+        f.close()
 
 
 def _ct2_to_params(v: dict[str, np.ndarray]) -> tuple[ModelDimensions, dict[str, np.ndarray]]:
@@ -394,7 +420,7 @@ def _load_dir(d: Path, dtype) -> Whisper:
     embedding = params.get("decoder.token_embedding.weight")
     embedding_half = None  # the table as read, when it is float16: the CPU's logits use it as it is
     if embedding is not None and not quant and embedding.dtype in (np.float16, mx.float16):
-        embedding_half = np.array(embedding)  # a copy: a view would keep the whole file read in memory
+        embedding_half = np.asarray(embedding)
     arrays = {}
     for k, w in params.items():
         a = w if isinstance(w, mx.array) else mx.array(np.ascontiguousarray(w))
