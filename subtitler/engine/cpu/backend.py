@@ -15,6 +15,7 @@ import numpy as np
 
 from subtitler.engine.cpu import blocks as cpu_blocks
 from subtitler.engine.cpu import decoder as cpu_decoder
+from subtitler.engine.kernels import dnnl
 from subtitler.engine.kernels import ops as kernel_ops
 from subtitler.engine.whisper.backend import MlxBackend
 
@@ -22,8 +23,9 @@ from subtitler.engine.whisper.backend import MlxBackend
 class CpuBackend:
     xp = np  # the steps' logits are host arrays
 
-    def __init__(self, model, blocks, stem, prompt_blocks, step_kernel):
+    def __init__(self, model, blocks, stem, prompt_blocks, step_kernel, dnnl_products: bool = False):
         self.encoder, self.decoder, self.dtype = model.encoder, model.decoder, model.dtype
+        self.dnnl_products = dnnl_products  # the cross-attention keys and values by oneDNN (int8)
         self.blocks, self.stem = blocks, stem  # the encoder
         self.prompt_blocks, self.step_kernel = prompt_blocks, step_kernel  # the decoder
         self.mlx = MlxBackend(model)
@@ -42,10 +44,12 @@ class CpuBackend:
             # The prompt and the alignment pass keep float32 products whatever the compute
             # type: quantizing the decoder's activations per row (the first position's are
             # huge) garbled translations with base; they are a small share of the time.
-            prompt_blocks = cpu_blocks.Blocks.build(decoder.blocks, None, "float32")
+            prompt_blocks = cpu_blocks.Blocks.build(decoder.blocks, None, compute_type, int8_products=False)
         if blocks is None and step_kernel is None:
             return None
-        return cls(model, blocks, stem, prompt_blocks, step_kernel)
+        # (the prompt's blocks are there only over plain float32 layers, the cross-attention's included)
+        dnnl_products = compute_type == "int8" and None not in (blocks, prompt_blocks, dnnl.address())
+        return cls(model, blocks, stem, prompt_blocks, step_kernel, dnnl_products)
 
     def for_rows(self, n: int) -> MlxBackend:
         """This backend for up to ``cpu_decoder.MAX_ROWS`` rows, MLX for more."""
@@ -58,7 +62,20 @@ class CpuBackend:
         return self.blocks.encode(self.stem(mel) if self.stem is not None else self.encoder.stem(mel))
 
     def encode(self, mel: mx.array) -> list:
-        kv = self.decoder.cross_kv(self.embed_audio(mel))
+        features = self.embed_audio(mel)
+        if not self.dnnl_products:
+            kv = self.decoder.cross_kv(features)
+            mx.eval(kv)
+            return kv
+        # The keys and values by oneDNN's sgemm, as the blocks' products (int8 compute type).
+        x = kernel_ops.host_view(features)[0]
+        kv = []
+        for block in self.decoder.blocks:
+            a = block.cross_attn
+            heads = (1, a.n_head, -1, x.shape[0])
+            k = dnnl.product(x, kernel_ops.host_view(a.key.weight)).reshape(heads)
+            v = dnnl.product(x, kernel_ops.host_view(a.value.weight), kernel_ops.host_view(a.value.bias))
+            kv.append((mx.array(k), mx.array(v.reshape(heads))))
         mx.eval(kv)
         return kv
 

@@ -169,16 +169,21 @@ class Blocks:
         )
 
     @classmethod
-    def build(cls, blocks, final_norm=None, compute_type: str = "float32") -> Optional[Blocks]:
+    def build(
+        cls, blocks, final_norm=None, compute_type: str = "float32", int8_products: bool = True
+    ) -> Optional[Blocks]:
         """The kernel for ``blocks`` (then ``final_norm``), or None where it does not
-        apply (see the module). ``compute_type`` "int8": int8 products where oneDNN is
-        installed and the CPU has VNNI (float32 ones otherwise: see ``kernels.dnnl``)."""
+        apply (see the module). ``compute_type`` "int8", where oneDNN is installed: float
+        products by its sgemm (faster here than the BLAS's, and the same bits whatever the
+        thread count), and with ``int8_products`` on a CPU with VNNI int8 ones (see
+        ``kernels.dnnl``)."""
         lib, sgemm = _library(), _blas.sgemm_address()
         if lib is None or not sgemm or not plain(blocks, final_norm):
             return None
-        gemm_u8 = _dnnl.address() if compute_type == "int8" and _dnnl.has_vnni() else None
-        if gemm_u8:  # its float products by oneDNN too: the same bits whatever the thread count
+        gemm_u8 = None
+        if compute_type == "int8" and _dnnl.address():
             sgemm = _dnnl.sgemm_address()
+            gemm_u8 = _dnnl.address() if int8_products and _dnnl.has_vnni() else None
         return cls(blocks, final_norm, lib, sgemm, gemm_u8)
 
     def _run(self, x: np.ndarray, model=None, mask: Optional[np.ndarray] = None) -> None:
@@ -261,10 +266,10 @@ class Stem:
     @classmethod
     def build(cls, encoder, compute_type: str = "float32") -> Optional[Stem]:
         """The stem for ``encoder``, or None where it does not apply (see ``Blocks``).
-        Before int8 blocks (``compute_type`` "int8", oneDNN, VNNI) its products are oneDNN's:
-        its output's last bits then do not change with the thread count."""
+        With ``compute_type`` "int8" (and oneDNN) its products are oneDNN's, as the blocks':
+        the int8 blocks' input then has the same bits whatever the thread count."""
         lib, sgemm = native.library(), _blas.sgemm_address()
-        if compute_type == "int8" and _dnnl.address() and _dnnl.has_vnni():
+        if compute_type == "int8" and _dnnl.address():
             sgemm = _dnnl.sgemm_address()
         c1, c2 = encoder.conv1, encoder.conv2
         if lib is None or not sgemm or not kernel_ops.applies(c1.weight):

@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 _lib: ctypes.CDLL | None | bool = None
@@ -70,6 +72,26 @@ def address() -> int | None:
     """The address of ``dnnl_gemm_u8s8s32`` for the C kernels, or None."""
     lib = library()
     return ctypes.cast(lib.dnnl_gemm_u8s8s32, ctypes.c_void_p).value if lib is not None else None
+
+
+def product(a: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """``w`` (n, k) times ``a`` (m, k) transposed, plus ``bias`` (n) per row: (n, m)
+    float32, by oneDNN's sgemm (the cross-attention keys and values, transposed as the
+    decoder reads them)."""
+    lib = library()
+    sgemm = lib.dnnl_sgemm
+    if sgemm.argtypes is None:
+        L, P, F = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float
+        sgemm.argtypes = [ctypes.c_char, ctypes.c_char, L, L, L, F, P, L, P, L, F, P, L]
+        sgemm.restype = ctypes.c_int
+    a, w = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(w, np.float32)
+    (n, k), m = w.shape, a.shape[0]
+    out = np.empty((n, m), np.float32)
+    if bias is not None:
+        out[:] = np.asarray(bias, np.float32)[:, None]
+    sgemm(b"N", b"T", n, m, k, 1.0, w.ctypes.data, k, a.ctypes.data, k, 0.0 if bias is None else 1.0,
+          out.ctypes.data, m)  # fmt: skip
+    return out
 
 
 def sgemm_address() -> int | None:

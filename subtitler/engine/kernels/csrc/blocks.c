@@ -75,9 +75,10 @@ static CLONES void q8_quantize(const struct q8_part *p) {
         const float *row = p->a + r * p->k;
         float lo = 0.0f, hi = 0.0f; /* 0 stays exact: zero padding and sparse rows */
 #pragma omp simd reduction(min : lo) reduction(max : hi)
-        for (long j = 0; j < p->k; j++) {
-            lo = fminf(lo, row[j]);
-            hi = fmaxf(hi, row[j]);
+        for (long j = 0; j < p->k; j++) { /* comparisons, not fminf: those stay calls into libm */
+            float v = row[j];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
         }
         float scale = hi > lo ? (hi - lo) / 255.0f : 1.0f, inv = 1.0f / scale;
         float zero = nearbyintf(-lo * inv), top = 255.0f;

@@ -235,7 +235,8 @@ static CLONES void quantize_part(const struct quantize_part *p) {
 #pragma omp simd reduction(max : peak)
         for (long j = 0; j < p->k; j++) {
             row[j] = p->columns ? src[j] * p->columns[j] : src[j];
-            peak = fmaxf(peak, fabsf(row[j]));
+            float a = row[j] < 0.0f ? -row[j] : row[j];
+            peak = a > peak ? a : peak;
         }
         float scale = peak > 0.0f ? peak / 127.0f : 1.0f, inv = 1.0f / scale;
         p->scale[r] = scale;
