@@ -148,7 +148,7 @@ def _worker(conn, settings: Settings, threads: int) -> None:
     from subtitler.engine import runtime
 
     runtime.prepare()  # a new process: the fast BLAS before MLX
-    model = pipeline.load_model(pipeline.model_name(settings), compute_type=settings.compute_type)
+    model = pipeline.load_model(pipeline.model_name(settings), compute_type=settings.compute())
     conn.send(("ready", os.getpid()))
     while True:
         path = conn.recv()
@@ -285,7 +285,7 @@ def run_ray(
 
                 runtime.prepare()  # a new process: the fast BLAS before MLX
                 self.model = pipeline.load_model(
-                    pipeline.model_name(settings), compute_type=settings.compute_type
+                    pipeline.model_name(settings), compute_type=settings.compute()
                 )
 
             def run(self, name: str, data):

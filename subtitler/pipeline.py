@@ -46,6 +46,13 @@ class Settings:
     seed: int = DEFAULT_SEED  # for sampling: the same input gives the same output
     compute_type: str = "auto"  # the weights the CPU's decoding steps read: auto, float32, int8
 
+    def compute(self) -> str:
+        """The compute type these settings run with here: "auto" resolved (int8 where the C
+        kernels run and take this many beams, else float32)."""
+        from subtitler.engine.backends import resolve_compute_type
+
+        return resolve_compute_type(self.compute_type, self.beam_size)
+
     def transcribe_options(self) -> TranscribeOptions:
         defaults = TranscribeOptions()
         return TranscribeOptions(
@@ -56,7 +63,7 @@ class Settings:
             word_timestamps=self.word_timestamps or not self.segments,
             initial_prompt=self.prompt,
             seed=self.seed,
-            compute_type=self.compute_type,
+            compute_type=self.compute(),
         )
 
 
@@ -73,15 +80,9 @@ def load_model(name: str, progress: Optional[Callable[[Progress], None]] = None,
     from subtitler.engine import runtime
 
     runtime.prepare()  # before MLX is first imported
-    from subtitler.engine.backends import backend_for
-    from subtitler.engine.whisper.load import load_model as load
+    from subtitler.engine.backends import load_for
 
-    model = load(name, progress=progress)
-    backend_for(model, compute_type)  # the backend's own copies of the weights, now
-    from subtitler.engine.kernels.malloc import give_back_freed
-
-    give_back_freed()  # the file as read and the conversions: freed, and given back
-    return model
+    return load_for(name, compute_type, progress)
 
 
 def make_document(
@@ -213,7 +214,7 @@ def load_model_reading(name: str, source, settings: Settings, cancel=None):
     pool = ThreadPoolExecutor(1, thread_name_prefix="read-audio")
     reading = pool.submit(read_audio, source, settings, cancel)
     pool.shutdown(wait=False)  # its thread ends with the reading, read or not
-    return load_model(name, compute_type=settings.compute_type), reading.result
+    return load_model(name, compute_type=settings.compute()), reading.result
 
 
 def transcribe_media(

@@ -315,3 +315,27 @@ def test_dropping_a_model_frees_it():
     assert all(active < 1 << 20 for _, active in rows)  # every array of every model is gone
     rss = [r for r, _ in rows]
     assert rss[-1] - rss[1] < 40, rss  # tiny.en is 150 MB in float32: one kept copy would show
+
+
+@pytest.mark.slow
+def test_a_model_loaded_for_int8_holds_its_weights_once():
+    """Loaded for int8 on the C path, a model lets its float32 products and token table go
+    (the kernels hold them in int8, the table in float16), still gives jfk's words, and
+    says so clearly when asked for what it no longer holds: float32, or more beams than
+    the C step takes."""
+    from subtitler import pipeline
+    from subtitler.engine.backends import backend_for
+    from subtitler.engine.cpu.backend import CpuBackend
+
+    m = pipeline.load_model("tiny.en", compute_type="int8")
+    if not isinstance(backend_for(m, "int8"), CpuBackend) or not getattr(m, "float32_released", False):
+        pytest.skip("the C kernels or the int8 path do not run here")
+    assert m.encoder.blocks[0].mlp1.weight.size == 0 and m.decoder.token_embedding.weight.size == 0
+    doc = pipeline.transcribe_media(str(JFK), pipeline.Settings(compute_type="int8"), model=m)
+    assert normalize(" ".join(c.text for c in doc)) == JFK_TEXT
+    from subtitler.errors import ModelError
+
+    with pytest.raises(ModelError, match="load it again for float32"):
+        pipeline.transcribe_media(str(JFK), pipeline.Settings(compute_type="float32"), model=m)
+    with pytest.raises(ModelError, match="beam size up to 8"):
+        pipeline.transcribe_media(str(JFK), pipeline.Settings(compute_type="int8", beam_size=10), model=m)

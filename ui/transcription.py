@@ -49,14 +49,16 @@ class TranscribeWorker(QObject):
     @Slot()
     def run(self) -> None:
         try:
-            model = self.model_cache.get(self.model_name)
+            # A model is loaded for its compute type (int8 lets its float32 weights go).
+            key = (self.model_name, self.settings.compute())
+            model = self.model_cache.get(key)
             if model is None:
                 self.model_cache.clear()  # one model in memory at a time: switching frees the last one
                 self.status.emit(f"Loading model {self.model_name}…")
                 model = pipeline.load_model(
-                    self.model_name, progress=self._downloaded, compute_type=self.settings.compute_type
+                    self.model_name, progress=self._downloaded, compute_type=self.settings.compute()
                 )
-                self.model_cache[self.model_name] = model
+                self.model_cache[key] = model
             self.status.emit("Transcribing…")
             self.document = pipeline.transcribe_media(
                 self.media_path,
@@ -92,7 +94,7 @@ class TranscriptionController(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.model_cache: dict = {}  # the loaded model, kept between runs (one at a time)
+        self.model_cache: dict = {}  # (name, compute type) -> the model, kept between runs (one at a time)
         self.thread: Optional[QThread] = None
         self.worker: Optional[TranscribeWorker] = None
 

@@ -50,18 +50,20 @@ _backends: dict[tuple[int, str], Backend] = {}
 COMPUTE_TYPES = ("auto", "float32", "int8")
 
 
-def resolve_compute_type(requested: str = "auto") -> str:
-    """The compute type ``requested`` means on this machine: "auto" is int8 where the C
-    decoding step runs (its accuracy holds: benchmarks/compute_types.py), else float32
-    (MLX runs the weights as loaded)."""
+def resolve_compute_type(requested: str = "auto", rows: int = 1) -> str:
+    """The compute type ``requested`` means on this machine for decoding ``rows`` beams or
+    samples at once: "auto" is int8 where the C decoding step runs and takes that many
+    rows (its accuracy holds: benchmarks/compute_types.py), else float32 (MLX runs the
+    weights as loaded)."""
     if requested not in COMPUTE_TYPES:
         raise ValueError(f"Unknown compute type '{requested}'; choose from {', '.join(COMPUTE_TYPES)}.")
     if requested != "auto":
         return requested
+    from subtitler.engine.cpu.decoder import MAX_ROWS
     from subtitler.engine.kernels import native
 
     lib = native.library()
-    return "int8" if lib is not None and lib.decoder_supported() else "float32"
+    return "int8" if lib is not None and lib.decoder_supported() and rows <= MAX_ROWS else "float32"
 
 
 def describe_compute_type(requested: str = "auto") -> str:
@@ -74,6 +76,25 @@ def describe_compute_type(requested: str = "auto") -> str:
     return f"{requested} = int8: decoding steps in int8 (C kernels); encoder: {dnnl.describe()}"
 
 
+def load_for(name: str, compute_type: str = "auto", progress=None):
+    """A model by name, repo or folder with its backend for ``compute_type`` made, holding
+    its weights once: for int8 on the C path its float32 products and token table are let
+    go (``cpu.backend.release_float32_weights``), and freed memory is given back."""
+    import mlx.core as mx
+
+    from subtitler.engine.cpu.backend import CpuBackend, release_float32_weights
+    from subtitler.engine.kernels.malloc import give_back_freed
+    from subtitler.engine.whisper.load import load_model
+
+    model = load_model(name, progress=progress)
+    backend = backend_for(model, compute_type)
+    if isinstance(backend, CpuBackend) and resolve_compute_type(compute_type) == "int8":
+        release_float32_weights(model, backend)
+    mx.clear_cache()
+    give_back_freed()  # the file as read, the conversions, the float32 weights let go
+    return model
+
+
 def backend_for(model, compute_type: str = "auto") -> Backend:
     """The backend that runs ``model``: the C kernels where they apply (x86 CPU, plain
     float32 weights, kernels built), else MLX. ``compute_type``: the weights the C
@@ -84,6 +105,13 @@ def backend_for(model, compute_type: str = "auto") -> Backend:
     from subtitler.engine.whisper.backend import MlxBackend
 
     key = (id(model), resolve_compute_type(compute_type))
+    if getattr(model, "float32_released", False) and key[1] != "int8":
+        from subtitler.errors import ModelError
+
+        raise ModelError(
+            "This model was loaded for the int8 compute type (its float32 weights were let go): "
+            f"load it again for {key[1]}."
+        )
     backend = _backends.get(key)
     if backend is None:
         for other in [k for k in _backends if k[0] == key[0]]:

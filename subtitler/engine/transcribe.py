@@ -296,7 +296,7 @@ def _segments(
     seek = speech_start(0)
     kv, encoded = window(seek), seek  # the language is detected on the first window with speech
     if model.is_multilingual and language is None:
-        language, info.language_probs = detect_language(model, kv, tokenizer)
+        language, info.language_probs = detect_language(model, kv, tokenizer, backend)
         tokenizer = get_tokenizer(True, model.num_languages, language, options.task)
     info.language = language or "en"
 

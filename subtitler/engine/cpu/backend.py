@@ -18,6 +18,7 @@ from subtitler.engine.cpu import decoder as cpu_decoder
 from subtitler.engine.kernels import dnnl
 from subtitler.engine.kernels import ops as kernel_ops
 from subtitler.engine.whisper.backend import MlxBackend
+from subtitler.errors import ModelError
 
 
 class CpuBackend:
@@ -36,15 +37,16 @@ class CpuBackend:
         with the kernels built, quantized or float16 weights, ``SUBTITLER_CPU_KERNELS=0``).
         ``compute_type``: what the decoding steps' weights are read as (``cpu_decoder.COMPUTE_TYPES``)."""
         encoder, decoder = model.encoder, model.decoder
+        int8 = kernel_ops.Int8Weights() if compute_type == "int8" else None  # the decoder's, shared
         blocks = cpu_blocks.Blocks.build(encoder.blocks, encoder.ln_post, compute_type)
         stem = cpu_blocks.Stem.build(encoder, compute_type) if blocks is not None else None
-        step_kernel = cpu_decoder.StepKernel.build(decoder, compute_type)
+        step_kernel = cpu_decoder.StepKernel.build(decoder, compute_type, int8)
         prompt_blocks = None
         if step_kernel is not None:
-            # The prompt and the alignment pass keep float32 products whatever the compute
-            # type: quantizing the decoder's activations per row (the first position's are
-            # huge) garbled translations with base; they are a small share of the time.
-            prompt_blocks = cpu_blocks.Blocks.build(decoder.blocks, None, compute_type, int8_products=False)
+            # The prompt and the alignment pass read the step's int8 weights but keep their
+            # activations float32: quantizing the decoder's per row (the first position's
+            # are huge) costs more than the encoder's, and they are a small share of the time.
+            prompt_blocks = cpu_blocks.Blocks.build(decoder.blocks, None, compute_type, False, int8)
         if blocks is None and step_kernel is None:
             return None
         # (the prompt's blocks are there only over plain float32 layers, the cross-attention's included)
@@ -53,7 +55,14 @@ class CpuBackend:
 
     def for_rows(self, n: int) -> MlxBackend:
         """This backend for up to ``cpu_decoder.MAX_ROWS`` rows, MLX for more."""
-        return self if self.step_kernel is not None and n <= cpu_decoder.MAX_ROWS else self.mlx
+        if self.step_kernel is not None and n <= cpu_decoder.MAX_ROWS:
+            return self
+        if self.mlx is None:
+            raise ModelError(
+                f"The int8 compute type decodes at most {cpu_decoder.MAX_ROWS} beams or samples at once; "
+                f"choose a beam size up to {cpu_decoder.MAX_ROWS}, or the float32 compute type."
+            )
+        return self.mlx
 
     def embed_audio(self, mel: mx.array) -> mx.array:
         """The encoder's output (1, 1500, C) for a window's mel."""
@@ -79,14 +88,39 @@ class CpuBackend:
         mx.eval(kv)
         return kv
 
+    @property
+    def reads_no_float32_weights(self) -> bool:
+        """Whether nothing here reads the model's float32 products or token table (the int8
+        compute type, every part in C): ``release_float32_weights`` may then drop them."""
+        int8 = [b for b in (self.blocks, self.prompt_blocks) if b is not None]
+        return (
+            len(int8) == 2
+            and all(b.int8 for b in int8)
+            and self.stem is not None
+            and self.step_kernel is not None
+            and self.step_kernel.reads_no_float32_weights
+        )
+
+    def _embed(self, tokens: list[int]):
+        """The first block's input for ``tokens``: from the step's float16 table when it
+        reads no float32 one, else MLX's."""
+        if self.step_kernel is not None and self.step_kernel.reads_no_float32_weights:
+            return self.step_kernel.embed(tokens)
+        return self.decoder.embed(mx.array([tokens]))
+
+    def _logits(self, out: np.ndarray) -> np.ndarray:
+        """The final norm and output embedding of the blocks' rows ``out`` (R, C): (R, V)."""
+        if self.step_kernel is not None and self.step_kernel.reads_no_float32_weights:
+            return self.step_kernel.logits(out)
+        return kernel_ops.host_array(self.decoder.logits(mx.array(out)[None])[0])
+
     def prompt(self, tokens: list[int], cross_kv, rows: list[int]):
         """As MLX's, but the blocks run in C and the keys and values come back as host
         arrays (H, T, D) per layer, as the C step takes them."""
         if self.prompt_blocks is None:
             return self.mlx.prompt(tokens, cross_kv, rows)
-        x = self.decoder.embed(mx.array([tokens]))
-        out, kv, _ = self.prompt_blocks.prompt(x, cross_kv)
-        return self.decoder.logits(mx.array(out[rows])[None]), kv
+        out, kv, _ = self.prompt_blocks.prompt(self._embed(tokens), cross_kv)
+        return mx.array(self._logits(out[rows]))[None], kv
 
     def steps(self, cross_kv, prefix, n: int, capacity: int):
         return self.step_kernel.session(cross_kv, prefix, n, capacity)
@@ -97,14 +131,33 @@ class CpuBackend:
         keys, not the whole attention."""
         if self.prompt_blocks is None:
             return self.mlx.alignment(tokens, cross_kv, rows, heads)
-        out, _, queries = self.prompt_blocks.prompt(
-            self.decoder.embed(mx.array([tokens])), cross_kv, queries=True
-        )
+        out, _, queries = self.prompt_blocks.prompt(self._embed(tokens), cross_kv, queries=True)
         scores = []
         for layer in range(len(queries)):
             kt = kernel_ops.host_view(cross_kv[layer][0])[0]  # (H, 64, S)
             for head in (h for l, h in heads if l == layer):
                 q = queries[layer][:, head * 64 : (head + 1) * 64] * np.float32(64**-0.5)
                 scores.append(q @ kt[head])
-        logits = kernel_ops.host_array(self.decoder.logits(mx.array(out[rows])[None])[0])
-        return logits, np.stack(scores)
+        return self._logits(out[rows]), np.stack(scores)
+
+
+def release_float32_weights(model, backend: CpuBackend) -> bool:
+    """Drop the model's float32 products and token table where ``backend`` reads none of
+    them (the int8 compute type, every part in C): the weights are then held once, in int8
+    (and the table in float16). The model then runs only through such a backend; MLX's
+    own network (beams of more than ``cpu_decoder.MAX_ROWS`` rows) is gone with them.
+    True when they were dropped."""
+    if not backend.reads_no_float32_weights:
+        return False
+    empty = mx.zeros((0,), model.dtype)
+    for block in (*model.encoder.blocks, *model.decoder.blocks):
+        layers = [block.attn.query, block.attn.key, block.attn.value, block.attn.out, block.mlp1, block.mlp2]
+        if hasattr(block, "cross_attn"):  # its keys and values stay: the window's are made from them
+            layers += [block.cross_attn.query, block.cross_attn.out]
+        for layer in layers:
+            layer.weight = empty
+        block.attn._qkv = None
+    model.decoder.token_embedding.weight = empty
+    model.float32_released = True
+    backend.mlx = None  # MLX's network has nothing left to run on
+    return True

@@ -105,11 +105,24 @@ def plain(blocks, final_norm) -> bool:
 
 
 class Blocks:
-    """A stack of blocks as ``blocks_forward`` reads them. With ``gemm_u8`` (oneDNN's
-    integer product, the int8 compute type) the products read int8 weights with a scale
-    per output row, made here, and their inputs are quantized per row as they run."""
+    """A stack of blocks as ``blocks_forward`` reads them. With ``int8`` (the int8 compute
+    type: ``kernel_ops.Int8Weights``) the products hold int8 weights with a scale per
+    output row and no float32 ones: with ``gemm_u8`` (oneDNN's integer product) their
+    inputs are quantized per row as they run, without it each product's weights are
+    dequantized for ``sgemm`` as it runs."""
 
-    def __init__(self, blocks, final_norm, lib, sgemm: int, gemm_u8: Optional[int] = None):
+    def __init__(
+        self,
+        blocks,
+        final_norm,
+        lib,
+        sgemm: int,
+        gemm_u8: Optional[int] = None,
+        int8: Optional[kernel_ops.Int8Weights] = None,
+    ):
+        if gemm_u8 and int8 is None:
+            int8 = kernel_ops.Int8Weights()
+        self.int8 = int8 is not None  # the products hold int8 weights only
         self._lib, self._sgemm = lib, sgemm
         self._rest = _blas.rest_workers_address()
         self._host = kernel_ops.HostArrays()
@@ -141,15 +154,13 @@ class Blocks:
                         "cross_out_b": b.cross_attn.out.bias,
                     }
                 )
-            pointers = {k: self._host.pointer(a) for k, a in fields.items()}
-            if gemm_u8:
+            if int8 is not None:  # the products' weights in int8 only
                 for name in _Q8_PRODUCTS:
                     if f"{name}_w" in fields:
-                        q, scale = kernel_ops.quantize_rows(fields[f"{name}_w"])
-                        sums = q.sum(axis=1, dtype=np.int32)
-                        for part, a in (("w", q), ("scale", scale), ("sum", sums)):
-                            pointers[f"{name}_q_{part}"] = self._host.pointer(a)
-            self._layers[i] = _Layer(**pointers)
+                        weights = int8.of(fields.pop(f"{name}_w"))
+                        for part, a in zip(("w", "scale", "sum"), weights):
+                            fields[f"{name}_q_{part}"] = a
+            self._layers[i] = _Layer(**{k: self._host.pointer(a) for k, a in fields.items()})
         first = blocks[0]
         self.n_state, self.n_head = first.attn.query.weight.shape[0], first.attn.n_head
         norm = (
@@ -170,21 +181,28 @@ class Blocks:
 
     @classmethod
     def build(
-        cls, blocks, final_norm=None, compute_type: str = "float32", int8_products: bool = True
+        cls,
+        blocks,
+        final_norm=None,
+        compute_type: str = "float32",
+        int8_products: bool = True,
+        int8: Optional[kernel_ops.Int8Weights] = None,
     ) -> Optional[Blocks]:
         """The kernel for ``blocks`` (then ``final_norm``), or None where it does not
-        apply (see the module). ``compute_type`` "int8", where oneDNN is installed: float
-        products by its sgemm (faster here than the BLAS's, and the same bits whatever the
-        thread count), and with ``int8_products`` on a CPU with VNNI int8 ones (see
-        ``kernels.dnnl``)."""
+        apply (see the module). ``compute_type`` "int8": int8 weights (from ``int8``,
+        shared with other kernels), float products by oneDNN's sgemm where it is installed
+        (faster here than the BLAS's, and the same bits whatever the thread count), and
+        with ``int8_products`` on a CPU with VNNI integer ones (see ``kernels.dnnl``)."""
         lib, sgemm = _library(), _blas.sgemm_address()
         if lib is None or not sgemm or not plain(blocks, final_norm):
             return None
         gemm_u8 = None
-        if compute_type == "int8" and _dnnl.address():
-            sgemm = _dnnl.sgemm_address()
-            gemm_u8 = _dnnl.address() if int8_products and _dnnl.has_vnni() else None
-        return cls(blocks, final_norm, lib, sgemm, gemm_u8)
+        if compute_type == "int8":
+            int8 = int8 or kernel_ops.Int8Weights()
+            if _dnnl.address():
+                sgemm = _dnnl.sgemm_address()
+                gemm_u8 = _dnnl.address() if int8_products and _dnnl.has_vnni() else None
+        return cls(blocks, final_norm, lib, sgemm, gemm_u8, int8)
 
     def _run(self, x: np.ndarray, model=None, mask: Optional[np.ndarray] = None) -> None:
         native.check(
@@ -213,7 +231,8 @@ class Blocks:
         (keys, values) transposed (1, H, 64, S) -> the blocks' output (T, C), each
         layer's keys and values (H, T, 64), as ``cpu_decoder`` takes them, and with
         ``queries`` each layer's cross-attention queries (T, C), unscaled (else None)."""
-        out = np.array(kernel_ops.host_view(x)[0], np.float32, order="C")
+        rows = x[0] if isinstance(x, np.ndarray) else kernel_ops.host_view(x)[0]
+        out = np.array(rows, np.float32, order="C")
         t = out.shape[0]
         mx.eval(cross_kv)
         cross = [

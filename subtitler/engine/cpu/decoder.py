@@ -127,9 +127,13 @@ class StepKernel:
     """The text decoder's weights as ``decoder_step`` reads them; ``session`` starts
     the steps of one window. ``compute_type`` "int8": the products and the output
     embedding read int8 weights with a scale per output row (a quarter of float32's
-    memory; the step is bound by it), made here from the float32 weights."""
+    memory; the step is bound by it), made here from the float32 weights (``int8``:
+    shared with other kernels), and the tokens are looked up in the float16 table, so
+    no float32 weight is read; ``embed`` and ``logits`` do the same for the host."""
 
-    def __init__(self, decoder, lib, compute_type: str = "float32"):
+    def __init__(
+        self, decoder, lib, compute_type: str = "float32", int8: Optional[kernel_ops.Int8Weights] = None
+    ):
         if compute_type not in COMPUTE_TYPES:
             raise ValueError(f"compute type {compute_type!r}: the C step takes {', '.join(COMPUTE_TYPES)}")
         self.lib, self.compute_type = lib, compute_type
@@ -139,25 +143,32 @@ class StepKernel:
         self.n_head = first.attn.n_head
         self.n_vocab = decoder.token_embedding.weight.shape[0]
         self.eps = float(first.attn_ln.eps)
-        self._token_embedding = self._host.pointer(decoder.token_embedding.weight)
         self._embedding_f16 = self._embedding_q8 = self._embedding_scale = self._embedding_bias = 0
         self._fold_ln = None
+        half = decoder.embedding_half
+        self.positions = kernel_ops.host_array(decoder.positional_embedding)
         if compute_type == "int8":
+            int8 = int8 or kernel_ops.Int8Weights()
             self.weights_kind = WEIGHTS_Q8
             self._layers = [
-                self._layer(b, [kernel_ops.quantize_rows(w) for w in self._product_weights(b)])
-                for b in decoder.blocks
+                self._layer(b, [int8.of(w)[:2] for w in self._product_weights(b)]) for b in decoder.blocks
             ]
             # The output embedding with the final norm's weight folded in (its rows then
             # quantize what meets the normalized state: on tiny.en the logits' error fell
             # 4x) and its bias as a bias per logit; the step's final norm is then plain.
             e = kernel_ops.host_array(decoder.token_embedding.weight)
             w, b = kernel_ops.host_array(decoder.ln.weight), kernel_ops.host_array(decoder.ln.bias)
-            q, scale = kernel_ops.quantize_rows(e, columns=w)
+            self.table = kernel_ops.quantize_rows(e, columns=w) + (np.ascontiguousarray(e @ b, np.float32),)
+            q, scale, bias = self.table
             self._embedding_q8, self._embedding_scale = self._host.pointer(q), self._host.pointer(scale)
-            self._embedding_bias = self._host.pointer(np.ascontiguousarray(e @ b, np.float32))
+            self._embedding_bias = self._host.pointer(bias)
             self._fold_ln = (self._host.pointer(np.ones_like(w)), self._host.pointer(np.zeros_like(b)))
+            del e
+            self.half = half  # the lookups (None: the float32 table, as it was)
+            self._embedding_f16 = 0 if half is None else self._host.pointer(half)
+            self._token_embedding = self._host.pointer(decoder.token_embedding.weight) if half is None else 0
         else:
+            self._token_embedding = self._host.pointer(decoder.token_embedding.weight)
             # The products' weights in float16 when that holds them exactly (Whisper's are
             # published so): the step reads half the memory.
             halves = [[kernel_ops.exact_half(w) for w in self._product_weights(b)] for b in decoder.blocks]
@@ -167,14 +178,37 @@ class StepKernel:
                 self._layer(b, [(h, None) for h in halves_b] if f16 else None)
                 for b, halves_b in zip(decoder.blocks, halves)
             ]
-            half = decoder.embedding_half
             self._embedding_f16 = 0 if half is None else self._host.pointer(half)
-        self._positional = self._host.pointer(decoder.positional_embedding)
+        self._positional = self._host.pointer(self.positions)
         final_norm = (self._host.pointer(decoder.ln.weight), self._host.pointer(decoder.ln.bias))
         self._ln = self._fold_ln or final_norm
 
+    @property
+    def reads_no_float32_weights(self) -> bool:
+        """Whether the int8 step reads nothing of the decoder's float32 products and table."""
+        return self.weights_kind == WEIGHTS_Q8 and self._token_embedding == 0
+
+    def embed(self, tokens: list[int], offset: int = 0) -> np.ndarray:
+        """The int8 step's first-block input for ``tokens`` (T,) at positions ``offset``..:
+        (1, T, C), from the float16 table."""
+        idx = np.asarray(tokens, np.int64)
+        return (self.half[idx].astype(np.float32) + self.positions[offset : offset + idx.size])[None]
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """The int8 step's final norm and output embedding over any number of rows: x (R, C)
+        -> (R, V) float32 (by the row kernel, eight rows at a time)."""
+        x = np.asarray(x, np.float32)
+        z = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + self.eps)
+        q, scale, bias = self.table
+        out = np.concatenate(
+            [kernel_ops.product_q8(z[i : i + MAX_ROWS], q, scale) for i in range(0, z.shape[0], MAX_ROWS)]
+        )
+        return out + bias
+
     @classmethod
-    def build(cls, decoder, compute_type: str = "float32") -> Optional[StepKernel]:
+    def build(
+        cls, decoder, compute_type: str = "float32", int8: Optional[kernel_ops.Int8Weights] = None
+    ) -> Optional[StepKernel]:
         """The kernel for ``decoder``, or None where it does not apply (see the module)."""
         lib = _library()
         if (
@@ -184,7 +218,7 @@ class StepKernel:
             or not cpu_blocks.plain(decoder.blocks, decoder.ln)
         ):
             return None
-        return cls(decoder, lib, compute_type)
+        return cls(decoder, lib, compute_type, int8)
 
     @staticmethod
     def _product_weights(b) -> tuple:

@@ -399,6 +399,22 @@ def quantize_rows(w, columns: np.ndarray | None = None) -> tuple[np.ndarray, np.
     return q, scale
 
 
+class Int8Weights:
+    """Weights quantized once however many kernels read them (the decoding step and the
+    prompt's blocks share the decoder's): ``of(w)`` gives (int8 rows, scale per row, sum
+    per row) for an MLX or host array, made on first asking."""
+
+    def __init__(self):
+        self._made: dict[int, tuple] = {}
+
+    def of(self, w, columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        key = id(w) if columns is None else (id(w), id(columns))
+        if key not in self._made:
+            q, scale = quantize_rows(w, columns)
+            self._made[key] = (q, scale, q.sum(axis=1, dtype=np.int32), w)  # w held: its id stays its own
+        return self._made[key][:3]
+
+
 def product_q8(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """``x`` (n, k), n <= ``LOGITS_MAX_ROWS``, times the int8 rows ``q`` (rows, k) with
     their ``scale``, transposed: (n, rows) float32, by the C row kernel the decoding step

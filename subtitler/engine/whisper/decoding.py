@@ -71,11 +71,14 @@ class DecodingResult:
     token_logprobs: Optional[list[float]] = None  # each token's log-probability (greedy and sampling)
 
 
-def detect_language(model: Whisper, cross_kv, tokenizer: Tokenizer) -> tuple[str, dict[str, float]]:
-    """Most likely language of the window, and the distribution over languages."""
-    logits, _, _ = model.decoder(mx.array([[tokenizer.sot]]), cross_kv)
+def detect_language(
+    model: Whisper, cross_kv, tokenizer: Tokenizer, backend=None
+) -> tuple[str, dict[str, float]]:
+    """Most likely language of the window, and the distribution over languages (by
+    ``backend``'s prompt: the model's own network where none is given)."""
+    logits, _ = (backend or MlxBackend(model)).prompt([tokenizer.sot], cross_kv, [0])
     lang_ids = mx.array(tokenizer.all_language_tokens)
-    probs = mx.softmax(mx.take(logits[0, -1], lang_ids), axis=-1)
+    probs = mx.softmax(mx.take(mx.array(logits)[0, -1], lang_ids), axis=-1)
     p = np.array(probs)
     codes = tokenizer.all_language_codes
     return codes[int(p.argmax())], {c: float(v) for c, v in zip(codes, p)}

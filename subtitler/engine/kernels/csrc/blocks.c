@@ -148,11 +148,25 @@ static void rows_bias(float *c, long t, long n, const float *bias, int add) {
     }
 }
 
-/* out (t x n) += a (t x k) times the layer's product weights: int8 where the layer has them. */
+/* w (n x k, int8 with a scale per row) as float32 into buf. */
+static void dequantize_rows(const struct q8 *w, long n, long k, float *buf) {
+    for (long r = 0; r < n; r++) {
+        const int8_t *q = w->w + r * k;
+        float scale = w->scale[r], *o = buf + r * k;
+#pragma omp simd
+        for (long j = 0; j < k; j++) o[j] = (float)q[j] * scale;
+    }
+}
+
+/* out (t x n) += a (t x k) times the layer's product weights: int8 where the layer has them
+ * (by oneDNN's integer product, or, without it, dequantized into `wbuf` for sgemm). */
 #define PRODUCT(a, t, k, NAME, n, out)                                                                    \
     do {                                                                                                  \
-        if (L->NAME##_q.w) {                                                                              \
+        if (L->NAME##_q.w && m->gemm_u8) {                                                                \
             if ((status = add_product_q8(m, a, t, k, &L->NAME##_q, n, out, &q8s, threads))) goto done;    \
+        } else if (L->NAME##_q.w) {                                                                       \
+            dequantize_rows(&L->NAME##_q, n, k, wbuf);                                                    \
+            add_product(sgemm, a, t, k, wbuf, n, out);                                                    \
         } else                                                                                            \
             add_product(sgemm, a, t, k, L->NAME##_w, n, out);                                              \
     } while (0)
@@ -171,6 +185,7 @@ int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, 
     float *normed = malloc(sizeof(float) * t * C), *qkv = malloc(sizeof(float) * t * 3 * C),
           *att = malloc(sizeof(float) * t * C), *hidden = malloc(sizeof(float) * t * 4 * C);
     struct q8_scratch q8s = {0};
+    float *wbuf = m->gemm_u8 ? NULL : malloc(sizeof(float) * 4 * C * C); /* a product's weights, dequantized */
     if (m->gemm_u8) {
         q8s.a = malloc((size_t)t * 4 * C);
         q8s.scale = malloc(sizeof(float) * t);
@@ -178,7 +193,8 @@ int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, 
         q8s.c = malloc(sizeof(int32_t) * t * 4 * C);
     }
     int status = 0;
-    if (!normed || !qkv || !att || !hidden || (m->gemm_u8 && (!q8s.a || !q8s.scale || !q8s.zero || !q8s.c))) {
+    if (!normed || !qkv || !att || !hidden || (m->gemm_u8 && (!q8s.a || !q8s.scale || !q8s.zero || !q8s.c)) ||
+        (!m->gemm_u8 && !wbuf)) {
         status = STATUS_NO_MEMORY;
         goto done;
     }
@@ -235,6 +251,7 @@ done:
     free(q8s.scale);
     free(q8s.zero);
     free(q8s.c);
+    free(wbuf);
     return status;
 }
 

@@ -56,8 +56,8 @@ struct dec_model {
     long prefix, rows, capacity;                     /* P, n, own positions per row */
     long weights_kind; /* the layers' product weights (qkv_w ... mlp2_w): a WEIGHTS_ */
     float eps;
-    const float *token_embedding;      /* (V, C) */
-    const uint16_t *embedding_f16;     /* (V, C) in float16 for the logits, or NULL */
+    const float *token_embedding;      /* (V, C), or NULL: the tokens are looked up in embedding_f16 */
+    const uint16_t *embedding_f16;     /* (V, C) in float16 for the logits (and the lookups), or NULL */
     const float *positional_embedding; /* (n_ctx, C) */
     const float *ln_w, *ln_b;
     int32_t *history; /* (rows, capacity) */
@@ -270,6 +270,12 @@ static void dense(const struct step_job *job, const void *w, const float *scale,
         float_rows_for[n](w, k, x, o, ldo, bias, add, NULL, r0, r1);
 }
 
+/* out[a:b) = the float16 row's values plus p's (a token's embedding looked up in float16). */
+static AVX2_F16C __attribute__((noinline)) void half_row_plus(const uint16_t *e, const float *p, float *out, long a,
+                                                              long b) {
+    for (long c = a; c < b; c++) out[c] = _cvtsh_ss(e[c]) + p[c];
+}
+
 static void *step_run(void *arg) {
     struct step_job *job = arg;
     struct step *s = job->s;
@@ -280,8 +286,13 @@ static void *step_run(void *arg) {
 
     share(C, tid, threads, 8, &a, &b);
     for (long i = 0; i < n; i++) {
-        const float *e = m->token_embedding + (long)s->tokens[i] * C, *p = m->positional_embedding + pos * C;
-        for (long c = a; c < b; c++) s->x[i * C + c] = e[c] + p[c];
+        const float *p = m->positional_embedding + pos * C;
+        if (m->token_embedding) {
+            const float *e = m->token_embedding + (long)s->tokens[i] * C;
+            for (long c = a; c < b; c++) s->x[i * C + c] = e[c] + p[c];
+        } else {
+            half_row_plus(m->embedding_f16 + (long)s->tokens[i] * C, p, s->x + i * C, a, b);
+        }
     }
     long h0, h1;
     share(H, tid, threads, 1, &h0, &h1);
