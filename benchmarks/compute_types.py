@@ -76,13 +76,14 @@ def main() -> int:
     print(f"|---|---|{'---|' * len(args.types)}---|")
     for name, language, reference, source in cases:
         m = model_for(language)
-        if m not in models:
-            models[m] = pipeline.load_model(m)
         ref = tokens(reference, language)
         ref_words += len(ref)
         row, words = [], {}
         for t in args.types:
-            cues, words[t] = run(models[m], source, t)
+            if (m, t) not in models:  # a model is loaded for its compute type (int8 holds no float32)
+                models.clear()
+                models[(m, t)] = pipeline.load_model(m, compute_type=t)
+            cues, words[t] = run(models[(m, t)], source, t)
             e = edit_distance(ref, [w for c in cues for w in tokens(c[2], language)])
             errors[t] += e
             row.append(str(e))

@@ -78,20 +78,31 @@ def describe_compute_type(requested: str = "auto") -> str:
 
 def load_for(name: str, compute_type: str = "auto", progress=None):
     """A model by name, repo or folder with its backend for ``compute_type`` made, holding
-    its weights once: for int8 on the C path its float32 products and token table are let
-    go (``cpu.backend.release_float32_weights``), and freed memory is given back."""
+    its weights once: for int8 on the C path its products are quantized as they are read
+    and its token table kept in float16 only (no float32 copy of them ever exists), and
+    freed memory is given back after the load."""
     import mlx.core as mx
 
-    from subtitler.engine.cpu.backend import CpuBackend, release_float32_weights
+    from subtitler.engine.kernels import native
     from subtitler.engine.kernels.malloc import give_back_freed
     from subtitler.engine.whisper.load import load_model
 
-    model = load_model(name, progress=progress)
+    lib = native.library()
+    c_path = (
+        lib is not None
+        and lib.decoder_supported()
+        and lib.blocks_supported()
+        and mx.default_device() == mx.cpu
+    )
+    int8 = resolve_compute_type(compute_type) == "int8" and c_path
+    model = load_model(name, progress=progress, int8=int8)
     backend = backend_for(model, compute_type)
-    if isinstance(backend, CpuBackend) and resolve_compute_type(compute_type) == "int8":
-        release_float32_weights(model, backend)
+    if int8 and not getattr(backend, "reads_no_float32_weights", False):
+        from subtitler.errors import ModelError
+
+        raise ModelError(f"The int8 kernels could not take {name}: use the float32 compute type.")
     mx.clear_cache()
-    give_back_freed()  # the file as read, the conversions, the float32 weights let go
+    give_back_freed()  # the file as read and the conversions
     return model
 
 

@@ -29,7 +29,9 @@ class CpuBackend:
         self.dnnl_products = dnnl_products  # the cross-attention keys and values by oneDNN (int8)
         self.blocks, self.stem = blocks, stem  # the encoder
         self.prompt_blocks, self.step_kernel = prompt_blocks, step_kernel  # the decoder
-        self.mlx = MlxBackend(model)
+        # MLX's own network, for more rows than the C step takes; none where the model holds
+        # no float32 products (loaded for int8: ``whisper.load``)
+        self.mlx = None if getattr(model, "float32_released", False) else MlxBackend(model)
 
     @classmethod
     def build(cls, model, compute_type: str = "float32") -> Optional[CpuBackend]:
@@ -37,8 +39,12 @@ class CpuBackend:
         with the kernels built, quantized or float16 weights, ``SUBTITLER_CPU_KERNELS=0``).
         ``compute_type``: what the decoding steps' weights are read as (``cpu_decoder.COMPUTE_TYPES``)."""
         encoder, decoder = model.encoder, model.decoder
-        int8 = kernel_ops.Int8Weights() if compute_type == "int8" else None  # the decoder's, shared
-        blocks = cpu_blocks.Blocks.build(encoder.blocks, encoder.ln_post, compute_type)
+        int8 = None  # the int8 weights, quantized as the model loaded or here (the decoder's shared)
+        if compute_type == "int8":
+            int8 = getattr(model, "int8_weights", None) or kernel_ops.Int8Weights()
+        blocks = cpu_blocks.Blocks.build(
+            encoder.blocks, encoder.ln_post, compute_type, True, int8, "encoder.blocks"
+        )
         stem = cpu_blocks.Stem.build(encoder, compute_type) if blocks is not None else None
         step_kernel = cpu_decoder.StepKernel.build(decoder, compute_type, int8)
         prompt_blocks = None
@@ -46,7 +52,9 @@ class CpuBackend:
             # The prompt and the alignment pass read the step's int8 weights but keep their
             # activations float32: quantizing the decoder's per row (the first position's
             # are huge) costs more than the encoder's, and they are a small share of the time.
-            prompt_blocks = cpu_blocks.Blocks.build(decoder.blocks, None, compute_type, False, int8)
+            prompt_blocks = cpu_blocks.Blocks.build(
+                decoder.blocks, None, compute_type, False, int8, "decoder.blocks"
+            )
         if blocks is None and step_kernel is None:
             return None
         # (the prompt's blocks are there only over plain float32 layers, the cross-attention's included)
@@ -91,7 +99,7 @@ class CpuBackend:
     @property
     def reads_no_float32_weights(self) -> bool:
         """Whether nothing here reads the model's float32 products or token table (the int8
-        compute type, every part in C): ``release_float32_weights`` may then drop them."""
+        compute type, every part in C): a model loaded for int8 holds none."""
         int8 = [b for b in (self.blocks, self.prompt_blocks) if b is not None]
         return (
             len(int8) == 2
@@ -139,25 +147,3 @@ class CpuBackend:
                 q = queries[layer][:, head * 64 : (head + 1) * 64] * np.float32(64**-0.5)
                 scores.append(q @ kt[head])
         return self._logits(out[rows]), np.stack(scores)
-
-
-def release_float32_weights(model, backend: CpuBackend) -> bool:
-    """Drop the model's float32 products and token table where ``backend`` reads none of
-    them (the int8 compute type, every part in C): the weights are then held once, in int8
-    (and the table in float16). The model then runs only through such a backend; MLX's
-    own network (beams of more than ``cpu_decoder.MAX_ROWS`` rows) is gone with them.
-    True when they were dropped."""
-    if not backend.reads_no_float32_weights:
-        return False
-    empty = mx.zeros((0,), model.dtype)
-    for block in (*model.encoder.blocks, *model.decoder.blocks):
-        layers = [block.attn.query, block.attn.key, block.attn.value, block.attn.out, block.mlp1, block.mlp2]
-        if hasattr(block, "cross_attn"):  # its keys and values stay: the window's are made from them
-            layers += [block.cross_attn.query, block.cross_attn.out]
-        for layer in layers:
-            layer.weight = empty
-        block.attn._qkv = None
-    model.decoder.token_embedding.weight = empty
-    model.float32_released = True
-    backend.mlx = None  # MLX's network has nothing left to run on
-    return True

@@ -54,6 +54,10 @@ _LAYER_FIELDS = (
     "cross_q",
 )
 _Q8_PRODUCTS = ("qkv", "attn_out", "cross_q", "cross_out", "mlp1", "mlp2")
+# ...by the name of their parameter within a block (``Int8Weights``' preset names)
+_PARAMETER = dict(
+    zip(_Q8_PRODUCTS, ("attn.qkv", "attn.out", "cross_attn.query", "cross_attn.out", "mlp1", "mlp2"))
+)
 # Each int8 product's (weights, scale per row, sum per row): csrc/blocks.c's struct q8.
 _LAYER_FIELDS += tuple(f"{name}_q_{part}" for name in _Q8_PRODUCTS for part in ("w", "scale", "sum"))
 
@@ -88,7 +92,7 @@ def plain(blocks, final_norm) -> bool:
     first = blocks[0]
     if (
         not kernel_ops.applies(first.attn.query.weight)
-        or first.attn.query.weight.shape[0] != 64 * first.attn.n_head
+        or first.attn.query.bias.shape[0] != 64 * first.attn.n_head  # (the weight may be let go: int8)
     ):
         return False
     for b in blocks:
@@ -119,6 +123,7 @@ class Blocks:
         sgemm: int,
         gemm_u8: Optional[int] = None,
         int8: Optional[kernel_ops.Int8Weights] = None,
+        prefix: str = "",
     ):
         if gemm_u8 and int8 is None:
             int8 = kernel_ops.Int8Weights()
@@ -157,12 +162,12 @@ class Blocks:
             if int8 is not None:  # the products' weights in int8 only
                 for name in _Q8_PRODUCTS:
                     if f"{name}_w" in fields:
-                        weights = int8.of(fields.pop(f"{name}_w"))
+                        weights = int8.of(fields.pop(f"{name}_w"), f"{prefix}.{i}.{_PARAMETER[name]}")
                         for part, a in zip(("w", "scale", "sum"), weights):
                             fields[f"{name}_q_{part}"] = a
             self._layers[i] = _Layer(**{k: self._host.pointer(a) for k, a in fields.items()})
         first = blocks[0]
-        self.n_state, self.n_head = first.attn.query.weight.shape[0], first.attn.n_head
+        self.n_state, self.n_head = first.attn.query.bias.shape[0], first.attn.n_head
         norm = (
             (self._host.pointer(final_norm.weight), self._host.pointer(final_norm.bias))
             if final_norm is not None
@@ -187,12 +192,15 @@ class Blocks:
         compute_type: str = "float32",
         int8_products: bool = True,
         int8: Optional[kernel_ops.Int8Weights] = None,
+        prefix: str = "",
     ) -> Optional[Blocks]:
         """The kernel for ``blocks`` (then ``final_norm``), or None where it does not
         apply (see the module). ``compute_type`` "int8": int8 weights (from ``int8``,
         shared with other kernels), float products by oneDNN's sgemm where it is installed
         (faster here than the BLAS's, and the same bits whatever the thread count), and
-        with ``int8_products`` on a CPU with VNNI integer ones (see ``kernels.dnnl``)."""
+        with ``int8_products`` on a CPU with VNNI integer ones (see ``kernels.dnnl``).
+        ``prefix``: the blocks' parameter names' ("encoder.blocks"), by which ``int8``
+        knows weights quantized as the model loaded."""
         lib, sgemm = _library(), _blas.sgemm_address()
         if lib is None or not sgemm or not plain(blocks, final_norm):
             return None
@@ -202,7 +210,7 @@ class Blocks:
             if _dnnl.address():
                 sgemm = _dnnl.sgemm_address()
                 gemm_u8 = _dnnl.address() if int8_products and _dnnl.has_vnni() else None
-        return cls(blocks, final_norm, lib, sgemm, gemm_u8, int8)
+        return cls(blocks, final_norm, lib, sgemm, gemm_u8, int8, prefix)
 
     def _run(self, x: np.ndarray, model=None, mask: Optional[np.ndarray] = None) -> None:
         native.check(

@@ -139,26 +139,45 @@ class StepKernel:
         self.lib, self.compute_type = lib, compute_type
         self._host = kernel_ops.HostArrays()  # what the pointers below point into
         first = decoder.blocks[0]
-        self.n_state = first.attn.query.weight.shape[0]
+        self.n_state = first.attn.query.bias.shape[0]  # (the weights may be let go: int8)
         self.n_head = first.attn.n_head
-        self.n_vocab = decoder.token_embedding.weight.shape[0]
+        half = decoder.embedding_half
+        table = decoder.token_embedding.weight
+        self.n_vocab = table.shape[0] if table.size else half.shape[0]
         self.eps = float(first.attn_ln.eps)
         self._embedding_f16 = self._embedding_q8 = self._embedding_scale = self._embedding_bias = 0
         self._fold_ln = None
-        half = decoder.embedding_half
         self.positions = kernel_ops.host_array(decoder.positional_embedding)
         if compute_type == "int8":
             int8 = int8 or kernel_ops.Int8Weights()
             self.weights_kind = WEIGHTS_Q8
+            names = (
+                "attn.qkv",
+                "attn.out",
+                "cross_attn.query",
+                "cross_attn.out",
+                "mlp1",
+                "mlp2",
+            )  # _PRODUCTS'
             self._layers = [
-                self._layer(b, [int8.of(w)[:2] for w in self._product_weights(b)]) for b in decoder.blocks
+                self._layer(
+                    b,
+                    [
+                        int8.of(w, f"decoder.blocks.{i}.{n}")[:2]
+                        for w, n in zip(self._product_weights(b), names)
+                    ],
+                )
+                for i, b in enumerate(decoder.blocks)
             ]
             # The output embedding with the final norm's weight folded in (its rows then
             # quantize what meets the normalized state: on tiny.en the logits' error fell
             # 4x) and its bias as a bias per logit; the step's final norm is then plain.
-            e = kernel_ops.host_array(decoder.token_embedding.weight)
+            e = kernel_ops.host_array(table) if table.size else half  # (float16: taken in blocks)
             w, b = kernel_ops.host_array(decoder.ln.weight), kernel_ops.host_array(decoder.ln.bias)
-            self.table = kernel_ops.quantize_rows(e, columns=w) + (np.ascontiguousarray(e @ b, np.float32),)
+            bias = np.concatenate(
+                [e[i : i + 4096].astype(np.float32) @ b for i in range(0, e.shape[0], 4096)]
+            )
+            self.table = kernel_ops.quantize_rows(e, columns=w) + (bias,)
             q, scale, bias = self.table
             self._embedding_q8, self._embedding_scale = self._host.pointer(q), self._host.pointer(scale)
             self._embedding_bias = self._host.pointer(bias)
@@ -166,9 +185,9 @@ class StepKernel:
             del e
             self.half = half  # the lookups (None: the float32 table, as it was)
             self._embedding_f16 = 0 if half is None else self._host.pointer(half)
-            self._token_embedding = self._host.pointer(decoder.token_embedding.weight) if half is None else 0
+            self._token_embedding = self._host.pointer(table) if half is None else 0
         else:
-            self._token_embedding = self._host.pointer(decoder.token_embedding.weight)
+            self._token_embedding = self._host.pointer(table)
             # The products' weights in float16 when that holds them exactly (Whisper's are
             # published so): the step reads half the memory.
             halves = [[kernel_ops.exact_half(w) for w in self._product_weights(b)] for b in decoder.blocks]

@@ -379,10 +379,19 @@ def quantize_rows(w, columns: np.ndarray | None = None) -> tuple[np.ndarray, np.
     """``w`` (rows, k), each column times ``columns`` when given, as int8 with a float32
     scale per row (symmetric, the row's largest magnitude to 127, rounded to nearest):
     ``w * columns ~ q * scale[:, None]``. A row of zeros gets scale 1. By the C kernels,
-    split over the cores, where they were built (no float32 copy of ``w`` is made)."""
+    split over the cores, where they were built. A float16 ``w`` (a table as read) is
+    taken a block of rows at a time, so no float32 copy of it is made."""
     a = host_view(w) if isinstance(w, mx.array) else np.asarray(w)
-    a = np.ascontiguousarray(a, np.float32)
     cols = None if columns is None else np.ascontiguousarray(columns, np.float32)
+    q, scale = np.empty(a.shape, np.int8), np.empty(a.shape[0], np.float32)
+    step = a.shape[0] if a.dtype == np.float32 else 4096
+    for lo in range(0, a.shape[0], step):
+        block = np.ascontiguousarray(a[lo : lo + step], np.float32)
+        q[lo : lo + step], scale[lo : lo + step] = _quantize_block(block, cols)
+    return q, scale
+
+
+def _quantize_block(a: np.ndarray, cols: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     q, scale = np.empty(a.shape, np.int8), np.empty(a.shape[0], np.float32)
     lib = native.library()
     if lib is not None:
@@ -401,18 +410,25 @@ def quantize_rows(w, columns: np.ndarray | None = None) -> tuple[np.ndarray, np.
 
 class Int8Weights:
     """Weights quantized once however many kernels read them (the decoding step and the
-    prompt's blocks share the decoder's): ``of(w)`` gives (int8 rows, scale per row, sum
-    per row) for an MLX or host array, made on first asking."""
+    prompt's blocks share the decoder's): ``of(w, name)`` gives (int8 rows, scale per
+    row, sum per row), made from ``w`` on first asking, or quantized already as the model
+    loaded (``preset``, by parameter name: such a model holds no float32 products)."""
 
-    def __init__(self):
+    def __init__(self, preset: dict[str, tuple] | None = None):
+        self.preset = dict(preset or {})
         self._made: dict[int, tuple] = {}
 
-    def of(self, w, columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        key = id(w) if columns is None else (id(w), id(columns))
-        if key not in self._made:
-            q, scale = quantize_rows(w, columns)
-            self._made[key] = (q, scale, q.sum(axis=1, dtype=np.int32), w)  # w held: its id stays its own
-        return self._made[key][:3]
+    @staticmethod
+    def quantize(w) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        q, scale = quantize_rows(w)
+        return q, scale, q.sum(axis=1, dtype=np.int32)
+
+    def of(self, w, name: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if name is not None and name in self.preset:
+            return self.preset[name]
+        if id(w) not in self._made:
+            self._made[id(w)] = (*self.quantize(w), w)  # w held: its id stays its own
+        return self._made[id(w)][:3]
 
 
 def product_q8(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -366,19 +366,41 @@ def default_dtype():
     return mx.float16 if mx.default_device() == mx.gpu else mx.float32
 
 
-def load_model(spec: Optional[str] = None, dtype=None, progress: Optional[ProgressFn] = None) -> Whisper:
-    """Resolve ``spec`` and load the model it names."""
+def load_model(
+    spec: Optional[str] = None, dtype=None, progress: Optional[ProgressFn] = None, int8: bool = False
+) -> Whisper:
+    """Resolve ``spec`` and load the model it names. ``int8``: the blocks' products are
+    quantized as they are read and never held in float32, nor is the token table (kept in
+    float16): the model then runs only by int8 kernels (``model.int8_weights``)."""
     d = resolve_model(spec, progress)
     dtype = dtype or default_dtype()
     try:
-        return _load_dir(Path(d), dtype)
+        return _load_dir(Path(d), dtype, int8)
     except ModelError:
         raise
     except Exception as e:
         raise ModelError(f"The model in {d} could not be loaded ({e.__class__.__name__}: {e}).") from e
 
 
-def _load_dir(d: Path, dtype) -> Whisper:
+def _quantize_products(params: dict, dims: ModelDimensions) -> dict[str, tuple]:
+    """The blocks' product weights taken out of ``params`` and quantized (int8 rows, scale
+    and sum per row), by name: "<side>.blocks.<i>.attn.qkv" for the fused query, key and
+    value, "<side>.blocks.<i>.<layer>" for the others (``Whisper.PRODUCTS``)."""
+    out = {}
+    for side, n in (("encoder", dims.n_audio_layer), ("decoder", dims.n_text_layer)):
+        for i in range(n):
+            block = f"{side}.blocks.{i}"
+            qkv = [np.asarray(params.pop(f"{block}.attn.{x}.weight")) for x in ("query", "key", "value")]
+            out[f"{block}.attn.qkv"] = kernel_ops.Int8Weights.quantize(np.concatenate(qkv))
+            for layer in Whisper.PRODUCTS[3:]:
+                if f"{block}.{layer}.weight" in params:
+                    out[f"{block}.{layer}"] = kernel_ops.Int8Weights.quantize(
+                        np.asarray(params.pop(f"{block}.{layer}.weight"))
+                    )
+    return out
+
+
+def _load_dir(d: Path, dtype, int8: bool = False) -> Whisper:
     layout = detect_layout(d)
     cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
     quant = None
@@ -421,11 +443,22 @@ def _load_dir(d: Path, dtype) -> Whisper:
     embedding_half = None  # the table as read, when it is float16: the CPU's logits use it as it is
     if embedding is not None and not quant and embedding.dtype in (np.float16, mx.float16):
         embedding_half = np.asarray(embedding)
+    preset = None
+    if int8 and not quant:
+        preset = _quantize_products(params, dims)
+        table = np.asarray(params.pop("decoder.token_embedding.weight"))
+        embedding_half = table if table.dtype == np.float16 else table.astype(np.float16)
     arrays = {}
-    for k, w in params.items():
+    for k in list(params):  # one at a time, each source let go once converted
+        w = params.pop(k)
         a = w if isinstance(w, mx.array) else mx.array(np.ascontiguousarray(w))
-        arrays[k] = a.astype(dtype) if mx.issubdtype(a.dtype, mx.floating) else a
+        a = a.astype(dtype) if mx.issubdtype(a.dtype, mx.floating) else a
+        mx.eval(a)
+        arrays[k] = a
     model.update(tree_unflatten(list(arrays.items())))
+    if preset is not None:
+        model.drop_product_weights()  # before anything evaluates their initial values
+        model.int8_weights = kernel_ops.Int8Weights(preset)
     # Evaluate everything now: a lazy array is tied to this thread's stream, and the
     # window transcribes on another thread.
     mx.eval(model.parameters(), model.encoder._positional_embedding)

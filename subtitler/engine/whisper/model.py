@@ -330,6 +330,9 @@ class TextDecoder(nn.Module, UsesOps):
         sgemm, which takes either layout: with the float16 table no copy is made.)"""
         self._embedding_t = self._embedding_half = None
         w = self.token_embedding.weight
+        if w.size == 0:  # the table let go (int8 kernels): the float16 one as read serves them
+            self._embedding_half = embedding_half
+            return
         if (
             mx.default_device() == mx.cpu
             and isinstance(self.token_embedding, nn.Embedding)
@@ -365,6 +368,28 @@ class Whisper(nn.Module):
             block.attn.fuse_qkv()
         self.decoder.prepare(embedding_half)
         ops.warm_up()
+
+    # The product layers of the blocks, by name within a block: what int8 kernels hold
+    # instead (the cross-attention's keys and values stay: each window's are made from them).
+    PRODUCTS = (
+        *("attn.query", "attn.key", "attn.value", "attn.out", "mlp1", "mlp2"),
+        *("cross_attn.query", "cross_attn.out"),
+    )
+
+    def drop_product_weights(self) -> None:
+        """Let the blocks' product weights and the token table go (kernels outside MLX hold
+        them quantized): MLX's own network cannot run after this."""
+        empty = mx.zeros((0,), self.dtype)
+        for block in (*self.encoder.blocks, *self.decoder.blocks):
+            for path in self.PRODUCTS:
+                owner, _, name = path.rpartition(".")
+                if owner and not hasattr(block, owner):  # an encoder block has no cross-attention
+                    continue
+                (getattr(getattr(block, owner), name) if owner else getattr(block, name)).weight = empty
+            if block.attn.fused_weights is not None:  # its bias stays: the kernels read it
+                block.attn._qkv = (empty, block.attn.fused_weights[1])
+        self.decoder.token_embedding.weight = empty
+        self.float32_released = True
 
     def set_alignment_heads(self, heads) -> None:
         self.alignment_heads = [(int(a), int(b)) for a, b in heads]
