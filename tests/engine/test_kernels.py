@@ -224,6 +224,12 @@ def test_int8_rows_are_the_products_of_their_dequantized_weights(kernels):
     columns = rng.uniform(0.5, 20, 389).astype(np.float32)  # a norm's weights folded in
     qc, sc = kernel_ops.quantize_rows(w, columns=columns)
     assert (np.abs(qc * sc[:, None] - w * columns) <= sc[:, None] * 0.5001).all()
+    # a float16 table as read, with its norm's bias carried through: the same as from float32
+    half, bias = w.astype(np.float16), rng.normal(0, 1, 389).astype(np.float32)
+    qh, sh, dots = kernel_ops.quantize_rows(half, columns=columns, dot_with=bias)
+    q32, s32 = kernel_ops.quantize_rows(half.astype(np.float32), columns=columns)
+    assert np.array_equal(qh, q32) and np.array_equal(sh, s32)
+    assert np.allclose(dots, half.astype(np.float64) @ bias, rtol=1e-4, atol=1e-5)
     if kernels == "fallback":
         return  # the row kernel is C only
     dequantized = q.astype(np.float64) * scale[:, None]

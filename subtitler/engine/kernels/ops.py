@@ -375,37 +375,41 @@ def exact_half(w: mx.array) -> np.ndarray | None:
 LOGITS_MAX_ROWS = 8
 
 
-def quantize_rows(w, columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def quantize_rows(
+    w, columns: np.ndarray | None = None, dot_with: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
     """``w`` (rows, k), each column times ``columns`` when given, as int8 with a float32
     scale per row (symmetric, the row's largest magnitude to 127, rounded to nearest):
-    ``w * columns ~ q * scale[:, None]``. A row of zeros gets scale 1. By the C kernels,
-    split over the cores, where they were built. A float16 ``w`` (a table as read) is
-    taken a block of rows at a time, so no float32 copy of it is made."""
+    ``w * columns ~ q * scale[:, None]``. A row of zeros gets scale 1. With ``dot_with``,
+    also ``w @ dot_with`` (float32), from the same pass. ``w`` may be float16 (a table as
+    read): no float32 copy of it is made. By the C kernels, split over the cores, where
+    they were built."""
     a = host_view(w) if isinstance(w, mx.array) else np.asarray(w)
+    if a.dtype not in (np.float16, np.float32):
+        a = a.astype(np.float32)
+    a = np.ascontiguousarray(a)
     cols = None if columns is None else np.ascontiguousarray(columns, np.float32)
+    dot = None if dot_with is None else np.ascontiguousarray(dot_with, np.float32)
     q, scale = np.empty(a.shape, np.int8), np.empty(a.shape[0], np.float32)
-    step = a.shape[0] if a.dtype == np.float32 else 4096
-    for lo in range(0, a.shape[0], step):
-        block = np.ascontiguousarray(a[lo : lo + step], np.float32)
-        q[lo : lo + step], scale[lo : lo + step] = _quantize_block(block, cols)
-    return q, scale
-
-
-def _quantize_block(a: np.ndarray, cols: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    q, scale = np.empty(a.shape, np.int8), np.empty(a.shape[0], np.float32)
+    dots = np.empty(a.shape[0], np.float32) if dot is not None else None
     lib = native.library()
     if lib is not None:
         lib.quantize_rows_q8(
-            a.ctypes.data, None if cols is None else cols.ctypes.data, *a.shape, q.ctypes.data,
-            scale.ctypes.data, native.workers(),
+            a.ctypes.data, int(a.dtype == np.float16), None if cols is None else cols.ctypes.data,
+            None if dot is None else dot.ctypes.data, None if dots is None else dots.ctypes.data,
+            *a.shape, q.ctypes.data, scale.ctypes.data, native.workers(),
         )  # fmt: skip
-        return q, scale
-    if cols is not None:
-        a = a * cols[None, :]
-    peak = np.abs(a).max(axis=1)
-    scale[:] = np.where(peak > 0, peak / 127.0, 1.0)
-    q[:] = np.clip(np.rint(a / scale[:, None]), -127, 127)
-    return q, scale
+    else:
+        for lo in range(0, a.shape[0], 4096):  # a block of rows at a time in float32
+            block = a[lo : lo + 4096].astype(np.float32)
+            if dots is not None:
+                dots[lo : lo + 4096] = block @ dot
+            if cols is not None:
+                block *= cols[None, :]
+            peak = np.abs(block).max(axis=1)
+            scale[lo : lo + 4096] = np.where(peak > 0, peak / 127.0, 1.0)
+            q[lo : lo + 4096] = np.clip(np.rint(block / scale[lo : lo + 4096, None]), -127, 127)
+    return (q, scale) if dots is None else (q, scale, dots)
 
 
 class Int8Weights:

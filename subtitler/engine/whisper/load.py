@@ -427,6 +427,21 @@ def _load_dir(d: Path, dtype, int8: bool = False) -> Whisper:
             params = _dequantize(params, quant)
             quant = None
     model = Whisper(dims, dtype)
+    # The vocabulary is built (and cached) beside the weights' conversion: mostly Python
+    # on one side, mostly C that lets the GIL go on the other.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from subtitler.engine.whisper.tokenizer import get_tokenizer
+
+    with ThreadPoolExecutor(1, thread_name_prefix="vocabulary") as pool:
+        vocabulary = pool.submit(get_tokenizer, model.is_multilingual, model.num_languages)
+        _convert(model, d, cfg, params, dtype, int8, quant, layout)
+        vocabulary.result()
+    return model
+
+
+def _convert(model: Whisper, d: Path, cfg: dict, params: dict, dtype, int8: bool, quant, layout: str) -> None:
+    """``params`` (popped as they go) into ``model``, evaluated, and the model prepared."""
     positions = params.pop("encoder._positional_embedding", None)
     if positions is not None:  # stored tables (CT2 keeps them, in float16) win over ours
         model.encoder._positional_embedding = mx.array(np.asarray(positions)).astype(dtype)
@@ -445,7 +460,7 @@ def _load_dir(d: Path, dtype, int8: bool = False) -> Whisper:
         embedding_half = np.asarray(embedding)
     preset = None
     if int8 and not quant:
-        preset = _quantize_products(params, dims)
+        preset = _quantize_products(params, model.dims)
         table = np.asarray(params.pop("decoder.token_embedding.weight"))
         embedding_half = table if table.dtype == np.float16 else table.astype(np.float16)
     arrays = {}
@@ -472,10 +487,6 @@ def _load_dir(d: Path, dtype, int8: bool = False) -> Whisper:
         model.suppress_ids = [int(t) for t in cfg["suppress_ids"]]
     model.source = str(d)
     model.layout = layout
-    from subtitler.engine.whisper.tokenizer import get_tokenizer
-
-    get_tokenizer(model.is_multilingual, model.num_languages)  # build (and cache) the vocabulary now
-    return model
 
 
 # --------------------------------------------------------------------------- writers

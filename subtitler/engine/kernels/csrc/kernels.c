@@ -216,25 +216,59 @@ void rows_q8(const int8_t *table, const float *scale, long k, const float *x, lo
         }
 }
 
-/* w (rows x k), each column times columns[j] when given, as int8 rows q with a scale
- * each: the row's largest magnitude maps to 127, values round to nearest (a row of
- * zeros gets scale 1). */
+/* w (rows x k, float32, or float16 when `half`), each column times columns[j] when given,
+ * as int8 rows q with a scale each: the row's largest magnitude maps to 127, values round
+ * to nearest (a row of zeros gets scale 1). With `dot_with`, dots[r] = the row (as given)
+ * . dot_with: a norm's bias carried through the table, in the same pass. */
 struct quantize_part {
-    const float *w, *columns;
+    const void *w;
+    int half;
+    const float *columns, *dot_with;
+    float *dots;
     long k, r0, r1;
     int8_t *q;
     float *scale;
 };
 
+#ifdef X86_KERNELS
+static AVX2_F16C __attribute__((noinline)) void widen_half(const uint16_t *src, float *dst, long k) {
+    long j = 0;
+    for (; j + 8 <= k; j += 8) _mm256_storeu_ps(dst + j, LOAD8_F16(src + j));
+    for (; j < k; j++) dst[j] = _cvtsh_ss(src[j]);
+}
+#else
+static void widen_half(const uint16_t *src, float *dst, long k) { /* IEEE binary16, by bits */
+    for (long j = 0; j < k; j++) {
+        uint32_t h = src[j], sign = (h & 0x8000u) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
+        if (e == 0) {
+            float v = (float)m * (1.0f / 16777216.0f); /* subnormal: m * 2^-24 */
+            memcpy(&bits, &v, 4);
+            bits |= sign;
+        } else
+            bits = sign | ((e == 31 ? 255u : e + 112u) << 23) | (m << 13);
+        memcpy(dst + j, &bits, 4);
+    }
+}
+#endif
+
 static CLONES void quantize_part(const struct quantize_part *p) {
     float *row = malloc(sizeof(float) * p->k);
     if (!row) return;
     for (long r = p->r0; r < p->r1; r++) {
-        const float *src = p->w + r * p->k;
+        if (p->half)
+            widen_half((const uint16_t *)p->w + r * p->k, row, p->k);
+        else
+            memcpy(row, (const float *)p->w + r * p->k, sizeof(float) * p->k);
+        if (p->dot_with) {
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (long j = 0; j < p->k; j++) dot += row[j] * p->dot_with[j];
+            p->dots[r] = dot;
+        }
         float peak = 0.0f;
 #pragma omp simd reduction(max : peak)
         for (long j = 0; j < p->k; j++) {
-            row[j] = p->columns ? src[j] * p->columns[j] : src[j];
+            if (p->columns) row[j] *= p->columns[j];
             float a = row[j] < 0.0f ? -row[j] : row[j];
             peak = a > peak ? a : peak;
         }
@@ -255,12 +289,13 @@ static void *quantize_part_run(void *arg) {
     return NULL;
 }
 
-void quantize_rows_q8(const float *w, const float *columns, long rows, long k, int8_t *q, float *scale,
-                      int threads) {
+void quantize_rows_q8(const void *w, int half, const float *columns, const float *dot_with, float *dots, long rows,
+                      long k, int8_t *q, float *scale, int threads) {
     struct quantize_part parts[MAX_THREADS];
     threads = thread_count(threads);
     for (int i = 0; i < threads; i++)
-        parts[i] = (struct quantize_part){w, columns, k, rows * i / threads, rows * (i + 1) / threads, q, scale};
+        parts[i] = (struct quantize_part){w,    half, columns, dot_with, dots, k, rows * i / threads,
+                                          rows * (i + 1) / threads, q, scale};
     run_jobs(quantize_part_run, parts, sizeof parts[0], threads);
 }
 
