@@ -383,6 +383,34 @@ def test_int8_encoder_blocks_follow_the_float32_blocks(model):
     assert cos.min() > 0.99, cos.min()
 
 
+def test_blocks_over_int8_weights_dequantized_are_float32_blocks_over_those_weights(model):
+    """Without oneDNN's integer product (no VNNI; the prompt's blocks always) int8 weights
+    are widened product by product for sgemm: the same as float32 blocks over the widened
+    weights, to float32 rounding, on a real window."""
+    from subtitler.engine.cpu import blocks as cpu_blocks
+
+    backend = _cpu_backend(model)
+    if backend.blocks is None or backend.stem is None:
+        pytest.skip("the C encoder does not run here")
+    enc, lib, sgemm = model.encoder, native.library(), _blas.sgemm_address()
+    int8 = kernel_ops.Int8Weights()
+    widened = cpu_blocks.Blocks(enc.blocks, enc.ln_post, lib, sgemm, None, int8)
+    saved = [(b, b.attn._qkv, b.attn.out.weight, b.mlp1.weight, b.mlp2.weight) for b in enc.blocks]
+    try:  # float32 blocks over the same weights, quantized and widened back
+        for b, (w, bias), out, w1, w2 in saved:
+            back = [
+                mx.array(q.astype(np.float32) * sc[:, None]) for q, sc, _ in map(int8.of, (w, out, w1, w2))
+            ]
+            b.attn._qkv, b.attn.out.weight, b.mlp1.weight, b.mlp2.weight = (back[0], bias), *back[1:]
+        reference = cpu_blocks.Blocks(enc.blocks, enc.ln_post, lib, sgemm)
+    finally:
+        for b, qkv, out, w1, w2 in saved:
+            b.attn._qkv, b.attn.out.weight, b.mlp1.weight, b.mlp2.weight = qkv, out, w1, w2
+    x = backend.stem(_jfk_window())
+    got, want = np.array(widened.encode(x.copy())), np.array(reference.encode(x.copy()))
+    assert np.abs(got - want).max() < 1e-4 * np.abs(want).max()
+
+
 def test_alignment_pass_by_the_c_kernel_matches_mlx(model):
     """Word timing's pass over a window's tokens by ``cpu_blocks`` (which hands back the
     cross-attention queries) against MLX: the same logits at the text rows and the same
