@@ -501,3 +501,19 @@ def test_the_compute_setting_reaches_the_pipeline_is_kept_and_about_says_what_it
     assert again.computeCombo.currentData() == "float32"
     w.computeCombo.setCurrentIndex(w.computeCombo.findData("auto"))
     assert MainWindow().computeCombo.currentData() == "auto"
+
+
+@pytest.mark.slow
+def test_switching_the_compute_type_reloads_the_model_and_both_give_the_words(qtbot, window):
+    """A model loaded for int8 holds no float32 weights: switching the Compute box to
+    float32 loads the model again for it (one model kept), and back; each run writes jfk's
+    words."""
+    w = window
+    w.open_media(str(JFK))
+    for kind in ("float32", "int8", "auto"):
+        w.computeCombo.setCurrentIndex(w.computeCombo.findData("auto" if kind == "auto" else kind))
+        status, _ = transcribe(qtbot, w)
+        assert status == "done" and normalize(table_text(w)) == JFK_TEXT
+        want = Settings(compute_type=kind).compute()
+        assert list(w.model_cache) == [("tiny.en", want)]
+    w.computeCombo.setCurrentIndex(w.computeCombo.findData("auto"))
