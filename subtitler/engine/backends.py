@@ -59,18 +59,20 @@ def resolve_compute_type(requested: str = "auto", rows: int = 1) -> str:
         raise ValueError(f"Unknown compute type '{requested}'; choose from {', '.join(COMPUTE_TYPES)}.")
     if requested != "auto":
         return requested
-    from subtitler.engine.cpu.decoder import MAX_ROWS
-    from subtitler.engine.kernels import native
+    from subtitler.engine.kernels import native  # (no MLX: settings resolve this before it loads)
 
     lib = native.library()
-    return "int8" if lib is not None and lib.decoder_supported() and rows <= MAX_ROWS else "float32"
+    return "int8" if lib is not None and lib.decoder_supported() and rows <= native.MAX_ROWS else "float32"
 
 
 def describe_compute_type(requested: str = "auto") -> str:
     """What ``requested`` runs as here, in words (``subtitler doctor``)."""
-    from subtitler.engine.kernels import dnnl
+    from subtitler.engine.kernels import dnnl, native
 
     chosen = resolve_compute_type(requested)
+    lib = native.library()
+    if chosen == "int8" and (lib is None or not lib.decoder_supported()):
+        return f"{requested}: the C kernels do not run here, so MLX runs the weights as loaded"
     if chosen == "float32":
         return f"{requested} = float32"
     return f"{requested} = int8: decoding steps in int8 (C kernels); encoder: {dnnl.describe()}"

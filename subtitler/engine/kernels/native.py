@@ -40,6 +40,9 @@ SIGNATURES = {
     "stft_magnitudes_fft": ([P, L, L, L, L, L, P, P, I], None),
 }
 
+# The most rows (beams, samples) a decoding step and the row kernels take (LOGITS_MAX_N in csrc/common.h).
+MAX_ROWS = 8
+
 # The kernels' return codes (STATUS_ in csrc/common.h).
 OK, UNSUPPORTED, NO_MEMORY, TOO_LONG = 0, -1, -2, -3
 

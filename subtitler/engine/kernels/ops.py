@@ -372,7 +372,7 @@ def exact_half(w: mx.array) -> np.ndarray | None:
     return half if np.array_equal(half.astype(np.float32), full) else None
 
 
-LOGITS_MAX_ROWS = 8
+LOGITS_MAX_ROWS = native.MAX_ROWS
 
 
 def quantize_rows(
