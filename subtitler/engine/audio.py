@@ -5,10 +5,12 @@ Pure numpy; the engine converts the mel to an MLX array itself.
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -158,12 +160,15 @@ def load_audio(
     # The decoder starts first, and the probe (clear errors, the duration for progress)
     # runs while it does: one ffmpeg start-up less to wait for.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    spill = None  # a long recording goes to a file as it arrives, and is mapped (``release``)
     try:
         info = info or probe(path)
         expected = max(1, int(info.duration * SAMPLE_RATE))
+        if expected > LONG_SECONDS * SAMPLE_RATE:
+            spill = tempfile.TemporaryFile(prefix="subtitler-audio-")
         # Converted as it arrives, into room for the duration the header gives: the
-        # only copy of the audio held is the float one (3 hours: 691 MB).
-        samples = np.empty(expected + SAMPLE_RATE, np.float32)
+        # only copy of the audio held is the float one.
+        samples = np.empty(expected + SAMPLE_RATE if spill is None else 1 << 19, np.float32)
         got, odd = 0, b""
         assert proc.stdout is not None
         while True:
@@ -175,6 +180,19 @@ def load_audio(
             if len(block) % 2:
                 block, odd = block[:-1], block[-1:]
             pcm = np.frombuffer(block, np.int16)
+            if spill is None and got + pcm.size > LONG_SECONDS * SAMPLE_RATE:
+                # Longer than the header said, and long: what came so far goes to the file too.
+                spill = tempfile.TemporaryFile(prefix="subtitler-audio-")
+                spill.write(samples[:got].tobytes())
+                samples = np.empty(0, np.float32)
+            if spill is not None:
+                spill.write((pcm / np.float32(32768.0)).astype(np.float32).tobytes())
+                got += pcm.size
+                if progress:
+                    progress(min(1.0, got / expected))
+                if cancel and cancel():
+                    raise Cancelled()
+                continue
             if got + pcm.size > samples.size:  # longer than the header said: grow in place
                 # (realloc: a large block is remapped, not copied, so the old and the new
                 # are never held at once; pages not yet written take no memory)
@@ -189,6 +207,10 @@ def load_audio(
                 raise Cancelled()
         stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         rc = proc.wait()
+    except BaseException:
+        if spill is not None:
+            spill.close()
+        raise
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -200,7 +222,34 @@ def load_audio(
         raise MediaError(f"{os.path.basename(path)} contains no decodable audio.")
     if progress:
         progress(1.0)
+    if spill is not None:
+        spill.flush()
+        # The file has no name (TemporaryFile): the mapping keeps it until it is dropped.
+        mapped = np.memmap(spill, np.float32, "r", shape=(got,))
+        spill.close()
+        return mapped
     return samples[:got]
+
+
+LONG_SECONDS = 20 * 60  # audio longer than this (by its header) is held in a mapped file, not in memory
+
+
+def release(samples: np.ndarray, lo: int, hi: int) -> None:
+    """Let the memory of samples ``lo:hi`` go, where ``samples`` maps a file (a long
+    recording, ``load_audio``): the pages are read in again when next touched. The passes
+    over a whole recording call it behind them, so a 3-hour file takes no more memory
+    than a short one. A no-op for samples held in memory."""
+    base = samples
+    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    start = samples.ctypes.data + max(0, lo) * samples.itemsize - base.ctypes.data + base.offset
+    stop = samples.ctypes.data + min(hi, samples.size) * samples.itemsize - base.ctypes.data + base.offset
+    page = mmap.PAGESIZE
+    start, stop = -(-start // page) * page, stop // page * page  # whole pages inside the span
+    if stop > start:
+        base._mmap.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
 
 @lru_cache(maxsize=2)
@@ -304,6 +353,7 @@ class LogMel:
         if block is None:
             stop = min(first + self.BLOCK, self.n_frames)
             x = self._signal(first * HOP_LENGTH, (stop - 1) * HOP_LENGTH + N_FFT)
+            release(self.audio, first * HOP_LENGTH - N_FFT, stop * HOP_LENGTH + N_FFT)  # (copied into x)
             frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP_LENGTH]
             power = _power(frames)
             if self.noise is not None:
@@ -343,6 +393,7 @@ def noise_power(audio: np.ndarray, mask: np.ndarray, most: int = 3000) -> np.nda
         return np.zeros(half + 1, np.float32)
     hops = hops[:: max(1, hops.size // most)]
     frames = np.stack([audio[i * HOP_LENGTH - half : i * HOP_LENGTH + half] for i in hops])
+    release(audio, 0, len(audio))
     return np.median(_power(frames), axis=0)
 
 

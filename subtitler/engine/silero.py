@@ -183,6 +183,7 @@ BLOCK = 4096  # chunks (131 s) at a time: an hour's features at once had taken 2
 def speech_probabilities(samples: np.ndarray, cancel=None) -> np.ndarray:
     """P(speech) for each 32-ms chunk of 16 kHz mono ``samples``. ``cancel`` is polled
     between blocks (about every 2 minutes of audio): ``Cancelled`` when it says so."""
+    from subtitler.engine.audio import release
     from subtitler.errors import Cancelled
 
     w = _weights()
@@ -197,6 +198,7 @@ def speech_probabilities(samples: np.ndarray, cancel=None) -> np.ndarray:
         piece = np.asarray(samples[max(0, a * CHUNK - CONTEXT) : b * CHUNK], np.float32)
         start = CONTEXT if a == 0 else 0
         audio[start : start + len(piece)] = piece
+        release(samples, max(0, a * CHUNK - CONTEXT), b * CHUNK)  # (copied into ``audio``)
         h = _lstm(_features(audio, b - a), state)
         logits = np.maximum(h, 0) @ w["decoder_decoder_2_weight"][0, :, 0] + w["decoder_decoder_2_bias"][0]
         out[a:b] = 1 / (1 + np.exp(-logits))

@@ -21,9 +21,21 @@ FRAME = SAMPLE_RATE // 100  # 10 ms
 
 
 def frame_db(samples: np.ndarray) -> np.ndarray:
+    """The level of each 10 ms frame in dB, a block of frames at a time (each block's
+    samples let go behind it where they map a file: ``audio.release``)."""
+    from subtitler.engine.audio import release
+
     n = len(samples) // FRAME
     x = np.asarray(samples[: n * FRAME], np.float32).reshape(n, FRAME)  # a view: no copy of the audio
-    return 20 * np.log10(np.sqrt(np.einsum("ij,ij->i", x, x) / FRAME) + 1e-9)
+    energy = np.empty(n, np.float32)
+    for a in range(0, n, BLOCK_FRAMES):
+        rows = x[a : a + BLOCK_FRAMES]
+        energy[a : a + len(rows)] = np.einsum("ij,ij->i", rows, rows)
+        release(samples, a * FRAME, (a + len(rows)) * FRAME)
+    return 20 * np.log10(np.sqrt(energy / FRAME) + 1e-9)
+
+
+BLOCK_FRAMES = 1 << 15  # frames (5.5 minutes) a pass over a recording takes at once
 
 
 # Silero's speech regions: start above ON, end below OFF (its own defaults), and a

@@ -146,3 +146,53 @@ def test_audio_longer_than_its_header_is_read_whole(tmp_path, ffmpeg):
     whole = audio.load_audio(str(joined), info=short_header)
     assert abs(len(whole) - 3 * len(one)) < 16000 * 0.05
     assert np.allclose(whole[-len(one) :], one, atol=1e-3)  # the last part, sample for sample
+
+
+def test_long_audio_is_mapped_from_a_file_with_the_same_samples(tmp_path, ffmpeg, monkeypatch):
+    """Past ``LONG_SECONDS`` the samples go to a file as they arrive and come back mapped,
+    the same values as in memory, whether the header says so up front or falls short (the
+    samples read so far move to the file); ``release`` lets mapped pages go and they read
+    back the same."""
+    import subprocess
+
+    joined = tmp_path / "joined.flac"
+    subprocess.run(
+        [ffmpeg, "-v", "error", *sum((["-i", str(JFK)] for _ in range(3)), []), "-filter_complex",
+         "concat=n=3:v=0:a=1", "-ac", "1", "-ar", "16000", str(joined)],
+        check=True,
+    )  # fmt: skip
+    in_memory = audio.load_audio(str(joined))
+    assert not isinstance(in_memory, np.memmap)
+    monkeypatch.setattr(audio, "LONG_SECONDS", 5)
+    mapped = audio.load_audio(str(joined))
+    short_header = audio.MediaInfo(str(joined), 3.0, True, False)  # says 3 s: starts in memory
+    switched = audio.load_audio(str(joined), info=short_header)
+    for got in (mapped, switched):
+        assert isinstance(got, np.memmap) and np.array_equal(np.asarray(got), in_memory)
+
+    before = np.asarray(mapped).copy()  # every page touched
+    audio.release(mapped, 0, len(mapped))
+    audio.release(np.asarray(mapped)[1000:], 5000, 90_000)  # a view: found through its base
+    assert np.array_equal(np.asarray(mapped), before)  # read back the same after letting them go
+
+
+def test_release_gives_back_the_memory_of_mapped_samples(tmp_path):
+    """A 200 MB mapped recording read through takes its size in memory; ``release``
+    behind the pass gives it back (what keeps a 3-hour file near a 1-hour one)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from subtitler.engine import audio\n"
+        "def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
+        "f = open(sys.argv[1], 'w+b'); f.truncate(200 << 20)\n"
+        "x = np.memmap(f, np.float32, 'r')\n"
+        "base = rss(); float(x.sum()); touched = rss()\n"
+        "audio.release(x, 0, len(x)); print(round(touched - base), round(rss() - base))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "samples.f32")], capture_output=True, text=True
+    )
+    touched, released = map(int, out.stdout.split())
+    assert touched > 150 and released < 20, (touched, released)
