@@ -159,6 +159,13 @@ def read_samples(path: str, info: Optional[MediaInfo] = None, cancel=None) -> np
     return load_audio(path, info=info, cancel=cancel)
 
 
+def waveform_peaks(samples: np.ndarray, hop: int) -> np.ndarray:
+    """The largest magnitude of each ``hop`` samples, for a waveform (no copy of the audio)."""
+    from subtitler.engine.audio import peaks
+
+    return peaks(samples, hop)
+
+
 def find_speech(samples: np.ndarray, cancel=None) -> np.ndarray:
     """The speech mask (per 10 ms) a transcription of these samples reads."""
     from subtitler.engine.vad import speech_mask

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QWidget
 from subtitler.core.document import Document
 from subtitler.core.edits import Edit, SetTimes
 from subtitler.errors import EditError
+from subtitler.pipeline import waveform_peaks
 
 EDGE_PX = 6
 
@@ -68,7 +69,7 @@ class WaveformView(QWidget):
         """Show ``samples`` (or, while they load, an empty timeline of ``duration_ms``)."""
         hop = sample_rate // 100
         n = len(samples) // hop
-        self.peaks = np.abs(samples[: n * hop]).reshape(n, hop).max(axis=1) if n else np.zeros(0, np.float32)
+        self.peaks = waveform_peaks(samples, hop) if n else np.zeros(0, np.float32)
         self.duration = int(len(samples) * 1000 / sample_rate) if n else int(duration_ms or 0)
         self.ms_per_px = max(2.0, self.duration / max(1, self.width()))
         self.view_start = 0

@@ -231,6 +231,20 @@ def load_audio(
     return samples[:got]
 
 
+def peaks(samples: np.ndarray, hop: int) -> np.ndarray:
+    """The largest magnitude of each ``hop`` samples (a waveform's outline), a block at a
+    time: no copy of the recording is made, and mapped samples are let go behind."""
+    n = len(samples) // hop
+    out = np.empty(n, np.float32)
+    step = max(1, (1 << 22) // hop)  # hops a block
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        block = np.asarray(samples[a * hop : b * hop], np.float32).reshape(b - a, hop)
+        out[a:b] = np.maximum(block.max(axis=1), -block.min(axis=1))
+        release(samples, a * hop, b * hop)
+    return out
+
+
 LONG_SECONDS = 20 * 60  # audio longer than this (by its header) is held in a mapped file, not in memory
 
 

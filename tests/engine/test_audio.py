@@ -170,6 +170,8 @@ def test_long_audio_is_mapped_from_a_file_with_the_same_samples(tmp_path, ffmpeg
     for got in (mapped, switched):
         assert isinstance(got, np.memmap) and np.array_equal(np.asarray(got), in_memory)
 
+    n = len(in_memory) // 160  # a waveform's outline, taken a block at a time
+    assert np.array_equal(audio.peaks(mapped, 160), np.abs(in_memory[: n * 160]).reshape(n, 160).max(axis=1))
     before = np.asarray(mapped).copy()  # every page touched
     audio.release(mapped, 0, len(mapped))
     audio.release(np.asarray(mapped)[1000:], 5000, 90_000)  # a view: found through its base
