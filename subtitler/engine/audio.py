@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ def load_audio(
         info = info or probe(path)
         expected = max(1, int(info.duration * SAMPLE_RATE))
         if expected > LONG_SECONDS * SAMPLE_RATE:
-            spill = tempfile.TemporaryFile(prefix="subtitler-audio-")
+            spill = tempfile.TemporaryFile(prefix="subtitler-audio-", dir=spill_dir())
         # Converted as it arrives, into room for the duration the header gives: the
         # only copy of the audio held is the float one.
         samples = np.empty(expected + SAMPLE_RATE if spill is None else 1 << 19, np.float32)
@@ -182,7 +183,7 @@ def load_audio(
             pcm = np.frombuffer(block, np.int16)
             if spill is None and got + pcm.size > LONG_SECONDS * SAMPLE_RATE:
                 # Longer than the header said, and long: what came so far goes to the file too.
-                spill = tempfile.TemporaryFile(prefix="subtitler-audio-")
+                spill = tempfile.TemporaryFile(prefix="subtitler-audio-", dir=spill_dir())
                 spill.write(samples[:got].tobytes())
                 samples = np.empty(0, np.float32)
             if spill is not None:
@@ -243,6 +244,24 @@ def peaks(samples: np.ndarray, hop: int) -> np.ndarray:
         out[a:b] = np.maximum(block.max(axis=1), -block.min(axis=1))
         release(samples, a * hop, b * hop)
     return out
+
+
+def spill_dir() -> str | None:
+    """Where long audio is spilled: the user's cache folder, on disk (``/tmp`` is often
+    memory), or ``SUBTITLER_CACHE_DIR``; None (the system's temporary folder) when it
+    cannot be made."""
+    chosen = os.environ.get("SUBTITLER_CACHE_DIR")
+    if chosen:
+        folder = Path(chosen)
+    else:
+        home = Path.home()
+        default = home / "Library" / "Caches" if sys.platform == "darwin" else home / ".cache"
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or default) / "subtitler"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return str(folder)
 
 
 LONG_SECONDS = 20 * 60  # audio longer than this (by its header) is held in a mapped file, not in memory

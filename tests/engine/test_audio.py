@@ -164,6 +164,8 @@ def test_long_audio_is_mapped_from_a_file_with_the_same_samples(tmp_path, ffmpeg
     in_memory = audio.load_audio(str(joined))
     assert not isinstance(in_memory, np.memmap)
     monkeypatch.setattr(audio, "LONG_SECONDS", 5)
+    monkeypatch.setenv("SUBTITLER_CACHE_DIR", str(tmp_path / "cache"))  # on disk, not /tmp (often memory)
+    assert audio.spill_dir() == str(tmp_path / "cache")
     mapped = audio.load_audio(str(joined))
     short_header = audio.MediaInfo(str(joined), 3.0, True, False)  # says 3 s: starts in memory
     switched = audio.load_audio(str(joined), info=short_header)
