@@ -109,16 +109,21 @@ class CpuBackend:
             and self.step_kernel.reads_no_float32_weights
         )
 
+    @property
+    def _step_tables(self) -> bool:
+        """Whether the step's own tables (float16 lookups, int8 logits) serve the host too."""
+        return self.step_kernel is not None and self.step_kernel.reads_no_float32_weights
+
     def _embed(self, tokens: list[int]):
         """The first block's input for ``tokens``: from the step's float16 table when it
         reads no float32 one, else MLX's."""
-        if self.step_kernel is not None and self.step_kernel.reads_no_float32_weights:
+        if self._step_tables:
             return self.step_kernel.embed(tokens)
         return self.decoder.embed(mx.array([tokens]))
 
     def _logits(self, out: np.ndarray) -> np.ndarray:
         """The final norm and output embedding of the blocks' rows ``out`` (R, C): (R, V)."""
-        if self.step_kernel is not None and self.step_kernel.reads_no_float32_weights:
+        if self._step_tables:
             return self.step_kernel.logits(out)
         return kernel_ops.host_array(self.decoder.logits(mx.array(out)[None])[0])
 

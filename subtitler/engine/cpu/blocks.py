@@ -28,7 +28,9 @@ from subtitler.engine.kernels import native
 from subtitler.engine.kernels import ops as kernel_ops
 
 _P = ctypes.c_void_p
-_LAYER_FIELDS = (
+# A layer's norms, products and the window's keys and values, as both C layer structs
+# (csrc/blocks.c's and csrc/decoder.c's) begin.
+LAYER_WEIGHTS = (
     "attn_ln_w",
     "attn_ln_b",
     "qkv_w",
@@ -49,17 +51,19 @@ _LAYER_FIELDS = (
     "mlp1_b",
     "mlp2_w",
     "mlp2_b",
+)
+PRODUCTS = ("qkv", "attn_out", "cross_q", "cross_out", "mlp1", "mlp2")  # a layer's products...
+# ...by the name of their parameter within a block (``Int8Weights``' preset names)
+PARAMETER_NAMES = ("attn.qkv", "attn.out", "cross_attn.query", "cross_attn.out", "mlp1", "mlp2")
+_PARAMETER = dict(zip(PRODUCTS, PARAMETER_NAMES))
+# Then the pass's own outputs, and each int8 product's (weights, scale per row, sum per row): struct q8.
+_LAYER_FIELDS = (
+    *LAYER_WEIGHTS,
     "keys",
     "values",
     "cross_q",
+    *(f"{name}_q_{part}" for name in PRODUCTS for part in ("w", "scale", "sum")),
 )
-_Q8_PRODUCTS = ("qkv", "attn_out", "cross_q", "cross_out", "mlp1", "mlp2")
-# ...by the name of their parameter within a block (``Int8Weights``' preset names)
-_PARAMETER = dict(
-    zip(_Q8_PRODUCTS, ("attn.qkv", "attn.out", "cross_attn.query", "cross_attn.out", "mlp1", "mlp2"))
-)
-# Each int8 product's (weights, scale per row, sum per row): csrc/blocks.c's struct q8.
-_LAYER_FIELDS += tuple(f"{name}_q_{part}" for name in _Q8_PRODUCTS for part in ("w", "scale", "sum"))
 
 
 _Layer = native.pointers("_Layer", _LAYER_FIELDS)
@@ -160,7 +164,7 @@ class Blocks:
                     }
                 )
             if int8 is not None:  # the products' weights in int8 only
-                for name in _Q8_PRODUCTS:
+                for name in PRODUCTS:
                     if f"{name}_w" in fields:
                         weights = int8.of(fields.pop(f"{name}_w"), f"{prefix}.{i}.{_PARAMETER[name]}")
                         for part, a in zip(("w", "scale", "sum"), weights):

@@ -31,40 +31,16 @@ from subtitler.engine.kernels import ops as kernel_ops
 
 _P = ctypes.c_void_p
 _LAYER_FIELDS = (
-    "attn_ln_w",
-    "attn_ln_b",
-    "qkv_w",
-    "qkv_b",
-    "attn_out_w",
-    "attn_out_b",
-    "cross_ln_w",
-    "cross_ln_b",
-    "cross_q_w",
-    "cross_q_b",
-    "cross_out_w",
-    "cross_out_b",
-    "cross_kt",
-    "cross_vt",
-    "mlp_ln_w",
-    "mlp_ln_b",
-    "mlp1_w",
-    "mlp1_b",
-    "mlp2_w",
-    "mlp2_b",
+    *cpu_blocks.LAYER_WEIGHTS,
     "prefix_k",
     "prefix_v",
     "own_k",
     "own_v",
-    "qkv_s",
-    "attn_out_s",
-    "cross_q_s",
-    "cross_out_s",
-    "mlp1_s",
-    "mlp2_s",
+    *(f"{name}_s" for name in cpu_blocks.PRODUCTS),  # the int8 products' scales
 )
 
 
-_PRODUCTS = ("qkv_w", "attn_out_w", "cross_q_w", "cross_out_w", "mlp1_w", "mlp2_w")
+_PRODUCTS = tuple(f"{name}_w" for name in cpu_blocks.PRODUCTS)
 
 
 _Layer = native.pointers("_Layer", _LAYER_FIELDS)
@@ -151,20 +127,12 @@ class StepKernel:
         if compute_type == "int8":
             int8 = int8 or kernel_ops.Int8Weights()
             self.weights_kind = WEIGHTS_Q8
-            names = (
-                "attn.qkv",
-                "attn.out",
-                "cross_attn.query",
-                "cross_attn.out",
-                "mlp1",
-                "mlp2",
-            )  # _PRODUCTS'
             self._layers = [
                 self._layer(
                     b,
                     [
                         int8.of(w, f"decoder.blocks.{i}.{n}")[:2]
-                        for w, n in zip(self._product_weights(b), names)
+                        for w, n in zip(self._product_weights(b), cpu_blocks.PARAMETER_NAMES)
                     ],
                 )
                 for i, b in enumerate(decoder.blocks)

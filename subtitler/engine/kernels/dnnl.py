@@ -61,6 +61,9 @@ def library() -> ctypes.CDLL | None:
             fn.argtypes = [ctypes.c_char, ctypes.c_char, ctypes.c_char, L, L, L, ctypes.c_float, P, L]
             fn.argtypes += [ctypes.c_uint8, P, L, ctypes.c_int8, ctypes.c_float, P, L, P]
             fn.restype = ctypes.c_int
+            F = ctypes.c_float
+            lib.dnnl_sgemm.argtypes = [ctypes.c_char, ctypes.c_char, L, L, L, F, P, L, P, L, F, P, L]
+            lib.dnnl_sgemm.restype = ctypes.c_int
             _lib = lib
             break
         else:
@@ -78,12 +81,7 @@ def product(a: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.
     """``w`` (n, k) times ``a`` (m, k) transposed, plus ``bias`` (n) per row: (n, m)
     float32, by oneDNN's sgemm (the cross-attention keys and values, transposed as the
     decoder reads them)."""
-    lib = library()
-    sgemm = lib.dnnl_sgemm
-    if sgemm.argtypes is None:
-        L, P, F = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float
-        sgemm.argtypes = [ctypes.c_char, ctypes.c_char, L, L, L, F, P, L, P, L, F, P, L]
-        sgemm.restype = ctypes.c_int
+    sgemm = library().dnnl_sgemm
     a, w = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(w, np.float32)
     (n, k), m = w.shape, a.shape[0]
     out = np.empty((n, m), np.float32)
