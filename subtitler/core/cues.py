@@ -239,11 +239,12 @@ def merge_flashes(cues: list[Cue], p: Profile, media_duration: Optional[int] = N
 def settle_times(
     cues: list[Cue], p: Profile, media_duration: Optional[int] = None, span: Optional[range] = None
 ) -> list[Cue]:
-    """Keep the minimum gap, stretch short or fast cues into the silence after them
-    (never more than a grace period past speech unless the profile needs it), and
-    chain cues less than ``chain_gap`` apart: a pause inside a sentence, or one
-    speaker taking over from another, keeps a subtitle on screen. ``span``: settle only
-    those cues (the rest are settled already), beside their neighbours as they are."""
+    """Keep the minimum gap, lead each cue in a little before its speech, stretch short
+    or fast cues into the silence after them (never more than a grace period past speech
+    unless the profile needs it), and chain cues whose speech is less than ``chain_gap``
+    apart: a pause inside a turn, or one speaker taking over from another, keeps a
+    subtitle on screen. ``span``: settle only those cues (the rest are settled already),
+    beside their neighbours as they are."""
 
     def needed(c: Cue) -> int:
         return max(p.min_duration, int(len(c.text.replace("\n", "")) / p.max_cps * 1000) + 1)
@@ -253,19 +254,38 @@ def settle_times(
             cues[i + 1].start - p.min_gap if i + 1 < len(cues) else (media_duration or cues[i].end + 10_000)
         )
 
+    def first_word(c: Cue) -> int:
+        return c.words[0].start if c.words else c.start
+
+    def lead_in(c: Cue, floor: int) -> Cue:
+        """Start ``c`` up to ``lead_in`` before its first word, not before ``floor`` (the
+        cue before it, settled) and within the profile's longest cue."""
+        floor = max(floor, c.end - p.max_duration)
+        c.start = max(min(c.start, floor), min(c.start, first_word(c) - p.lead_in))
+        return c
+
+    def silence_after(i: int) -> int:
+        """The silence between cue i's last word and the next cue's first."""
+        return first_word(cues[i + 1]) - (cues[i].words[-1].end if cues[i].words else cues[i].end)
+
     for i in span or range(len(cues)):
         if not 0 <= i < len(cues):
             continue
         c = cues[i]
+        lead_in(c, cues[i - 1].end + p.min_gap if i else 0)
         need, lim, last = needed(c), limit(i), i + 1 == len(cues)
         room = lim  # what this cue may grow into, less what the next needs to lead in before its speech
         if not last:
             nxt = cues[i + 1]
             room -= max(0, needed(nxt) - (limit(i + 1) - nxt.start))
-        target = max(c.end + min(GRACE, max(0, need - c.duration)), c.start + need)
+        spoken = max(c.start, first_word(c))
+        # the reading time counts from the speech: a lead-in is on top of it
+        target = max(c.end + min(GRACE, max(0, need - (c.end - spoken))), spoken + need)
         c.end = max(c.end, min(target, room))
-        if not last and c.end < lim < c.end + p.chain_gap:
-            c.end = max(c.end, min(room, c.start + p.max_duration))
+        if not last and c.end < lim and silence_after(i) < p.chain_gap:
+            # Chained: the next cue leads in (the viewer reads ahead) and this one hangs on to it.
+            nxt = lead_in(cues[i + 1], c.end + p.min_gap)
+            c.end = max(c.end, min(room, nxt.start - p.min_gap, c.start + p.max_duration))
         if not last and cues[i + 1].start - c.end < p.min_gap:
             c.end = max(c.start + 1, min(c.end, cues[i + 1].start - p.min_gap))
         if c.duration < need:

@@ -14,17 +14,20 @@ class Profile:
     max_duration: int = 7000
     max_cps: float = 20.0
     min_gap: int = 83
-    # A shorter gap between cues closes to ``min_gap``: the subtitle stays through a pause
-    # instead of flickering off and on. One second is the subtitlers' "one-second rule"
-    # for connected subtitles; Netflix's profile keeps its own 12 frames.
-    chain_gap: int = 1000
+    # Cues whose speech is less than ``chain_gap`` apart are chained: the next leads in by
+    # up to ``lead_in`` and this one stays on to it, ``min_gap`` before. A cue after a
+    # longer silence also leads in by up to ``lead_in`` (the viewer starts reading as the
+    # speaker starts). The BBC's guidelines: no more than 1.5 s ahead of speech or after
+    # it; so here a cue hangs on at most 1.5 s and leads in at most 0.5 s.
+    chain_gap: int = 2000
+    lead_in: int = 500
 
 
 PROFILES = {
     "default": Profile("default"),
     # Netflix English timed text: 5/6 s minimum, 2 frames (at 23.976 fps) between cues,
-    # and cues under 12 frames apart chained (closed up to those 2 frames).
-    "netflix": Profile("netflix", min_duration=833, min_gap=83, chain_gap=500),
+    # cues under 12 frames apart chained (closed up to those 2 frames), in-times on the speech.
+    "netflix": Profile("netflix", min_duration=833, min_gap=83, chain_gap=500, lead_in=0),
 }
 
 

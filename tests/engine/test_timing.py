@@ -31,9 +31,11 @@ def test_no_words_over_noise_and_cues_on_speech(model, noisy_clip):
     words = [w for s in decoded for w in s.words]
     assert "ask not what your country can do for you" in normalize(" ".join(s.text for s in decoded))
     assert all(w.start >= 37.0 for w in words), [(w.word, w.start) for w in words if w.start < 37]
-    cues = build_cues(decoded, "default", int(len(noisy_clip) / 16))
+    cues = build_cues(decoded, "netflix", int(len(noisy_clip) / 16))  # in-times on the speech
     assert cues[0].start >= 39_000  # jfk's first word is at 39.34 s
     assert abs(cues[0].start - 39_340) <= 300
+    led = build_cues(decoded, "default", int(len(noisy_clip) / 16))[0]
+    assert led.start == cues[0].start - 500  # the default profile leads in by half a second
 
 
 @pytest.mark.parametrize("profile", ["default", "netflix"])
