@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import partial
 from typing import Optional
 
@@ -136,6 +137,27 @@ def confidence_over(
                 lps.append(result.token_logprobs[k])
             k += 1
     return float(np.mean(lps)) if lps else result.avg_logprob
+
+
+def dropped_speech(fuller, other, timestamp_begin: int, min_logprob: float = -1.0) -> bool:
+    """Whether ``other`` (a window's plain decode) left out speech that ``fuller`` (its
+    raised decode) holds: ``fuller`` has more text tokens, by at least 5 and a tenth, and
+    the tokens it has that ``other`` lacks (by a token alignment) are sure enough to be
+    speech, on average (``min_logprob``, Whisper's threshold for a failed decode). A
+    plain decode that skips a quiet first line is surer per token, and worse."""
+    a = [t for t in fuller.tokens if t < timestamp_begin]
+    b = [t for t in other.tokens if t < timestamp_begin]
+    if len(a) - len(b) < max(5, len(b) / 10):
+        return False
+    lps = fuller.token_logprobs
+    if not lps:
+        return True  # beam search keeps no per-token figures: the count decides
+    lps = [lp for t, lp in zip(fuller.tokens, lps) if t < timestamp_begin]
+    matched = set()
+    for block in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
+        matched.update(range(block.a, block.a + block.size))
+    added = [lp for i, lp in enumerate(lps) if i not in matched]
+    return bool(added) and float(np.mean(added)) >= min_logprob
 
 
 def decode_with_fallback(
@@ -367,7 +389,10 @@ def _segments(
             sure = [
                 confidence_over(r, pieces_of(r), spans, tokenizer.timestamp_begin) for r in (result, plain)
             ]
-            keep_plain = (loops(plain), -sure[1]) <= (loops(result), RAISED_MARGIN - sure[0])
+            n_loops = loops(result), loops(plain)
+            keep_plain = (n_loops[1], -sure[1]) <= (n_loops[0], RAISED_MARGIN - sure[0])
+            if keep_plain and n_loops[1] == n_loops[0]:  # no fewer loops: did it skip speech?
+                keep_plain = not dropped_speech(result, plain, tokenizer.timestamp_begin)
             log.info(
                 "window at %.1f s: quiet speech raised (log-prob there %.2f) or not (%.2f): %s kept",
                 offset,

@@ -154,3 +154,26 @@ def test_confidence_over_reads_only_the_tokens_of_pieces_in_the_spans():
     assert confidence_over(r, pieces, [(9.0, 9.5)], 100) == -0.5  # no piece there: the window's average
     r.token_logprobs = None  # beam search keeps none
     assert confidence_over(r, pieces, [(2.5, 3.0)], 100) == -0.5
+
+
+def test_a_plain_decode_that_skips_a_sure_sentence_dropped_speech():
+    """A quiet first line raised: the raised decode holds a sentence the plain one skips.
+    Per token the plain decode is surer; it still left speech out."""
+    from subtitler.engine.transcribe import dropped_speech
+
+    later = list(range(1, 51))  # both decodes' text of the louder speech
+    raised = result(tokens=[1000, *range(60, 86), *later, 1100])
+    raised.token_logprobs = [0.0] + [-0.4] * 26 + [-0.2] * 50 + [0.0]
+    plain = result(tokens=[1000, *later, 1100])
+    plain.token_logprobs = [0.0] + [-0.2] * 50 + [0.0]
+    assert dropped_speech(raised, plain, 1000)
+    assert not dropped_speech(plain, raised, 1000)  # fewer tokens: nothing more to keep
+    unsure = result(tokens=raised.tokens)  # the same count, added tokens Whisper is unsure of
+    unsure.token_logprobs = [0.0] + [-2.5] * 26 + [-0.2] * 50 + [0.0]
+    assert not dropped_speech(unsure, plain, 1000)
+    word_swap = result(tokens=[1000, 7, 8, 9, *later[3:], 1100])  # a few tokens differ: no dropped line
+    word_swap.token_logprobs = [0.0] * len(word_swap.tokens)
+    assert not dropped_speech(word_swap, plain, 1000)
+    beam = result(tokens=raised.tokens)  # beam search keeps no per-token figures: the count decides
+    beam.token_logprobs = None
+    assert dropped_speech(beam, plain, 1000)
