@@ -43,7 +43,7 @@ def test_a_meeting_gets_readable_cues_near_its_speech(model):
         shown[c.start // 10 : c.end // 10] = True
     assert (shown & ~mask).sum() / 100 <= 1.0
     # The labelled speech without a cue: at most 2%, the profile's 83-ms gap between two
-    # chained cues shown as the subtitle it joins (8.7% when cues only chained across a second).
+    # chained cues shown as the subtitle it joins (8.7% when cues chained across a second).
     labelled = np.zeros_like(mask)
     for a, b in rttm(REAL / "meeting_ami.rttm"):
         labelled[int(a * 100) : int(b * 100)] = True

@@ -35,7 +35,7 @@ def test_no_words_over_noise_and_cues_on_speech(model, noisy_clip):
     assert cues[0].start >= 39_000  # jfk's first word is at 39.34 s
     assert abs(cues[0].start - 39_340) <= 300
     led = build_cues(decoded, "default", int(len(noisy_clip) / 16))[0]
-    assert led.start == cues[0].start - 500  # the default profile leads in by half a second
+    assert led.start == cues[0].start - 120  # the default profile leads in by 120 ms
 
 
 @pytest.mark.parametrize("profile", ["default", "netflix"])

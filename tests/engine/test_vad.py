@@ -238,7 +238,7 @@ def test_edges_grow_speech_onto_its_own_onset_and_decay_only():
 def test_cues_start_on_the_speech_onset(tmp_path, model):
     """ls_test after a second of near silence: the first cue's first word starts within
     20 ms of where the waveform first rises over 1% of its peak (without the onsets, 36
-    ms late), and the cue half a second before it (the default profile's lead-in)."""
+    ms late), and the cue 120 ms before it (the default profile's lead-in)."""
     from subtitler import pipeline
 
     pause = np.random.default_rng(0).normal(0, 0.0003, 16000).astype(np.float32)
@@ -246,7 +246,7 @@ def test_cues_start_on_the_speech_onset(tmp_path, model):
     onset = np.flatnonzero(np.abs(x) > 0.01 * np.abs(x).max())[0] / 16000
     doc = pipeline.transcribe_media(_wav(tmp_path, "ls", x), model=model)
     assert abs(doc[0].words[0].start / 1000 - onset) <= 0.02
-    assert doc[0].start == doc[0].words[0].start - 500
+    assert doc[0].start == doc[0].words[0].start - 120
 
 
 def test_guards():
