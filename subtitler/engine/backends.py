@@ -75,7 +75,8 @@ def describe_compute_type(requested: str = "auto") -> str:
         return f"{requested}: the C kernels do not run here, so MLX runs the weights as loaded"
     if chosen == "float32":
         return f"{requested} = float32"
-    return f"{requested} = int8: decoding steps in int8 (C kernels); encoder: {dnnl.describe()}"
+    simd = {2: "AVX-512", 1: "AVX2", 0: "plain C"}[lib.simd_level()]
+    return f"{requested} = int8: decoding steps in int8 (C kernels, {simd}); encoder: {dnnl.describe()}"
 
 
 def load_for(name: str, compute_type: str = "auto", progress=None):

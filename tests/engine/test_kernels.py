@@ -287,8 +287,41 @@ def test_decoding_steps_by_the_c_kernel_match_mlx(model, rows):
             ours(tokens)
 
 
+SIMD = {"avx512": 2, "avx2": 1}
+
+
+@pytest.fixture(params=list(SIMD))
+def simd(request):
+    """Run a test with the row kernels on AVX-512, then on AVX2 (the same machine, the
+    wider set turned off); skipped where this CPU lacks the set."""
+    lib = native.library()
+    if not lib:
+        pytest.skip("subtitler.engine.kernels._kernels was not built")
+    level = SIMD[request.param]
+    lib.set_simd_limit(level)
+    try:
+        if lib.simd_level() != level:
+            pytest.skip(f"this CPU has no {request.param}")
+        yield request.param
+    finally:
+        lib.set_simd_limit(2)
+
+
+@pytest.mark.parametrize("k", [389, 512])
+def test_the_int8_row_kernel_on_each_instruction_set_matches_numpy(simd, k):
+    """The 16-wide (AVX-512) and 8-wide (AVX2) int8 row kernels, every input count and a
+    row length with a tail, against NumPy over the dequantized weights."""
+    rng = np.random.default_rng(5)
+    q, scale = kernel_ops.quantize_rows(rng.normal(0, 0.05, (1003, k)).astype(np.float32))
+    dequantized = q.astype(np.float64) * scale[:, None]
+    for n in range(1, kernel_ops.LOGITS_MAX_ROWS + 1):
+        x = rng.normal(0, 1, (n, k)).astype(np.float32)
+        got, want = kernel_ops.product_q8(x, q, scale), x @ dequantized.T
+        assert np.abs(got - want).max() < 2e-5 * np.abs(want).max(), (simd, n)
+
+
 @pytest.mark.parametrize("rows", [1, 5])
-def test_int8_decoding_steps_follow_the_float32_steps(model, rows):
+def test_int8_decoding_steps_follow_the_float32_steps(model, rows, simd):
     """The C step over int8 weights (compute type int8) against the float32 one, from the
     same prompt along the same tokens: the same choice on a real window's text, and next-
     token distributions a KL divergence of about 1e-4 apart (single logits move by up to

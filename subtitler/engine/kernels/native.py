@@ -26,6 +26,8 @@ SIGNATURES = {
     "logits_f16_supported": ([], I),
     "logits_f16": ([P, L, L, P, L, P, I], I),
     "product_q8": ([P, P, L, L, P, L, P], I),
+    "set_simd_limit": ([I], None),
+    "simd_level": ([], I),
     "quantize_rows_q8": ([P, I, P, P, P, L, L, P, P, I], None),
     "decoder_supported": ([], I),
     "decoder_step": ([P, P, L, P, I], I),

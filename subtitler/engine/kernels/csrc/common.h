@@ -188,14 +188,76 @@ static inline AVX2_F16C __attribute__((always_inline)) float hsum8(__m256 v) {
         NULL, NAME##_8_1, NAME##_4_2, NAME##_4_3, NAME##_2_4, NAME##_2_5, NAME##_2_6, NAME##_1_7, NAME##_1_8, \
     };
 
+/* The widest instruction set the row kernels may use: 2 AVX-512, 1 AVX2, 0 plain C.
+ * Lowered by set_simd_limit (tests run each build on one machine); the CPU decides the rest. */
+extern int simd_limit;
+
 static inline int have_avx2_fma(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return simd_limit >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+
+static inline int have_avx512(void) {
+    return simd_limit >= 2 && have_avx2_fma() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw");
+}
+
+/* The AVX-512 row kernels: ROWS_BLOCK 16 values at a time. int8 weights only (the decoding
+ * step's weights; the float16 table's 8-wide loads are not the bound there). */
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma")))
+#define LOAD16_Q8(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p))))
+#define ROWS_BLOCK16(LOAD16, LOAD1, STORE, R, N, r)                                                \
+    do {                                                                                           \
+        __m512 acc[R][N];                                                                          \
+        UNROLL for (int a = 0; a < R; a++) UNROLL for (int i = 0; i < N; i++) acc[a][i] =        \
+            _mm512_setzero_ps();                                                                   \
+        long j = 0;                                                                                \
+        for (; j + 16 <= k; j += 16) {                                                             \
+            const char *ahead = (const char *)(t + (r) * k) + ROWS_PREFETCH + j * sizeof(*t) * R;  \
+            __builtin_prefetch(ahead);                                                             \
+            if (R * sizeof(*t) * 16 > 64) __builtin_prefetch(ahead + 64);                          \
+            __m512 xv[N];                                                                          \
+            UNROLL for (int i = 0; i < N; i++) xv[i] = _mm512_loadu_ps(x + i * k + j);            \
+            UNROLL for (int a = 0; a < R; a++) {                                                   \
+                __m512 wv = LOAD16(t + ((r) + a) * k + j);                                         \
+                UNROLL for (int i = 0; i < N; i++) acc[a][i] = _mm512_fmadd_ps(wv, xv[i], acc[a][i]); \
+            }                                                                                      \
+        }                                                                                          \
+        UNROLL for (int a = 0; a < R; a++) {                                                       \
+            UNROLL for (int i = 0; i < N; i++) {                                                   \
+                float total = _mm512_reduce_add_ps(acc[a][i]);                                     \
+                for (long jj = j; jj < k; jj++) total += LOAD1(t + ((r) + a) * k + jj) * x[i * k + jj]; \
+                STORE(i, (r) + a, total);                                                          \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+#define ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, R, N)                                                    \
+    static AVX512 void NAME##_##R##_##N(const W *t, long k, const float *x, float *o, long ldo,       \
+                                        const float *bias, int add, const float *scale, long r0,     \
+                                        long r1) {                                                   \
+        long r = r0;                                                                                 \
+        for (; r + R <= r1; r += R) ROWS_BLOCK16(LOAD16, LOAD1, STORE_ROW, R, N, r);                 \
+        for (; r < r1; r++) ROWS_BLOCK16(LOAD16, LOAD1, STORE_ROW, 1, N, r);                         \
+    }
+#define ROWS_KERNELS16(NAME, W, LOAD16, LOAD1)                                                         \
+    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 8, 1)                                                        \
+    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 4, 2)                                                        \
+    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 4, 3)                                                        \
+    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 4, 4)                                                        \
+    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 4, 5)                                                        \
+    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 4, 6)                                                        \
+    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 2, 7)                                                        \
+    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 2, 8)                                                        \
+    typedef void (*NAME##_fn)(const W *, long, const float *, float *, long, const float *, int, const float *, \
+                              long, long);                                                          \
+    static const NAME##_fn NAME##_512_for[LOGITS_MAX_N + 1] = {                                       \
+        NULL, NAME##_8_1, NAME##_4_2, NAME##_4_3, NAME##_4_4, NAME##_4_5, NAME##_4_6, NAME##_2_7, NAME##_2_8, \
+    };
 
 static inline int have_f16c(void) { return have_avx2_fma() && __builtin_cpu_supports("f16c"); }
 #else
 static inline int have_avx2_fma(void) { return 0; }
+static inline int have_avx512(void) { return 0; }
 static inline int have_f16c(void) { return 0; }
 #endif
 

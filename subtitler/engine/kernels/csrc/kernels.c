@@ -198,11 +198,24 @@ void rows_f16(const uint16_t *table, long k, const float *x, long n, float *out,
 
 #ifdef X86_KERNELS
 ROWS_KERNELS(q8_rows, int8_t, LOAD8_Q8, LOAD1_Q8)
+ROWS_KERNELS16(q8_rows16, int8_t, LOAD16_Q8, LOAD1_Q8)
 #endif
+
+int simd_limit = 2;
+
+/* Lower (or restore) the widest instruction set the row kernels use: 2 AVX-512, 1 AVX2, 0 plain C. */
+void set_simd_limit(int level) { simd_limit = level; }
+
+/* The instruction set the int8 row kernel runs with here: 2 AVX-512, 1 AVX2, 0 plain C. */
+int simd_level(void) { return have_avx512() ? 2 : have_avx2_fma() ? 1 : 0; }
 
 void rows_q8(const int8_t *table, const float *scale, long k, const float *x, long n, float *out, long ldo,
              const float *bias, int add, long r0, long r1) {
 #ifdef X86_KERNELS
+    if (have_avx512()) {
+        q8_rows16_512_for[n](table, k, x, out, ldo, bias, add, scale, r0, r1);
+        return;
+    }
     if (have_avx2_fma()) {
         q8_rows_for[n](table, k, x, out, ldo, bias, add, scale, r0, r1);
         return;
