@@ -17,14 +17,21 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
-@pytest.fixture(params=["c", "portable c", "numpy"])
+@pytest.fixture(params=["c", "c avx2", "portable c", "numpy"])
 def lstm_path(request, monkeypatch):
-    """The detector's three paths: the installed C kernels, their plain C build (what
-    CPUs other than x86 run), and NumPy (no kernels)."""
+    """The detector's paths: the installed C kernels (their AVX-512 recurrence where the
+    CPU has it), the same with AVX2 at most, their plain C build (what CPUs other than x86
+    run), and NumPy (no kernels)."""
     from subtitler.engine.kernels import native
 
-    if request.param == "c" and native.library() is None:
+    lib = native.library()
+    if request.param.startswith("c") and lib is None:
         pytest.skip("the C kernels were not built")
+    if request.param == "c avx2":
+        lib.set_simd_limit(1)
+        request.addfinalizer(lambda: lib.set_simd_limit(2))
+        if lib.simd_level() != 1:
+            pytest.skip("this CPU has no AVX2")
     if request.param == "portable c":
         monkeypatch.setattr(native, "_lib", request.getfixturevalue("portable_kernels"))
     if request.param == "numpy":

@@ -637,7 +637,7 @@ CLONES_WIDE int lstm_sequence(const float *gates_in, const float *restrict whh_p
     memcpy(cell, state + h, sizeof(float) * h);
 #ifdef X86_KERNELS
     long (*fast)(const float *, const float *, long, const float *, float *) =
-        __builtin_cpu_supports("avx512f") ? lstm_gates_512 : have_avx2_fma() ? lstm_gates_256 : NULL;
+        have_avx512() ? lstm_gates_512 : have_avx2_fma() ? lstm_gates_256 : NULL;
 #endif
     for (long t = 0; t < n; t++) {
         const float *gin = gates_in + t * 4 * h;
