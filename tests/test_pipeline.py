@@ -335,6 +335,9 @@ def test_a_model_loaded_for_int8_holds_its_weights_once():
     assert m.encoder.blocks[0].mlp1.weight.size == 0 and m.decoder.token_embedding.weight.size == 0
     doc = pipeline.transcribe_media(str(JFK), pipeline.Settings(compute_type="int8"), model=m)
     assert normalize(" ".join(c.text for c in doc)) == JFK_TEXT
+    import mlx.core as mx
+
+    assert mx.get_cache_memory() == 0  # no MLX buffer cache beside the heap's freed blocks
     from subtitler.errors import ModelError
 
     with pytest.raises(ModelError, match="load it again for float32"):
