@@ -126,67 +126,85 @@ static inline AVX2_F16C __attribute__((always_inline)) float hsum8(__m256 v) {
 #define LOAD8_Q8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p))))
 #define LOAD1_Q8(p) ((float)*(p))
 
-/* Matrix rows r .. r+R-1 (t: rows of k values, loaded by LOAD8 / LOAD1) against the N
- * inputs x (N x k): R * N independent accumulators (the multiply-adds of one form a
- * chain as long as FMA's latency); R and N are literals in each instance, so they
- * live in registers. STORE(i, row, value) takes each result. Each matrix row is read
- * once for all N inputs. */
-#define ROWS_BLOCK(LOAD8, LOAD1, STORE, R, N, r)                                                   \
+/* The vector sets the row kernels are written over: V8 (AVX2, 8 floats) and V16 (AVX-512). */
+#define V8_T __m256
+#define V8_WIDTH 8
+#define V8_ZERO() _mm256_setzero_ps()
+#define V8_LOADU(p) _mm256_loadu_ps(p)
+#define V8_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define V8_HSUM(v) hsum8(v)
+#define V16_T __m512
+#define V16_WIDTH 16
+#define V16_ZERO() _mm512_setzero_ps()
+#define V16_LOADU(p) _mm512_loadu_ps(p)
+#define V16_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define V16_HSUM(v) _mm512_reduce_add_ps(v)
+
+/* Matrix rows r .. r+R-1 (t: rows of k values, loaded V##_WIDTH at a time by LOADW, one by
+ * LOAD1) against the N inputs x (N x k), over the vector set V: R * N independent
+ * accumulators (the multiply-adds of one form a chain as long as FMA's latency); R and
+ * N are literals in each instance, so they live in registers. STORE(i, row, value) takes
+ * each result. Each matrix row is read once for all N inputs. */
+#define ROWS_BLOCK(V, LOADW, LOAD1, STORE, R, N, r)                                                \
     do {                                                                                           \
-        __m256 acc[R][N];                                                                          \
-        UNROLL for (int a = 0; a < R; a++) UNROLL for (int i = 0; i < N; i++) acc[a][i] =        \
-            _mm256_setzero_ps();                                                                   \
+        V##_T acc[R][N];                                                                           \
+        UNROLL for (int a = 0; a < R; a++) UNROLL for (int i = 0; i < N; i++) acc[a][i] = V##_ZERO(); \
         long j = 0;                                                                                \
-        for (; j + 8 <= k; j += 8) {                                                               \
+        for (; j + V##_WIDTH <= k; j += V##_WIDTH) {                                               \
             const char *ahead = (const char *)(t + (r) * k) + ROWS_PREFETCH + j * sizeof(*t) * R;  \
             __builtin_prefetch(ahead);                                                             \
-            if (R * sizeof(*t) >= 8) __builtin_prefetch(ahead + 64);                               \
-            __m256 xv[N];                                                                          \
-            UNROLL for (int i = 0; i < N; i++) xv[i] = _mm256_loadu_ps(x + i * k + j);            \
+            if (R * sizeof(*t) * V##_WIDTH >= 64) __builtin_prefetch(ahead + 64);                  \
+            V##_T xv[N];                                                                           \
+            UNROLL for (int i = 0; i < N; i++) xv[i] = V##_LOADU(x + i * k + j);                  \
             UNROLL for (int a = 0; a < R; a++) {                                                   \
-                __m256 wv = LOAD8(t + ((r) + a) * k + j);                                          \
-                UNROLL for (int i = 0; i < N; i++) acc[a][i] = _mm256_fmadd_ps(wv, xv[i], acc[a][i]); \
+                V##_T wv = LOADW(t + ((r) + a) * k + j);                                           \
+                UNROLL for (int i = 0; i < N; i++) acc[a][i] = V##_FMA(wv, xv[i], acc[a][i]);     \
             }                                                                                      \
         }                                                                                          \
         UNROLL for (int a = 0; a < R; a++) {                                                       \
             UNROLL for (int i = 0; i < N; i++) {                                                   \
-                float total = hsum8(acc[a][i]);                                                    \
+                float total = V##_HSUM(acc[a][i]);                                                 \
                 for (long jj = j; jj < k; jj++) total += LOAD1(t + ((r) + a) * k + jj) * x[i * k + jj]; \
                 STORE(i, (r) + a, total);                                                          \
             }                                                                                      \
         }                                                                                          \
     } while (0)
 
-/* The family NAME_R_N of row kernels over weights of type W, for N = 1 .. 8 inputs (R
- * rows at a time, chosen per N to keep R * N accumulators in registers), and the table
- * NAME_for[N] of them. Each computes, for matrix rows [r0, r1): o[i * ldo + row] =
- * (x_i . t_row) * scale[row] (int8 rows; no scale when NULL) + bias[row] (when given),
- * plus what o held there when `add`. */
+/* The family NAME_R_N of row kernels over weights of type W on the vector set V (compiled
+ * for TARGET), for N = 1 .. 8 inputs (ROWS: R1 .. R8 rows at a time, chosen per N to keep R * N
+ * accumulators in registers), and the table NAME_for[N] of them. Each computes, for
+ * matrix rows [r0, r1): o[i * ldo + row] = (x_i . t_row) * scale[row] (int8 rows; no
+ * scale when NULL) + bias[row] (when given), plus what o held there when `add`. */
 #define STORE_ROW(i, row, value)                                                                \
     (o[(i) * ldo + (row)] = (value) * (scale ? scale[row] : 1.0f) + (bias ? bias[row] : 0.0f) + \
                             (add ? o[(i) * ldo + (row)] : 0.0f))
-#define ROWS_KERNEL(NAME, W, LOAD8, LOAD1, R, N)                                                       \
-    static AVX2_F16C void NAME##_##R##_##N(const W *t, long k, const float *x, float *o, long ldo,    \
-                                           const float *bias, int add, const float *scale, long r0,  \
-                                           long r1) {                                                \
+#define ROWS_KERNEL(NAME, W, V, TARGET, LOADW, LOAD1, R, N)                                            \
+    static TARGET void NAME##_##R##_##N(const W *t, long k, const float *x, float *o, long ldo,      \
+                                        const float *bias, int add, const float *scale, long r0,     \
+                                        long r1) {                                                   \
         long r = r0;                                                                                 \
-        for (; r + R <= r1; r += R) ROWS_BLOCK(LOAD8, LOAD1, STORE_ROW, R, N, r);                    \
-        for (; r < r1; r++) ROWS_BLOCK(LOAD8, LOAD1, STORE_ROW, 1, N, r);                            \
+        for (; r + R <= r1; r += R) ROWS_BLOCK(V, LOADW, LOAD1, STORE_ROW, R, N, r);                 \
+        for (; r < r1; r++) ROWS_BLOCK(V, LOADW, LOAD1, STORE_ROW, 1, N, r);                         \
     }
-#define ROWS_KERNELS(NAME, W, LOAD8, LOAD1)                                                            \
-    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 8, 1)                                                           \
-    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 4, 2)                                                           \
-    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 4, 3)                                                           \
-    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 2, 4)                                                           \
-    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 2, 5)                                                           \
-    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 2, 6)                                                           \
-    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 1, 7)                                                           \
-    ROWS_KERNEL(NAME, W, LOAD8, LOAD1, 1, 8)                                                           \
+#define ROWS_KERNELS(NAME, W, V, TARGET, LOADW, LOAD1, ROWS) ROWS_KERNELS_(NAME, W, V, TARGET, LOADW, LOAD1, ROWS)
+#define ROWS_KERNELS_(NAME, W, V, TARGET, LOADW, LOAD1, R1, R2, R3, R4, R5, R6, R7, R8)                \
+    ROWS_KERNEL(NAME, W, V, TARGET, LOADW, LOAD1, R1, 1)                                               \
+    ROWS_KERNEL(NAME, W, V, TARGET, LOADW, LOAD1, R2, 2)                                               \
+    ROWS_KERNEL(NAME, W, V, TARGET, LOADW, LOAD1, R3, 3)                                               \
+    ROWS_KERNEL(NAME, W, V, TARGET, LOADW, LOAD1, R4, 4)                                               \
+    ROWS_KERNEL(NAME, W, V, TARGET, LOADW, LOAD1, R5, 5)                                               \
+    ROWS_KERNEL(NAME, W, V, TARGET, LOADW, LOAD1, R6, 6)                                               \
+    ROWS_KERNEL(NAME, W, V, TARGET, LOADW, LOAD1, R7, 7)                                               \
+    ROWS_KERNEL(NAME, W, V, TARGET, LOADW, LOAD1, R8, 8)                                               \
     typedef void (*NAME##_fn)(const W *, long, const float *, float *, long, const float *, int, const float *, \
                               long, long);                                                          \
     static const NAME##_fn NAME##_for[LOGITS_MAX_N + 1] = {                                           \
-        NULL, NAME##_8_1, NAME##_4_2, NAME##_4_3, NAME##_2_4, NAME##_2_5, NAME##_2_6, NAME##_1_7, NAME##_1_8, \
+        NULL, NAME##_##R1##_1, NAME##_##R2##_2, NAME##_##R3##_3, NAME##_##R4##_4,                     \
+        NAME##_##R5##_5, NAME##_##R6##_6, NAME##_##R7##_7, NAME##_##R8##_8,                           \
     };
+/* The 8-wide (AVX2) families' rows at a time per input count, and the 16-wide (AVX-512) ones'. */
+#define ROWS_8 8, 4, 4, 2, 2, 2, 1, 1
+#define ROWS_16 8, 4, 4, 4, 4, 4, 2, 2
 
 /* The widest instruction set the row kernels may use: 2 AVX-512, 1 AVX2, 0 plain C.
  * Lowered by set_simd_limit (tests run each build on one machine); the CPU decides the rest. */
@@ -202,57 +220,9 @@ static inline int have_avx512(void) {
            __builtin_cpu_supports("avx512bw");
 }
 
-/* The AVX-512 row kernels: ROWS_BLOCK 16 values at a time. int8 weights only (the decoding
- * step's weights; the float16 table's 8-wide loads are not the bound there). */
+/* The AVX-512 row kernels' target and their int8 load (16 values widened to float32). */
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma")))
 #define LOAD16_Q8(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p))))
-#define ROWS_BLOCK16(LOAD16, LOAD1, STORE, R, N, r)                                                \
-    do {                                                                                           \
-        __m512 acc[R][N];                                                                          \
-        UNROLL for (int a = 0; a < R; a++) UNROLL for (int i = 0; i < N; i++) acc[a][i] =        \
-            _mm512_setzero_ps();                                                                   \
-        long j = 0;                                                                                \
-        for (; j + 16 <= k; j += 16) {                                                             \
-            const char *ahead = (const char *)(t + (r) * k) + ROWS_PREFETCH + j * sizeof(*t) * R;  \
-            __builtin_prefetch(ahead);                                                             \
-            if (R * sizeof(*t) * 16 > 64) __builtin_prefetch(ahead + 64);                          \
-            __m512 xv[N];                                                                          \
-            UNROLL for (int i = 0; i < N; i++) xv[i] = _mm512_loadu_ps(x + i * k + j);            \
-            UNROLL for (int a = 0; a < R; a++) {                                                   \
-                __m512 wv = LOAD16(t + ((r) + a) * k + j);                                         \
-                UNROLL for (int i = 0; i < N; i++) acc[a][i] = _mm512_fmadd_ps(wv, xv[i], acc[a][i]); \
-            }                                                                                      \
-        }                                                                                          \
-        UNROLL for (int a = 0; a < R; a++) {                                                       \
-            UNROLL for (int i = 0; i < N; i++) {                                                   \
-                float total = _mm512_reduce_add_ps(acc[a][i]);                                     \
-                for (long jj = j; jj < k; jj++) total += LOAD1(t + ((r) + a) * k + jj) * x[i * k + jj]; \
-                STORE(i, (r) + a, total);                                                          \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-#define ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, R, N)                                                    \
-    static AVX512 void NAME##_##R##_##N(const W *t, long k, const float *x, float *o, long ldo,       \
-                                        const float *bias, int add, const float *scale, long r0,     \
-                                        long r1) {                                                   \
-        long r = r0;                                                                                 \
-        for (; r + R <= r1; r += R) ROWS_BLOCK16(LOAD16, LOAD1, STORE_ROW, R, N, r);                 \
-        for (; r < r1; r++) ROWS_BLOCK16(LOAD16, LOAD1, STORE_ROW, 1, N, r);                         \
-    }
-#define ROWS_KERNELS16(NAME, W, LOAD16, LOAD1)                                                         \
-    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 8, 1)                                                        \
-    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 4, 2)                                                        \
-    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 4, 3)                                                        \
-    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 4, 4)                                                        \
-    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 4, 5)                                                        \
-    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 4, 6)                                                        \
-    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 2, 7)                                                        \
-    ROWS_KERNEL16(NAME, W, LOAD16, LOAD1, 2, 8)                                                        \
-    typedef void (*NAME##_fn)(const W *, long, const float *, float *, long, const float *, int, const float *, \
-                              long, long);                                                          \
-    static const NAME##_fn NAME##_512_for[LOGITS_MAX_N + 1] = {                                       \
-        NULL, NAME##_8_1, NAME##_4_2, NAME##_4_3, NAME##_4_4, NAME##_4_5, NAME##_4_6, NAME##_2_7, NAME##_2_8, \
-    };
 
 static inline int have_f16c(void) { return have_avx2_fma() && __builtin_cpu_supports("f16c"); }
 #else

@@ -76,7 +76,7 @@ enum { MAX_HEAD = 256 };
 /* Products over float32 weights; those over float16 weights are rows_f16 (kernels.c):
  * Whisper's weights are published in float16, so those are the float32 products,
  * reading half the memory. */
-ROWS_KERNELS(float_rows, float, LOAD8_F32, LOAD1_F32)
+ROWS_KERNELS(float_rows, float, V8, AVX2_F16C, LOAD8_F32, LOAD1_F32, ROWS_8)
 
 /* [*a, *b): thread tid's share of [0, total), cut at multiples of `align`. */
 static void share(long total, int tid, int threads, long align, long *a, long *b) {

@@ -172,7 +172,7 @@ void attention_heads(void *sgemm_address, long heads, long t, long s, long d, fl
  */
 
 #ifdef X86_KERNELS
-ROWS_KERNELS(half_rows, uint16_t, LOAD8_F16, LOAD1_F16)
+ROWS_KERNELS(half_rows, uint16_t, V8, AVX2_F16C, LOAD8_F16, LOAD1_F16, ROWS_8)
 #endif
 
 /* 1 when this CPU runs the float16 logits kernel. */
@@ -197,8 +197,8 @@ void rows_f16(const uint16_t *table, long k, const float *x, long n, float *out,
 }
 
 #ifdef X86_KERNELS
-ROWS_KERNELS(q8_rows, int8_t, LOAD8_Q8, LOAD1_Q8)
-ROWS_KERNELS16(q8_rows16, int8_t, LOAD16_Q8, LOAD1_Q8)
+ROWS_KERNELS(q8_rows, int8_t, V8, AVX2_F16C, LOAD8_Q8, LOAD1_Q8, ROWS_8)
+ROWS_KERNELS(q8_rows16, int8_t, V16, AVX512, LOAD16_Q8, LOAD1_Q8, ROWS_16)
 #endif
 
 int simd_limit = 2;
@@ -213,7 +213,7 @@ void rows_q8(const int8_t *table, const float *scale, long k, const float *x, lo
              const float *bias, int add, long r0, long r1) {
 #ifdef X86_KERNELS
     if (have_avx512()) {
-        q8_rows16_512_for[n](table, k, x, out, ldo, bias, add, scale, r0, r1);
+        q8_rows16_for[n](table, k, x, out, ldo, bias, add, scale, r0, r1);
         return;
     }
     if (have_avx2_fma()) {
