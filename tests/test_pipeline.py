@@ -322,7 +322,8 @@ def test_dropping_a_model_frees_it():
 @pytest.mark.slow
 def test_a_model_loaded_for_int8_holds_its_weights_once():
     """Loaded for int8 on the C path, a model lets its float32 products and token table go
-    (the kernels hold them in int8, the table in float16), still gives jfk's words, and
+    (the kernels hold them in int8, the table in float16; the encoder's first block's stay
+    float32 and are not quantized), still gives jfk's words, and
     says so clearly when asked for what it no longer holds: float32, or more beams than
     the C step takes."""
     from subtitler import pipeline
@@ -332,7 +333,11 @@ def test_a_model_loaded_for_int8_holds_its_weights_once():
     m = pipeline.load_model("tiny.en", compute_type="int8")
     if not isinstance(backend_for(m, "int8"), CpuBackend) or not getattr(m, "float32_released", False):
         pytest.skip("the C kernels or the int8 path do not run here")
-    assert m.encoder.blocks[0].mlp1.weight.size == 0 and m.decoder.token_embedding.weight.size == 0
+    assert m.encoder.blocks[1].mlp1.weight.size == 0 and m.decoder.token_embedding.weight.size == 0
+    assert m.decoder.blocks[0].mlp1.weight.size == 0
+    # the encoder's first block stays float32 (Whisper.FLOAT32_BLOCKS), and only in float32
+    assert m.encoder.blocks[0].mlp1.weight.size == 384 * 1536
+    assert "encoder.blocks.0.mlp1" not in m.int8_weights.preset
     doc = pipeline.transcribe_media(str(JFK), pipeline.Settings(compute_type="int8"), model=m)
     assert normalize(" ".join(c.text for c in doc)) == JFK_TEXT
     import mlx.core as mx

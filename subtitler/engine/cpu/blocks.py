@@ -26,6 +26,7 @@ from subtitler.engine.kernels import blas as _blas
 from subtitler.engine.kernels import dnnl as _dnnl
 from subtitler.engine.kernels import native
 from subtitler.engine.kernels import ops as kernel_ops
+from subtitler.engine.whisper.model import Whisper
 
 _P = ctypes.c_void_p
 # A layer's norms, products and the window's keys and values, as both C layer structs
@@ -163,7 +164,7 @@ class Blocks:
                         "cross_out_b": b.cross_attn.out.bias,
                     }
                 )
-            if int8 is not None:  # the products' weights in int8 only
+            if int8 is not None and f"{prefix}.{i}" not in Whisper.FLOAT32_BLOCKS:  # products in int8 only
                 for name in PRODUCTS:
                     if f"{name}_w" in fields:
                         weights = int8.of(fields.pop(f"{name}_w"), f"{prefix}.{i}.{_PARAMETER[name]}")

@@ -385,11 +385,14 @@ def load_model(
 def _quantize_products(params: dict, dims: ModelDimensions) -> dict[str, tuple]:
     """The blocks' product weights taken out of ``params`` and quantized (int8 rows, scale
     and sum per row), by name: "<side>.blocks.<i>.attn.qkv" for the fused query, key and
-    value, "<side>.blocks.<i>.<layer>" for the others (``Whisper.PRODUCTS``)."""
+    value, "<side>.blocks.<i>.<layer>" for the others (``Whisper.PRODUCTS``); those of
+    ``Whisper.FLOAT32_BLOCKS`` stay float32 in ``params``."""
     out = {}
     for side, n in (("encoder", dims.n_audio_layer), ("decoder", dims.n_text_layer)):
         for i in range(n):
             block = f"{side}.blocks.{i}"
+            if block in Whisper.FLOAT32_BLOCKS:
+                continue
             qkv = [np.asarray(params.pop(f"{block}.attn.{x}.weight")) for x in ("query", "key", "value")]
             out[f"{block}.attn.qkv"] = kernel_ops.Int8Weights.quantize(np.concatenate(qkv))
             for layer in Whisper.PRODUCTS[3:]:
