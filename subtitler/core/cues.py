@@ -202,10 +202,26 @@ def cue_of(words: list[Word], p: Profile, dialogue: bool = False) -> Cue:
     return Cue(words[0].start, words[-1].end, text, words)
 
 
+def speech_start(c: Cue) -> int:
+    """Where a cue's speech starts: its first word (a cue may lead in before it)."""
+    return c.words[0].start if c.words else c.start
+
+
+def speech_end(c: Cue) -> int:
+    """Where a cue's speech ends: its last word (a cue may stay on after it)."""
+    return c.words[-1].end if c.words else c.end
+
+
+def speech_gap(a: Cue, b: Cue) -> int:
+    """The silence between cue ``a``'s speech and the later cue ``b``'s."""
+    return speech_start(b) - speech_end(a)
+
+
 def merge_flashes(cues: list[Cue], p: Profile, media_duration: Optional[int] = None) -> list[Cue]:
     """Merge each cue still under the profile's minimum duration (its neighbours left it
-    no room to grow) into the nearer neighbour that can take it: the merged cue must fit
-    the profile's lines and maximum duration. Two turns merged this way are written as
+    no room to grow) into the neighbour nearer by speech (within a tenth of a second, the
+    shorter) that can take it: the merged cue must fit the profile's lines and maximum
+    duration. Two turns merged this way are written as
     a dialogue. A cue no neighbour can take stays, and ``check`` calls it unavoidable."""
     cues = list(cues)
     i = 0
@@ -213,10 +229,16 @@ def merge_flashes(cues: list[Cue], p: Profile, media_duration: Optional[int] = N
         if cues[i].duration >= p.min_duration:
             i += 1
             continue
-        sides = [j for j in (i - 1, i + 1) if 0 <= j < len(cues)]
-        sides.sort(
-            key=lambda j: abs(cues[j].start - cues[i].end) if j > i else abs(cues[i].start - cues[j].end)
-        )
+        # the nearer by speech, not by the cues' timing (a chained cue stays on up to the
+        # next); within a tenth of a second the shorter, for the balanced cue
+        sides = [
+            j
+            for _, _, j in sorted(
+                (round(speech_gap(cues[min(i, j)], cues[max(i, j)]) / 100), len(cues[j].text), j)
+                for j in (i - 1, i + 1)
+                if 0 <= j < len(cues)
+            )
+        ]
         for j in sides:
             a, b = min(i, j), max(i, j)
             words = cues[a].words + cues[b].words
@@ -254,19 +276,12 @@ def settle_times(
             cues[i + 1].start - p.min_gap if i + 1 < len(cues) else (media_duration or cues[i].end + 10_000)
         )
 
-    def first_word(c: Cue) -> int:
-        return c.words[0].start if c.words else c.start
-
     def lead_in(c: Cue, floor: int) -> Cue:
         """Start ``c`` up to ``lead_in`` before its first word, not before ``floor`` (the
         cue before it, settled) and within the profile's longest cue."""
         floor = max(floor, c.end - p.max_duration)
-        c.start = max(min(c.start, floor), min(c.start, first_word(c) - p.lead_in))
+        c.start = max(min(c.start, floor), min(c.start, speech_start(c) - p.lead_in))
         return c
-
-    def silence_after(i: int) -> int:
-        """The silence between cue i's last word and the next cue's first."""
-        return first_word(cues[i + 1]) - (cues[i].words[-1].end if cues[i].words else cues[i].end)
 
     for i in span or range(len(cues)):
         if not 0 <= i < len(cues):
@@ -278,11 +293,11 @@ def settle_times(
         if not last:
             nxt = cues[i + 1]
             room -= max(0, needed(nxt) - (limit(i + 1) - nxt.start))
-        spoken = max(c.start, first_word(c))
+        spoken = max(c.start, speech_start(c))
         # the reading time counts from the speech: a lead-in is on top of it
         target = max(c.end + min(GRACE, max(0, need - (c.end - spoken))), spoken + need)
         c.end = max(c.end, min(target, room))
-        if not last and c.end < lim and silence_after(i) < p.chain_gap:
+        if not last and c.end < lim and speech_gap(c, cues[i + 1]) < p.chain_gap:
             # Chained: the next cue leads in (the viewer reads ahead) and this one hangs on to it.
             nxt = lead_in(cues[i + 1], c.end + p.min_gap)
             c.end = max(c.end, min(room, nxt.start - p.min_gap, c.start + p.max_duration))

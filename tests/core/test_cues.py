@@ -87,3 +87,20 @@ def test_too_short_with_room_around_it_is_not_unavoidable():
     cues = [Cue(0, 1500, "First."), Cue(3000, 3300, "Flash."), Cue(6000, 7000, "Last.")]
     (f,) = [f for f in check(cues, "default") if f.kind == "too_short"]
     assert not f.unavoidable and "unavoidable" not in f.message
+
+
+def test_a_flash_merges_into_the_neighbour_nearer_by_speech_not_the_chained_one():
+    """The meeting's "Right," 1.8 s after a sentence and 0.8 s before the rest of its own:
+    the cue before stays on up to it (chained), yet it joins the words it belongs with."""
+    segs = [
+        said((1.93, 2.46, " Okay,"), (2.46, 3.83, " well I think we're ready to begin.")),
+        said((5.66, 5.84, " Right,")),
+        said((6.66, 6.88, " my"), (6.88, 7.14, " name's"), (7.14, 7.38, " Andrew"), (7.38, 7.6, " Good,")),
+        said((7.6, 7.84, " we're"), (7.84, 8.24, " here"), (8.24, 9.04, " because of real reaction.")),
+    ]
+    texts = [c.text for c in build_cues(segs, "default", 20_000)]
+    assert texts == [
+        "Okay, well I think we're ready to begin.",
+        "Right, my name's Andrew Good,",
+        "we're here because of real reaction.",
+    ], texts
