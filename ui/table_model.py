@@ -50,7 +50,7 @@ class CueTableModel(QAbstractTableModel):
         self.on_error = on_error
         self.read_only = False  # while rows stream in from a transcription: they are replaced when it ends
         self.on_refused: Callable[[str], None] = lambda message: None
-        self.findings = Findings(doc.cues, "default")
+        self.findings = Findings(doc.cues, "default", doc.media_duration)
         doc.subscribe(self._changed)
 
     @property
@@ -62,11 +62,12 @@ class CueTableModel(QAbstractTableModel):
         self.doc.unsubscribe(self._changed)
         self.doc = doc
         doc.subscribe(self._changed)
+        self.findings.media_end = doc.media_duration
         self.findings.recheck_all(doc.cues)
         self.endResetModel()
 
     def set_profile(self, name: str) -> None:
-        self.findings = Findings(self.doc.cues, name)
+        self.findings = Findings(self.doc.cues, name, self.doc.media_duration)
         if self.rowCount():
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, len(COLUMNS) - 1))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from subtitler.core.document import Cue
 from subtitler.core.profiles import Profile, get_profile
@@ -17,11 +18,13 @@ class Finding:
     unavoidable: bool = False  # no timing between the neighbours could meet the limit
 
 
-def room(cues: list[Cue], i: int, profile: Profile) -> float:
+def room(cues: list[Cue], i: int, profile: Profile, media_end: Optional[int] = None) -> float:
     """The longest a cue could be shown without crowding its neighbours: from the
-    previous cue's end to the next one's start, less the minimum gaps."""
+    previous cue's end to the next one's start, less the minimum gaps (the last cue: to
+    the media's end, when known)."""
     lo = cues[i - 1].end + profile.min_gap if i else 0
-    hi = cues[i + 1].start - profile.min_gap if i + 1 < len(cues) else float("inf")
+    last = float("inf") if media_end is None else media_end
+    hi = cues[i + 1].start - profile.min_gap if i + 1 < len(cues) else last
     return hi - lo
 
 
@@ -37,7 +40,7 @@ def cps(cue: Cue) -> float:
     return visible_chars(cue.text.strip()) / seconds if seconds > 0 else float("inf")
 
 
-def check_cue(cues: list[Cue], i: int, profile: Profile) -> list[Finding]:
+def check_cue(cues: list[Cue], i: int, profile: Profile, media_end: Optional[int] = None) -> list[Finding]:
     s = cues[i]
     out = []
     if i + 1 < len(cues):
@@ -53,7 +56,7 @@ def check_cue(cues: list[Cue], i: int, profile: Profile) -> list[Finding]:
                 )
             )
     if s.duration < profile.min_duration:
-        forced = room(cues, i, profile) < profile.min_duration
+        forced = room(cues, i, profile, media_end) < profile.min_duration
         out.append(
             Finding(
                 i,
@@ -67,7 +70,7 @@ def check_cue(cues: list[Cue], i: int, profile: Profile) -> list[Finding]:
         out.append(Finding(i, "too_long", f"shown for {s.duration} ms (maximum {profile.max_duration} ms)"))
     rate = cps(s)
     if rate > profile.max_cps:
-        forced = room(cues, i, profile) < visible_chars(s.text.strip()) / profile.max_cps * 1000
+        forced = room(cues, i, profile, media_end) < visible_chars(s.text.strip()) / profile.max_cps * 1000
         out.append(
             Finding(
                 i,
@@ -96,15 +99,18 @@ class Findings:
     gap look at the next cue), so an edit among 10,000 cues costs the same as
     among ten."""
 
-    def __init__(self, cues: list[Cue], profile: Profile | str | None = None):
+    def __init__(
+        self, cues: list[Cue], profile: Profile | str | None = None, media_end: Optional[int] = None
+    ):
         self.profile = get_profile(profile)
+        self.media_end = media_end  # ms: the last cue cannot be shown past it
         self.cues = cues
         self.by_row: list[list[Finding]] = []
         self.recheck_all(cues)
 
     def recheck_all(self, cues: list[Cue]) -> None:
         self.cues = cues
-        self.by_row = [check_cue(cues, i, self.profile) for i in range(len(cues))]
+        self.by_row = [check_cue(cues, i, self.profile, self.media_end) for i in range(len(cues))]
 
     def replaced(self, cues: list[Cue], first: int, old: int, new: int) -> range:
         """Follow ``old`` cues at ``first`` having become ``new`` ones; returns the
@@ -113,16 +119,19 @@ class Findings:
         self.by_row[first : first + old] = [[] for _ in range(new)]
         rows = range(max(0, first - 1), min(len(cues), first + new))
         for i in rows:
-            self.by_row[i] = check_cue(cues, i, self.profile)
+            self.by_row[i] = check_cue(cues, i, self.profile, self.media_end)
         return rows
 
     def __getitem__(self, row: int) -> list[Finding]:
         return self.by_row[row]
 
 
-def check(cues: list[Cue], profile: Profile | str | None = None) -> list[Finding]:
+def check(
+    cues: list[Cue], profile: Profile | str | None = None, media_end: Optional[int] = None
+) -> list[Finding]:
+    """Every cue's findings; ``media_end`` (ms, when known) bounds the last cue's room."""
     p = get_profile(profile)
-    return [f for i in range(len(cues)) for f in check_cue(cues, i, p)]
+    return [f for i in range(len(cues)) for f in check_cue(cues, i, p, media_end)]
 
 
 def format_finding(f: Finding, cues: list[Cue]) -> str:

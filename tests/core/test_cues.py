@@ -104,3 +104,15 @@ def test_a_flash_merges_into_the_neighbour_nearer_by_speech_not_the_chained_one(
         "Right, my name's Andrew Good,",
         "we're here because of real reaction.",
     ], texts
+
+
+def test_the_last_cue_is_bounded_by_the_media_s_end():
+    """A fast last cue that the recording's end stops from growing is unavoidable there;
+    with no end known, it could grow, so it is not."""
+    cues = [
+        Cue(26_100, 28_120, "I'm the expert."),
+        Cue(28_203, 30_000, "You're the marketing expert, okay? Okay."),
+    ]
+    (free,) = [f for f in check(cues, "default") if f.kind == "cps"]
+    (bounded,) = [f for f in check(cues, "default", 30_000) if f.kind == "cps"]
+    assert not free.unavoidable and bounded.unavoidable and "unavoidable" in bounded.message
