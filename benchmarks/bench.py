@@ -88,6 +88,20 @@ def measure(spec: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def start(title: str, minutes: float) -> tuple[Path, str, dict]:
+    """A benchmark's clips (the long one of ``minutes``, made once; jfk) and this machine's
+    facts, printed under ``title``."""
+    import clips
+
+    work = Path(os.environ.get("BENCH_DIR", "/tmp/subtitler-bench"))
+    long_mp4, _, _ = clips.make(work, minutes)
+    info = machine()
+    print(f"{title}\n")
+    for k, v in info.items():
+        print(f"- {k}: {v}")
+    return long_mp4, str(clips.DATA / "jfk.flac"), info
+
+
 def machine() -> dict:
     from subtitler.engine import runtime
 
@@ -139,12 +153,7 @@ def main() -> int:
     import clips
 
     work = Path(os.environ.get("BENCH_DIR", "/tmp/subtitler-bench"))
-    long_mp4, _, _ = clips.make(work, args.minutes)
-    jfk = str(clips.DATA / "jfk.flac")
-    info = machine()
-    print("# subtitler benchmark\n")
-    for k, v in info.items():
-        print(f"- {k}: {v}")
+    long_mp4, jfk, info = start("# subtitler benchmark", args.minutes)
     runs = [
         ("subtitler", "float32", 1),
         ("faster-whisper", "float32", 1),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -40,16 +39,9 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=2.5)
     ap.add_argument("--out", default=str(HERE / "int8.json"))
     args = ap.parse_args()
-    import clips
-    from bench import machine, measure
+    from bench import measure, start
 
-    work = Path(os.environ.get("BENCH_DIR", "/tmp/subtitler-bench"))
-    long_mp4, _, _ = clips.make(work, args.minutes)
-    jfk = str(clips.DATA / "jfk.flac")
-    info = machine()
-    print("# compute types, subtitle-grade, whole process\n")
-    for k, v in info.items():
-        print(f"- {k}: {v}")
+    long_mp4, jfk, info = start("# compute types, subtitle-grade, whole process", args.minutes)
     cases = [("jfk 11 s", jfk, "tiny.en"), (f"long {args.minutes:g} min", str(long_mp4), "tiny.en")]
     cases.append((f"long {args.minutes:g} min", str(long_mp4), "base"))
     results = {"info": info, "cases": []}

@@ -166,7 +166,7 @@ def load_audio(
         info = info or probe(path)
         expected = max(1, int(info.duration * SAMPLE_RATE))
         if expected > LONG_SECONDS * SAMPLE_RATE:
-            spill = tempfile.TemporaryFile(prefix="subtitler-audio-", dir=spill_dir())
+            spill = _spill_file()
         # Converted as it arrives, into room for the duration the header gives: the
         # only copy of the audio held is the float one.
         samples = np.empty(expected + SAMPLE_RATE if spill is None else 1 << 19, np.float32)
@@ -183,24 +183,19 @@ def load_audio(
             pcm = np.frombuffer(block, np.int16)
             if spill is None and got + pcm.size > LONG_SECONDS * SAMPLE_RATE:
                 # Longer than the header said, and long: what came so far goes to the file too.
-                spill = tempfile.TemporaryFile(prefix="subtitler-audio-", dir=spill_dir())
+                spill = _spill_file()
                 spill.write(samples[:got].tobytes())
                 samples = np.empty(0, np.float32)
             if spill is not None:
                 spill.write((pcm / np.float32(32768.0)).astype(np.float32).tobytes())
-                got += pcm.size
-                if progress:
-                    progress(min(1.0, got / expected))
-                if cancel and cancel():
-                    raise Cancelled()
-                continue
-            if got + pcm.size > samples.size:  # longer than the header said: grow in place
-                # (realloc: a large block is remapped, not copied, so the old and the new
-                # are never held at once; pages not yet written take no memory)
-                samples.resize(got + max(pcm.size, got // 4, 60 * SAMPLE_RATE), refcheck=False)
-            part = samples[got : got + pcm.size]
-            part[:] = pcm
-            part /= 32768.0
+            else:
+                if got + pcm.size > samples.size:  # longer than the header said: grow in place
+                    # (realloc: a large block is remapped, not copied, so the old and the new
+                    # are never held at once; pages not yet written take no memory)
+                    samples.resize(got + max(pcm.size, got // 4, 60 * SAMPLE_RATE), refcheck=False)
+                part = samples[got : got + pcm.size]
+                part[:] = pcm
+                part /= 32768.0
             got += pcm.size
             if progress:
                 progress(min(1.0, got / expected))
@@ -244,6 +239,11 @@ def peaks(samples: np.ndarray, hop: int) -> np.ndarray:
         out[a:b] = np.maximum(block.max(axis=1), -block.min(axis=1))
         release(samples, a * hop, b * hop)
     return out
+
+
+def _spill_file():
+    """A nameless temporary file in ``spill_dir()`` for a long recording's samples."""
+    return tempfile.TemporaryFile(prefix="subtitler-audio-", dir=spill_dir())
 
 
 def spill_dir() -> str | None:

@@ -13,6 +13,7 @@ import ctypes
 import logging
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,7 @@ def sgemm_address() -> int | None:
     return ctypes.cast(kernels.dnnl_sgemm_as_cblas, ctypes.c_void_p).value
 
 
+@lru_cache(maxsize=1)
 def has_vnni() -> bool:
     """Whether the CPU adds u8 x s8 products in 32 bits (AVX-512 VNNI or AVX-VNNI)."""
     try:

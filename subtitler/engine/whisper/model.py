@@ -389,10 +389,10 @@ class Whisper(nn.Module):
             if name in self.FLOAT32_BLOCKS:
                 continue
             for path in self.PRODUCTS:
-                owner, _, name = path.rpartition(".")
+                owner, _, layer = path.rpartition(".")
                 if owner and not hasattr(block, owner):  # an encoder block has no cross-attention
                     continue
-                (getattr(getattr(block, owner), name) if owner else getattr(block, name)).weight = empty
+                (getattr(getattr(block, owner), layer) if owner else getattr(block, layer)).weight = empty
             if block.attn.fused_weights is not None:  # its bias stays: the kernels read it
                 block.attn._qkv = (empty, block.attn.fused_weights[1])
         self.decoder.token_embedding.weight = empty
