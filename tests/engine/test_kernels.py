@@ -552,3 +552,17 @@ def test_stft_by_fft_gives_the_model_s_magnitudes(monkeypatch, chunks, threads):
     want = silero._magnitudes(audio, chunks)
     assert want.max() > 1.0  # speech, not silence
     assert np.abs(got - want).max() <= 2e-6 * want.max()
+
+
+def test_doctor_says_how_the_int8_encoder_runs(monkeypatch):
+    """Without VNNI the encoder still holds int8 weights (widened product by product, as
+    the test above checks): doctor says so rather than "float32"."""
+    from subtitler.engine.kernels import dnnl
+
+    if dnnl.library() is None:
+        assert "widened" in dnnl.describe() and "onednn-cpu-gomp" in dnnl.describe()
+        return
+    monkeypatch.setattr(dnnl, "has_vnni", lambda: False)
+    assert dnnl.describe() == "oneDNN, no VNNI: int8 weights widened to float32 products"
+    monkeypatch.setattr(dnnl, "has_vnni", lambda: True)
+    assert dnnl.describe() == "oneDNN, VNNI: int8 products"
