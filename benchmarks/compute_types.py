@@ -47,6 +47,21 @@ def time_shifts(a: list, b: list) -> list[int]:
     return out
 
 
+def cases(minutes: float) -> list[tuple]:
+    """(name, language, reference text, samples or path) of every clip with a reference:
+    ``real.py``'s real recordings and hard cases, and ``quality.py``'s long clip."""
+    import clips
+    from real import realspeech_clips
+    from real_cases import all_cases
+
+    work = Path(os.environ.get("BENCH_DIR", "/tmp/subtitler-bench"))
+    mp4, spans, _ = clips.make(work, minutes)
+    out = [
+        (c.name, c.language, c.reference, c.samples) for c in realspeech_clips() + all_cases() if c.reference
+    ]
+    return out + [("quality long clip", "en", " ".join(s.text for s in spans), str(mp4))]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--types", nargs="+", default=["float32", "int8"])
@@ -55,19 +70,11 @@ def main() -> int:
     from subtitler.engine import runtime
 
     runtime.prepare()
-    import clips
     from quality import edit_distance
-    from real import model_for, realspeech_clips, tokens
-    from real_cases import all_cases
+    from real import model_for, tokens
 
     from subtitler import pipeline
 
-    work = Path(os.environ.get("BENCH_DIR", "/tmp/subtitler-bench"))
-    mp4, spans, _ = clips.make(work, args.minutes)
-    cases = [
-        (c.name, c.language, c.reference, c.samples) for c in realspeech_clips() + all_cases() if c.reference
-    ]
-    cases.append(("quality long clip", "en", " ".join(s.text for s in spans), str(mp4)))
     models: dict = {}
     errors = {t: 0 for t in args.types}
     ref_words, shifts = 0, []
@@ -75,7 +82,7 @@ def main() -> int:
         f"| clip | words | {' | '.join(f'{t} errors' for t in args.types)} | word times: median / max shift s |"
     )
     print(f"|---|---|{'---|' * len(args.types)}---|")
-    for name, language, reference, source in cases:
+    for name, language, reference, source in cases(args.minutes):
         m = model_for(language)
         ref = tokens(reference, language)
         ref_words += len(ref)
