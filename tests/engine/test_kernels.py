@@ -354,6 +354,30 @@ def test_int8_decoding_steps_follow_the_float32_steps(model, rows, simd):
         cpu_decoder.StepKernel.build(model.decoder, "bf16")
 
 
+@pytest.mark.parametrize("rows,sgemm", [(3, "onednn"), (40, "onednn"), (40, "blas")])
+def test_int8_logits_over_many_rows_are_the_row_kernels(model, rows, sgemm, monkeypatch):
+    """The int8 output embedding over word timing's text rows (sgemm over the table widened
+    a block at a time: oneDNN's, or the BLAS's without it) gives the row kernel's logits (a
+    step's) to float32 rounding."""
+    from subtitler.engine.cpu import decoder as cpu_decoder
+
+    if native.library() is None or not native.library().decoder_supported():
+        pytest.skip("the C decoding step does not run here")
+    if sgemm == "blas":
+        monkeypatch.setattr(cpu_decoder._dnnl, "library", lambda: None)
+    elif cpu_decoder._dnnl.library() is None:
+        pytest.skip("oneDNN is not installed")
+    int8 = cpu_decoder.StepKernel.build(model.decoder, "int8")
+    q, scale, bias = int8.table
+    x = np.random.default_rng(rows).normal(0, 1, (rows, q.shape[1])).astype(np.float32)
+    z = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + int8.eps)
+    want = np.concatenate([kernel_ops.product_q8(z[i : i + 8], q, scale) for i in range(0, rows, 8)]) + bias
+    got = int8.logits(x)
+    assert got.shape == (rows, q.shape[0])
+    assert np.abs(got - want).max() < 1e-5 * np.abs(want).max()
+    assert (got.argmax(-1) == want.argmax(-1)).all()
+
+
 def _jfk_window() -> mx.array:
     """The first (only) window of jfk.flac's log-mel, (1, 3000, 80)."""
     from conftest import JFK

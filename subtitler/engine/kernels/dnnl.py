@@ -94,6 +94,17 @@ def product(a: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.
     return out
 
 
+def product_into(a: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
+    """``out`` (m, n) = ``a`` (m, k) times ``w`` (n, k) transposed, by oneDNN's sgemm (the
+    same bits whatever the thread count); ``out`` may be a block of a wider array's columns."""
+    a, w = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(w, np.float32)
+    (m, k), n = a.shape, w.shape[0]
+    if out.shape != (m, n) or out.dtype != np.float32 or out.strides[1] != 4 or out.strides[0] % 4:
+        raise ValueError("product_into writes float32 rows of contiguous columns")
+    library().dnnl_sgemm(b"N", b"T", m, n, k, 1.0, a.ctypes.data, k, w.ctypes.data, k, 0.0,
+                         out.ctypes.data, out.strides[0] // 4)  # fmt: skip
+
+
 def sgemm_address() -> int | None:
     """A CBLAS-style sgemm over oneDNN's (``dnnl_sgemm_as_cblas`` in csrc/blocks.c), for
     the C kernels of the int8 compute type: its results do not change with the thread
