@@ -319,6 +319,23 @@ def test_dropping_a_model_frees_it():
     assert rss[-1] - rss[1] < 40, rss  # tiny.en is 150 MB in float32: one kept copy would show
 
 
+def test_auto_runs_float32_where_the_c_kernels_have_no_blas(monkeypatch):
+    """With no BLAS loaded for the C kernels (``SUBTITLER_BLAS=0``, or MLX imported before
+    ``runtime.prepare``) ``auto`` is float32 and the default model loads and transcribes;
+    it used to pick int8 and fail to load ("The int8 kernels could not take tiny.en")."""
+    from subtitler import pipeline
+    from subtitler.engine import backends
+    from subtitler.engine.kernels import blas
+
+    monkeypatch.setattr(blas, "sgemm_address", lambda: None)
+    assert backends.resolve_compute_type("auto") == "float32"
+    assert backends.describe_compute_type("auto").startswith("auto = float32: the C kernels do not run here")
+    m = pipeline.load_model("tiny.en")
+    assert not getattr(m, "float32_released", False)
+    doc = pipeline.transcribe_media(str(JFK), pipeline.Settings(), model=m)
+    assert normalize(" ".join(c.text for c in doc)) == JFK_TEXT
+
+
 @pytest.mark.slow
 def test_a_model_loaded_for_int8_holds_its_weights_once():
     """Loaded for int8 on the C path, a model lets its float32 products and token table go

@@ -61,8 +61,18 @@ def resolve_compute_type(requested: str = "auto", rows: int = 1) -> str:
         return requested
     from subtitler.engine.kernels import native  # (no MLX: settings resolve this before it loads)
 
+    return "int8" if c_kernels_run() and rows <= native.MAX_ROWS else "float32"
+
+
+def c_kernels_run() -> bool:
+    """Whether the C kernels can run the whole network here: built, taken by this CPU, and
+    with a BLAS for their products (``blas.expected``: none with ``SUBTITLER_BLAS=0``, or
+    once MLX was imported first). Without one the int8 encoder and prompt kernels cannot
+    run, so ``auto`` is float32."""
+    from subtitler.engine.kernels import blas, native
+
     lib = native.library()
-    return "int8" if lib is not None and lib.decoder_supported() and rows <= native.MAX_ROWS else "float32"
+    return lib is not None and lib.decoder_supported() and lib.blocks_supported() and blas.expected()
 
 
 def describe_compute_type(requested: str = "auto") -> str:
@@ -74,6 +84,8 @@ def describe_compute_type(requested: str = "auto") -> str:
     if chosen == "int8" and (lib is None or not lib.decoder_supported()):
         return f"{requested}: the C kernels do not run here, so MLX runs the weights as loaded"
     if chosen == "float32":
+        if requested == "auto" and not c_kernels_run():
+            return "auto = float32: the C kernels do not run here (not built, not this CPU, or no BLAS)"
         return f"{requested} = float32"
     simd = {2: "AVX-512", 1: "AVX2", 0: "plain C"}[lib.simd_level()]
     return f"{requested} = int8: decoding steps in int8 (C kernels, {simd}); encoder: {dnnl.describe()}"
@@ -86,18 +98,10 @@ def load_for(name: str, compute_type: str = "auto", progress=None):
     MLX keeps no buffer cache; freed memory is given back after the load."""
     import mlx.core as mx
 
-    from subtitler.engine.kernels import native
     from subtitler.engine.kernels.malloc import give_back_freed
     from subtitler.engine.whisper.load import load_model
 
-    lib = native.library()
-    c_path = (
-        lib is not None
-        and lib.decoder_supported()
-        and lib.blocks_supported()
-        and mx.default_device() == mx.cpu
-    )
-    int8 = resolve_compute_type(compute_type) == "int8" and c_path
+    int8 = resolve_compute_type(compute_type) == "int8" and c_kernels_run() and mx.default_device() == mx.cpu
     model = load_model(name, progress=progress, int8=int8)
     backend = backend_for(model, compute_type)
     if int8 and not getattr(backend, "reads_no_float32_weights", False):

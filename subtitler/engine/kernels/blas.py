@@ -367,6 +367,15 @@ def _shutdown():
     )
 
 
+def expected() -> bool:
+    """Whether the C kernels have a BLAS: the one ``preload`` loaded, or, before it has
+    run, whether it will look for one (not on other systems, nor with SUBTITLER_BLAS=0)."""
+    if _tried:
+        return sgemm_address() is not None
+    switched_off = os.environ.get("SUBTITLER_BLAS", "").strip().lower() in _OFF
+    return sys.platform.startswith("linux") and not switched_off
+
+
 def loaded() -> str | None:
     """The path of the CBLAS that was preloaded, if any."""
     return _loaded.path if _loaded else None
