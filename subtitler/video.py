@@ -21,6 +21,7 @@ from typing import Optional
 
 from subtitler.core import formats
 from subtitler.core.document import Document
+from subtitler.core.formats.encoding import temporary_beside
 from subtitler.engine.audio import MediaInfo, ffmpeg_exe, probe_any
 from subtitler.engine.types import Progress
 from subtitler.errors import Cancelled, MediaError
@@ -81,8 +82,7 @@ def _run(cmd: list[str], out: str, duration: float, progress, cancel) -> None:
     """Run ffmpeg writing to a temporary file beside ``out``, reporting its progress;
     rename it to ``out`` on success, remove it on failure or cancel."""
     target = Path(out)
-    fd, part = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent or ".")
-    os.close(fd)
+    part = temporary_beside(target, target.suffix)  # (ffmpeg takes the container from the name)
     started = time.perf_counter()
     proc = subprocess.Popen(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-progress", "pipe:1", "-nostats", *cmd, part],

@@ -1,6 +1,8 @@
 """Subtitles into a video: a soft track (mux) and burned in (burn), checked with ffmpeg."""
 
+import os
 import re
+import stat
 import subprocess
 
 import numpy as np
@@ -41,6 +43,9 @@ def test_mux_adds_one_tagged_track_and_copies_picture_and_sound(
 ):
     out = tmp_path / f"out{ext}"
     assert cli.main(["mux", str(media_dir / "jfk.mp4"), str(subs), "-o", str(out), "--language", "en"]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # as any program's, not a temporary file's 0600
     dump = streams(ffmpeg, out)
     subtitle_streams = re.findall(r"Stream #0:\d+(?:\[\w+\])?\((\w+)\): Subtitle: (\w+)", dump)
     assert subtitle_streams == [("eng", codec)], dump

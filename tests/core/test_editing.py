@@ -366,6 +366,23 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["subs.srt"]  # no temp file left behind
 
 
+def test_a_saved_file_has_the_mode_any_program_would_give_it(tmp_path):
+    """A new file gets what the umask gives (not a temporary file's 0600: readable by its
+    owner alone), and a replaced one keeps its own mode."""
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new.srt"
+        formats.save(Document([Cue(0, 1000, "new")]), new)
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        kept = tmp_path / "kept.srt"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        formats.save(Document([Cue(0, 1000, "new")]), kept)
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and "new" in kept.read_text()
+    finally:
+        os.umask(old)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
 def test_atomic_write_read_only_folder(tmp_path):
     out = tmp_path / "subs.srt"

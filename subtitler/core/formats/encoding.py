@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import codecs
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Optional
 
@@ -114,6 +115,28 @@ def read_text(path, encoding: Optional[str] = None) -> str:
         raise
 
 
+def temporary_beside(path, suffix: str = ".tmp") -> str:
+    """A new empty file beside ``path``, to be written and renamed over it, with the mode
+    ``path`` has, or for a new file the one the umask gives, as any program's (mkstemp's
+    0600 made every export readable by its owner alone). Its name ends with ``suffix``."""
+    path = Path(path)
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = None
+    folder = path.parent if str(path.parent) else Path(".")
+    for _ in range(100):
+        tmp = folder / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        if mode is not None:
+            os.chmod(tmp, mode)
+        return str(tmp)
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
 def atomic_write(path, data: str | bytes, bom: bool = False) -> None:
     """Write to a temporary file beside ``path`` and rename it over, so a failure
     never leaves a half-written or damaged file. Text is written as UTF-8."""
@@ -122,11 +145,11 @@ def atomic_write(path, data: str | bytes, bom: bool = False) -> None:
     if bom and isinstance(data, str):
         raw = codecs.BOM_UTF8 + raw
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        tmp = temporary_beside(path)
     except OSError as e:
         raise SubtitleFileError(f"Cannot write {path}: {e.strerror or e}.") from e
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
