@@ -30,6 +30,7 @@ class Job:
     output: Path
     seconds: float = 0.0  # media length, for progress
     attempts: int = 0
+    cues: Optional[int] = None  # how many subtitles were written, once they were
 
 
 @dataclass
@@ -99,6 +100,7 @@ def _write(job: Job, data: dict, fmt: str, report: Report) -> None:
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
         formats.save(document_from_dict(data), job.output, fmt)
+        job.cues = len(data["segments"])
         report.written.append(job)
     except SubtitlerError as e:
         report.failed.append((job, str(e)))

@@ -88,7 +88,8 @@ def cmd_transcribe(args) -> int:
             print(f"error: {failed}", file=sys.stderr)
         elif not args.quiet:
             progress.done(job)
-            print(f"{job.input} -> {job.output}", file=sys.stderr)
+            empty = " (no speech found: no subtitles)" if job.cues == 0 else ""
+            print(f"{job.input} -> {job.output}{empty}", file=sys.stderr)
 
     settings = settings_from(args)
     try:

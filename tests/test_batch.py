@@ -138,3 +138,23 @@ def test_the_batch_line_counts_files_and_media_with_an_eta(monkeypatch):
         "[1/2 files, 10/40 s of media, about 15 s left] a.mp4",
         "[2/2 files, 40/40 s of media] b.mp4",
     ]
+
+
+def test_a_file_without_speech_is_said_so(tmp_path):
+    """A file with no speech gets an empty subtitle file and a line that says why, not
+    the same line as a file with subtitles."""
+    import wave
+
+    quiet = tmp_path / "quiet.wav"
+    with wave.open(str(quiet), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\0\0" * 16000 * 3)
+    (tmp_path / "jfk.flac").write_bytes(Path(JFK).read_bytes())
+    r = cli(str(quiet), str(tmp_path / "jfk.flac"), "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert any(l.endswith("quiet.srt (no speech found: no subtitles)") for l in lines), lines
+    assert any(l.endswith("jfk.srt") for l in lines), lines
+    assert (tmp_path / "out" / "quiet.srt").read_text() == ""

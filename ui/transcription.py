@@ -222,7 +222,11 @@ class TranscriptionPanel:
         if status == "done":
             self.w.progressBar.setValue(100)
             self.w.progressBar.setFormat("%p%")
-            self.w.statusBar().showMessage(f"Done: {len(self.w.doc)} subtitles. Edit them, then Export.")
+            self.w.statusBar().showMessage(
+                f"Done: {len(self.w.doc)} subtitles. Edit them, then Export."
+                if len(self.w.doc)
+                else "Done: no speech was found in this file, so there are no subtitles."
+            )
         elif status == "cancelled":
             self.w.statusBar().showMessage(message)
         else:

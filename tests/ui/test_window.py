@@ -94,6 +94,24 @@ def test_transcribe_fills_the_table_live(qtbot, window, media_dir):
     assert w.findChild(QProgressBar, "progressBar").value() == 100
 
 
+def test_a_file_without_speech_says_so(qtbot, window, tmp_path):
+    """Three seconds of silence: the transcription finishes with no rows and the status
+    bar says that no speech was found, not "0 subtitles"."""
+    import wave
+
+    quiet = tmp_path / "quiet.wav"
+    with wave.open(str(quiet), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(16000)
+        f.writeframes(b"\0\0" * 16000 * 3)
+    w = window
+    assert w.open_media(str(quiet))
+    status, _ = transcribe(qtbot, w)
+    assert status == "done" and len(w.doc) == 0
+    assert "no speech was found" in w.statusBar().currentMessage()
+
+
 def test_speech_found_on_open_is_what_transcribe_reads(qtbot, window, media_dir, monkeypatch):
     """Opening a file finds its speech in the background, after its audio: a
     transcription started after that reads it instead of finding it again."""
