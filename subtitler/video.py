@@ -22,7 +22,7 @@ from typing import Optional
 from subtitler.core import formats
 from subtitler.core.document import Document
 from subtitler.core.formats.encoding import temporary_beside
-from subtitler.engine.audio import MediaInfo, ffmpeg_exe, probe_any
+from subtitler.engine.audio import MediaInfo, ffmpeg_exe, ffmpeg_path, probe_any
 from subtitler.engine.types import Progress
 from subtitler.errors import Cancelled, MediaError
 
@@ -85,7 +85,17 @@ def _run(cmd: list[str], out: str, duration: float, progress, cancel) -> None:
     part = temporary_beside(target, target.suffix)  # (ffmpeg takes the container from the name)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-progress", "pipe:1", "-nostats", *cmd, part],
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-y",
+            "-progress",
+            "pipe:1",
+            "-nostats",
+            *cmd,
+            ffmpeg_path(part),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -161,7 +171,7 @@ def mux(
     tag = language_tag(language)
     with tempfile.TemporaryDirectory() as tmp:
         sub = _subtitle_file(subtitles, tmp, fmt, loaded)
-        cmd = ["-i", video, "-i", sub, "-map", "0:v", "-map", "0:a?", "-map", "1:0"]
+        cmd = ["-i", ffmpeg_path(video), "-i", ffmpeg_path(sub), "-map", "0:v", "-map", "0:a?", "-map", "1:0"]
         cmd += ["-c:v", "copy", "-c:a", "copy", "-c:s", codec]
         if tag:
             cmd += ["-metadata:s:s:0", f"language={tag}"]
@@ -169,8 +179,15 @@ def mux(
 
 
 def _filter_path(path: str) -> str:
-    """A path as the ``subtitles`` filter's option parser takes it."""
-    return path.replace("\\", "/").replace(":", "\\:").replace("'", "\\'")
+    """A path as a filter option's value inside ``-vf``, escaped at both of ffmpeg's levels:
+    the option's (backslash, quote, colon), then the filtergraph's (those, brackets, comma,
+    semicolon). Quoting alone let a name with a quote or a comma break the graph."""
+    if os.sep == "\\":
+        path = path.replace("\\", "/")  # Windows: ffmpeg takes forward slashes
+    value = path.replace("\\", "\\\\").replace("'", "\\'").replace(":", "\\:")
+    for c in ("\\", "'", "[", "]", ",", ";"):
+        value = value.replace(c, "\\" + c)
+    return value
 
 
 def burn(
@@ -188,10 +205,10 @@ def burn(
     is_ass = isinstance(subtitles, str) and formats.format_of(subtitles) in ("ass", "ssa")
     with tempfile.TemporaryDirectory() as tmp:
         sub = _subtitle_file(subtitles, tmp, "ass" if is_ass else "srt")
-        vf = f"subtitles=filename='{_filter_path(sub)}'"
+        vf = f"subtitles=filename={_filter_path(os.path.abspath(sub))}"
         if not is_ass:
             vf += f":force_style='{style.force_style()}'"
-        cmd = ["-i", video, "-map", "0:v:0", "-map", "0:a?", "-vf", vf]
+        cmd = ["-i", ffmpeg_path(video), "-map", "0:v:0", "-map", "0:a?", "-vf", vf]
         cmd += [
             "-c:v",
             "libx264",

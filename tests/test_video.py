@@ -11,7 +11,7 @@ import pytest
 from subtitler import cli, video
 from subtitler.core import formats
 from subtitler.core.document import Cue, Document
-from subtitler.engine.audio import probe_any
+from subtitler.engine.audio import load_audio, probe_any
 
 CUES = [Cue(1000, 3000, "Hello there."), Cue(6000, 8000, "A second line\nin two rows.")]
 
@@ -93,6 +93,22 @@ def test_burn_draws_in_the_bottom_third_only_while_a_cue_shows(tmp_path, ffmpeg,
     between = np.abs(frame(ffmpeg, out, 4.5) - frame(ffmpeg, src, 4.5)).max(axis=2)
     assert between.max() <= 12
     assert abs(probe_any(str(out)).duration - probe_any(str(src)).duration) < 0.15
+
+
+def test_names_with_colons_quotes_commas_and_brackets(tmp_path, ffmpeg, media_dir, subs, monkeypatch):
+    """A file named like a protocol ("take:2"), or with a quote, comma or brackets (which the
+    burn filter's graph reads as syntax), is read, muxed and burned like any other, given
+    relative or absolute: all three used to fail ("not a media file", "Invalid argument")."""
+    monkeypatch.chdir(tmp_path)
+    video, sub = "take:2's, [a].mp4", "subs:2's, [a].srt"
+    (tmp_path / video).write_bytes((media_dir / "jfk.mp4").read_bytes())
+    (tmp_path / sub).write_bytes(subs.read_bytes())
+    assert probe_any(video).duration > 10 and load_audio(video).size > 10 * 16000
+    assert cli.main(["mux", video, sub, "-o", "muxed:1's, [b].mkv"]) == 0
+    assert "Subtitle: subrip" in streams(ffmpeg, f"file:{tmp_path}/muxed:1's, [b].mkv")
+    assert cli.main(["burn", video, str(tmp_path / sub), "-o", "burned:1's, [b].mp4"]) == 0
+    burned, src = f"file:{tmp_path}/burned:1's, [b].mp4", media_dir / "jfk.mp4"
+    assert np.abs(frame(ffmpeg, burned, 2.0) - frame(ffmpeg, src, 2.0)).max(axis=2)[160:].max() > 100
 
 
 def test_bad_inputs_get_one_line_and_leave_nothing(tmp_path, media_dir, subs, capsys):

@@ -39,6 +39,13 @@ ProgressFn = Callable[[float], None]  # fraction done, 0..1
 CancelFn = Callable[[], bool]  # True when the user asked to stop
 
 
+def ffmpeg_path(path) -> str:
+    """A local file's path as ffmpeg must be given it: absolute, behind ``file:``, so that a
+    name such as "notes:final.mp4" or "2024-05-01T10:30.mp4" is not read as a protocol
+    ("not a media file")."""
+    return "file:" + os.path.abspath(os.fspath(path))
+
+
 @lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
     """``$SUBTITLER_FFMPEG``, else the static binary imageio-ffmpeg ships, else the system's.
@@ -94,7 +101,7 @@ def probe_any(path: str) -> MediaInfo:
     path = os.fspath(path)
     _check_path(path)
     err = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", ffmpeg_path(path)],
         capture_output=True,
         text=True,
         errors="replace",
@@ -144,7 +151,7 @@ def load_audio(
         "-threads",
         "0",
         "-i",
-        path,
+        ffmpeg_path(path),
         "-map",
         "0:a:0",
         "-vn",
