@@ -30,6 +30,18 @@ def word_errors(ref: list[str], hyp: list[str]) -> int:
     return d[len(hyp)]
 
 
+def write_silence(path, seconds: float = 3.0):
+    """A 16-kHz mono WAV of digital silence at ``path``."""
+    import wave
+
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(16000)
+        f.writeframes(b"\0\0" * int(16000 * seconds))
+    return path
+
+
 def normalize(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
 

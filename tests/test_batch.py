@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import srt
-from conftest import JFK, JFK_TEXT, LS, normalize
+from conftest import JFK, JFK_TEXT, LS, normalize, write_silence
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,14 +143,7 @@ def test_the_batch_line_counts_files_and_media_with_an_eta(monkeypatch):
 def test_a_file_without_speech_is_said_so(tmp_path):
     """A file with no speech gets an empty subtitle file and a line that says why, not
     the same line as a file with subtitles."""
-    import wave
-
-    quiet = tmp_path / "quiet.wav"
-    with wave.open(str(quiet), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(b"\0\0" * 16000 * 3)
+    quiet = write_silence(tmp_path / "quiet.wav")
     (tmp_path / "jfk.flac").write_bytes(Path(JFK).read_bytes())
     r = cli(str(quiet), str(tmp_path / "jfk.flac"), "-o", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import srt
-from conftest import JFK, JFK_TEXT, normalize
+from conftest import JFK, JFK_TEXT, normalize, write_silence
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QProgressBar, QTableView
@@ -97,14 +97,7 @@ def test_transcribe_fills_the_table_live(qtbot, window, media_dir):
 def test_a_file_without_speech_says_so(qtbot, window, tmp_path):
     """Three seconds of silence: the transcription finishes with no rows and the status
     bar says that no speech was found, not "0 subtitles"."""
-    import wave
-
-    quiet = tmp_path / "quiet.wav"
-    with wave.open(str(quiet), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(16000)
-        f.writeframes(b"\0\0" * 16000 * 3)
+    quiet = write_silence(tmp_path / "quiet.wav")
     w = window
     assert w.open_media(str(quiet))
     status, _ = transcribe(qtbot, w)
