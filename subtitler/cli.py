@@ -50,9 +50,16 @@ def settings_from(args):
 def cmd_transcribe(args) -> int:
     from subtitler import batch
     from subtitler.core import formats
+    from subtitler.engine.whisper.languages import language_code
 
     out_is_file = args.output and not Path(args.output).is_dir() and Path(args.output).suffix
-    fmt = args.format or (formats.format_of(args.output) if out_is_file else "srt")
+    try:  # what would fail after the transcription, said before it
+        fmt = args.format or (formats.format_of(args.output) if out_is_file else "srt")
+        if args.language not in (None, "auto"):
+            language_code(args.language)
+    except (SubtitlerError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if out_is_file and len(args.inputs) > 1:
         print("error: -o must be a folder when there are several inputs.", file=sys.stderr)
         return 2

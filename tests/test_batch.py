@@ -97,6 +97,29 @@ def test_ray_without_ray_says_how_to_install(tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.iterdir())  # nothing was transcribed
 
 
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (
+            ["--language", "klingon", "-o", "out.srt"],
+            "error: Unknown language 'klingon': give a code such as en",
+        ),
+        (["-o", "out.xyz"], "error: Unknown subtitle format '.xyz'"),
+    ],
+)
+def test_a_bad_language_or_format_is_said_before_any_work(tmp_path, monkeypatch, capsys, args, said):
+    """Refused at once in one line (they used to fail after the transcription, with a
+    traceback), nothing loaded or written."""
+    from subtitler import pipeline
+    from subtitler.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pipeline, "load_model_reading", lambda *a, **k: pytest.fail("a model was loaded"))
+    assert main(["transcribe", str(JFK), *args]) == 2
+    assert capsys.readouterr().err.startswith(said)
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_task_is_replaced_and_its_file_retried(tmp_path, inputs):
     """The first worker to take two.flac is killed (SIGKILL, as the OOM killer does):

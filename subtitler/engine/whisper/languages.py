@@ -1,5 +1,7 @@
 """Whisper's languages: code -> English name, in token order (a plain table, no MLX)."""
 
+from __future__ import annotations
+
 LANGUAGES = {
     "en": "english",
     "zh": "chinese",
@@ -103,3 +105,17 @@ LANGUAGES = {
     "yue": "cantonese",
 }
 TO_LANGUAGE_CODE = {name: code for code, name in LANGUAGES.items()}
+
+
+def language_code(language: str | None) -> str | None:
+    """``language``, a code or an English name in any case ("fr", "French"), as Whisper's
+    code; None stays None. ValueError, saying what is taken, for a language Whisper lacks."""
+    if language is None:
+        return None
+    code = TO_LANGUAGE_CODE.get(language.strip().lower(), language.strip().lower())
+    if code not in LANGUAGES:
+        raise ValueError(
+            f"Unknown language '{language}': give a code such as en, fr or de, or a name such as French, "
+            "or auto."
+        )
+    return code

@@ -11,7 +11,7 @@ from pathlib import Path
 import tiktoken
 
 from subtitler.engine.audio import TIME_PRECISION
-from subtitler.engine.whisper.languages import LANGUAGES, TO_LANGUAGE_CODE  # noqa: F401
+from subtitler.engine.whisper.languages import LANGUAGES, TO_LANGUAGE_CODE, language_code  # noqa: F401
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -170,11 +170,7 @@ class Tokenizer:
 def get_tokenizer(
     multilingual: bool, num_languages: int = 99, language: str | None = None, task: str | None = "transcribe"
 ) -> Tokenizer:
-    if language is not None:
-        language = language.lower()
-        language = TO_LANGUAGE_CODE.get(language, language)
-        if language not in LANGUAGES:
-            raise ValueError(f"Unsupported language: {language}")
+    language = language_code(language)
     if multilingual and task is None:
         task = "transcribe"
     return Tokenizer(multilingual, num_languages, language, task)
