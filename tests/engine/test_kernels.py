@@ -81,6 +81,33 @@ def test_logsumexp_matches_mlx_including_masked_rows():
     assert a[3, 0] == -np.inf
 
 
+@pytest.mark.parametrize("rows", [1, 40])
+def test_logsumexp_of_host_logits_by_the_kernel(rows, kernels):
+    """NumPy logits (a step's row, an alignment pass's rows split over the workers, a
+    strided slice of the timestamp columns) by ``logsumexp_rows``: float64's values
+    within float32 rounding, masked rows -inf, an inf kept."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 8, (rows, 51865)).astype(np.float32)
+    x[0, ::5] = -np.inf
+    if rows > 2:
+        x[1] = -np.inf
+        x[2, -7] = np.inf
+    tol = 1e-6 if native.library() is not None else 2e-5  # NumPy's float32 sum is coarser
+    for a in (x, x[:, 50364:]):
+        got = kernel_ops.logsumexp(a)
+        wide = a.astype(np.float64)
+        peak = np.where(np.isfinite(wide.max(-1, keepdims=True)), wide.max(-1, keepdims=True), 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exact = np.log(np.exp(wide - peak).sum(-1, keepdims=True)) + peak
+        assert got.shape == (rows, 1) and got.dtype == np.float32
+        finite = np.isfinite(exact)
+        assert (
+            np.abs(got[finite] - exact[finite]).max() < tol * 30
+        )  # values near 30: 1-2 units in the last place
+        if rows > 2:
+            assert got[1, 0] == -np.inf and got[2, 0] == np.inf
+
+
 @pytest.mark.parametrize("d64", [True, False])
 @pytest.mark.parametrize("masked", [False, True])
 def test_long_attention_matches_mlx(masked, d64, kernels, monkeypatch):

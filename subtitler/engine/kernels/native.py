@@ -18,6 +18,7 @@ P, L, I, F = ctypes.c_void_p, ctypes.c_long, ctypes.c_int, ctypes.c_float
 # Every exported function: (argument types, result type).
 SIGNATURES = {
     "softmax_rows_exp": ([P, L, L, L, P], None),
+    "logsumexp_rows": ([P, L, L, L, P], None),
     "gelu": ([P, P, L], None),
     "layer_norm": ([P, P, L, L, P, P, F], None),
     "attention_heads": ([P, L, L, L, L, F, P, L, L, P, L, L, I, P, L, L, I, P, L, P, P, P, I], None),

@@ -145,7 +145,7 @@ def logsumexp(x):
     """log(sum(exp(x))) over the last axis, kept; rows of -inf give -inf. ``x``: an
     MLX or a NumPy array; the result is of the same kind.
 
-    Over a whole vocabulary on the CPU, NumPy computes it from a view of the
+    Over a whole vocabulary on the CPU, the host computes it from a view of the
     evaluated logits: this waits for them, but the step that made them is done
     by the time the rules need them anyway."""
     if isinstance(x, np.ndarray):
@@ -156,6 +156,25 @@ def logsumexp(x):
 
 
 def _logsumexp_host(a: np.ndarray) -> np.ndarray:
+    """By the C kernel where it was built (one read of the logits, a vectorized exp;
+    NumPy's makes two temporaries and a scalar exp), many rows over the workers."""
+    lib = native.library()
+    if lib is not None and a.dtype == np.float32 and a.ndim >= 1 and a.size:
+        rows = a.reshape(-1, a.shape[-1])
+        if not rows.flags.c_contiguous:
+            rows = np.ascontiguousarray(rows)
+        n, cols = rows.shape
+        out = np.empty((n, 1), np.float32)
+        if n < 32:  # a step's rows: splitting costs more than it saves
+            lib.logsumexp_rows(rows.ctypes.data, n, cols, cols, out.ctypes.data)
+        else:
+            _map(
+                lambda ab: lib.logsumexp_rows(
+                    rows[ab[0] :].ctypes.data, ab[1] - ab[0], cols, cols, out[ab[0] :].ctypes.data
+                ),
+                _spans(n),
+            )
+        return out.reshape(*a.shape[:-1], 1)
     peak = a.max(axis=-1, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0.0)
     with np.errstate(divide="ignore"):  # log(0) = -inf for a fully masked row

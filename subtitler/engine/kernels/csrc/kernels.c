@@ -45,6 +45,34 @@ CLONES void softmax_rows_exp(float *x, long rows, long cols, long ld, float *sum
     }
 }
 
+/* sum(exp(row[j] - peak)) without writing the row (a vocabulary's logits are read once):
+ * float sums of 512 terms added in double, where one float sum of 50k terms would be
+ * a few units off in the last place. */
+CLONES_WIDE static double exp_shifted_sum(const float *row, long cols, float peak) {
+    double total = 0.0;
+    for (long j0 = 0; j0 < cols; j0 += 512) {
+        long j1 = j0 + 512 < cols ? j0 + 512 : cols;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (long j = j0; j < j1; j++) part += exp_cephes(row[j] - peak);
+        total += part;
+    }
+    return total;
+}
+
+/* out[i] = log(sum(exp(row i))) of x (rows x cols, row stride ld), read-only: a decoding
+ * step's log-probabilities over the vocabulary. A row of -inf gives -inf. */
+CLONES void logsumexp_rows(const float *x, long rows, long cols, long ld, float *out) {
+    for (long i = 0; i < rows; i++) {
+        const float *row = x + i * ld;
+        float peak = -__builtin_inff();
+#pragma omp simd reduction(max : peak)
+        for (long j = 0; j < cols; j++) peak = row[j] > peak ? row[j] : peak;
+        out[i] = peak > -__builtin_inff() && peak < __builtin_inff() ? (float)(log(exp_shifted_sum(row, cols, peak)) + peak)
+                                                                     : peak; /* all -inf, or an inf */
+    }
+}
+
 /* out = x * (1 + erf(x / sqrt 2)) / 2 over n values (out may be x). */
 CLONES_WIDE void gelu(const float *x, float *out, long n) {
 #pragma omp simd
