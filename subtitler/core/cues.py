@@ -101,11 +101,33 @@ def wrap_lines(text: str, profile: Profile) -> str:
     return best
 
 
+def _wraps(text: str, profile: Profile) -> bool:
+    """Whether ``wrap_lines`` gives ``text`` lines of at most the profile's length: one
+    line, or a break with both sides short enough (under 120 characters a line, any such
+    break costs less than one over the length, so ``wrap_lines`` picks one). Without
+    building the lines: the cue maker asks this of every candidate cue."""
+    limit = profile.max_chars_per_line
+    if limit >= 120:
+        return all(len(line) <= limit for line in wrap_lines(text, profile).split("\n"))
+    tokens = text.split()
+    total = sum(map(len, tokens)) + len(tokens) - 1
+    if total <= limit:
+        return True
+    if profile.max_lines < 2:
+        return False
+    first = -1  # the first line's length with k tokens
+    for k in range(1, len(tokens)):
+        first += len(tokens[k - 1]) + 1
+        if first > limit:
+            return False
+        if total - first - 1 <= limit:
+            return True
+    return False
+
+
 def _fits(words: list[Word], profile: Profile) -> bool:
     text = _text(words)
-    if len(text) > profile.max_chars_per_line * profile.max_lines:
-        return False
-    if any(len(line) > profile.max_chars_per_line for line in wrap_lines(text, profile).split("\n")):
+    if len(text) > profile.max_chars_per_line * profile.max_lines or not _wraps(text, profile):
         return False
     return words[-1].end - words[0].start <= profile.max_duration
 
@@ -124,22 +146,21 @@ def regroup(words: list[Word], profile: Profile) -> list[list[Word]]:
     best = [0.0] + [float("inf")] * n
     back = [0] * (n + 1)
     for j in range(1, n + 1):
+        earned = _break_score(words, j - 1) if j < n else 0.0  # a break after word j - 1
         for i in range(j - 1, -1, -1):
-            group = words[i:j]
             if i < j - 1 and words[j - 1].start - words[j - 2].end >= PAUSE_BREAK:
                 break  # a long pause inside the cue is not allowed
-            too_long = len(_text(group)) > max_chars or group[-1].end - group[0].start > profile.max_duration
-            if too_long and i < j - 1:
-                break
+            text, span = _text(words[i:j]), words[j - 1].end - words[i].start
+            if i < j - 1 and (len(text) > max_chars or span > profile.max_duration):
+                break  # too long, and longer still further back
             if best[i] == float("inf"):
                 continue
-            fits = i == j - 1 or _fits(group, profile)
-            if not fits:
+            if i < j - 1 and not _wraps(text, profile):  # (one word always fits)
                 continue
-            cost = best[i] + CUE_COST - (_break_score(words, j - 1) if j < n else 0.0)
-            if group[-1].end - group[0].start < profile.min_duration / 2:
+            cost = best[i] + CUE_COST - earned
+            if span < profile.min_duration / 2:
                 cost += 1.0  # very short cues flash by
-            cost += max(0.0, 1.0 - len(_text(group)) / 20)  # and so do one-word ones
+            cost += max(0.0, 1.0 - len(text) / 20)  # and so do one-word ones
             if cost < best[j]:
                 best[j], back[j] = cost, i
     groups, j = [], n

@@ -2,8 +2,9 @@
 dashed lines, and a cue no neighbour can take is flagged as unavoidable."""
 
 from subtitler.core.checks import check
-from subtitler.core.cues import build_cues
+from subtitler.core.cues import _wraps, build_cues, wrap_lines
 from subtitler.core.document import Cue
+from subtitler.core.profiles import Profile
 from subtitler.engine.types import DecodedSegment, DecodedWord
 
 
@@ -116,3 +117,20 @@ def test_the_last_cue_is_bounded_by_the_media_s_end():
     (free,) = [f for f in check(cues, "default") if f.kind == "cps"]
     (bounded,) = [f for f in check(cues, "default", 30_000) if f.kind == "cps"]
     assert not free.unavoidable and bounded.unavoidable and "unavoidable" in bounded.message
+
+
+def test_the_cue_makers_line_check_agrees_with_wrap_lines():
+    """``_wraps`` (asked of every candidate cue) says what wrapping the text says, for
+    random texts around the line limits, one and two lines, short and long limits."""
+    import random
+
+    rng = random.Random(5)
+    words = ["a", "I", "an", "the", "of,", "and", "word", "longer", "sentence.", "x" * 14, "wait—", "  "]
+    checked = {True: 0, False: 0}
+    for _ in range(4000):
+        profile = Profile("t", max_chars_per_line=rng.choice([10, 20, 42, 60, 130]), max_lines=rng.choice([1, 2]))
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 30)))
+        expected = all(len(x) <= profile.max_chars_per_line for x in wrap_lines(text, profile).split("\n"))
+        assert _wraps(text, profile) == expected, (text, profile)
+        checked[expected] += 1
+    assert min(checked.values()) > 500  # both answers were exercised
