@@ -128,7 +128,9 @@ def test_the_cue_makers_line_check_agrees_with_wrap_lines():
     words = ["a", "I", "an", "the", "of,", "and", "word", "longer", "sentence.", "x" * 14, "wait—", "  "]
     checked = {True: 0, False: 0}
     for _ in range(4000):
-        profile = Profile("t", max_chars_per_line=rng.choice([10, 20, 42, 60, 130]), max_lines=rng.choice([1, 2]))
+        profile = Profile(
+            "t", max_chars_per_line=rng.choice([10, 20, 42, 60, 130]), max_lines=rng.choice([1, 2])
+        )
         text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 30)))
         expected = all(len(x) <= profile.max_chars_per_line for x in wrap_lines(text, profile).split("\n"))
         assert _wraps(text, profile) == expected, (text, profile)
