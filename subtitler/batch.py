@@ -31,6 +31,7 @@ class Job:
     seconds: float = 0.0  # media length, for progress
     attempts: int = 0
     cues: Optional[int] = None  # how many subtitles were written, once they were
+    audio_tracks: int = 1  # the file's audio streams (one is transcribed: ``Settings.audio_track``)
 
 
 @dataclass
@@ -79,12 +80,14 @@ def plan(
 
 
 def measure(jobs: list[Job]) -> None:
-    """Each job's media length (for the progress bar); 0 where it can't be probed."""
+    """Each job's media length (for the progress bar; 0 where it can't be probed) and
+    audio streams."""
     from subtitler.engine.audio import probe
 
     for j in jobs:
         try:
-            j.seconds = probe(j.input).duration
+            info = probe(j.input)
+            j.seconds, j.audio_tracks = info.duration, max(1, len(info.audio_tracks))
         except SubtitlerError:
             j.seconds = 0.0
 

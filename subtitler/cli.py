@@ -29,6 +29,12 @@ def _progress_bar(name: str):
     return show
 
 
+def _track(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: audio tracks are numbered from 1")
+    return int(text)
+
+
 def settings_from(args):
     from subtitler.pipeline import Settings
 
@@ -44,6 +50,7 @@ def settings_from(args):
         prompt=args.prompt,
         seed=args.seed,
         compute_type=args.compute_type,
+        audio_track=args.audio_track - 1,
     )
 
 
@@ -95,7 +102,14 @@ def cmd_transcribe(args) -> int:
             print(f"error: {failed}", file=sys.stderr)
         elif not args.quiet:
             progress.done(job)
-            empty = " (no speech found: no subtitles)" if job.cues == 0 else ""
+            empty = ""
+            if job.cues == 0:
+                empty = (
+                    f" (no speech found in audio track {args.audio_track} of {job.audio_tracks}:"
+                    " no subtitles; --audio-track N reads another)"
+                    if job.audio_tracks > 1
+                    else " (no speech found: no subtitles)"
+                )
             print(f"{job.input} -> {job.output}{empty}", file=sys.stderr)
 
     settings = settings_from(args)
@@ -234,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="weights the CPU's C kernels read: int8 (auto's choice where they run; "
         "`subtitler doctor` says) or float32",
+    )
+    t.add_argument(
+        "--audio-track",
+        type=_track,
+        default=1,
+        metavar="N",
+        help="the audio track to transcribe, from 1 (default 1): a dub, a commentary, a second microphone",
     )
     t.add_argument("--jobs", type=int, default=1, metavar="N", help="N worker processes, each with its model")
     t.add_argument(

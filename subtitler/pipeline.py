@@ -45,6 +45,7 @@ class Settings:
     prompt: Optional[str] = None  # names, spelling, style
     seed: int = DEFAULT_SEED  # for sampling: the same input gives the same output
     compute_type: str = "auto"  # the weights the CPU's decoding steps read: auto, float32, int8
+    audio_track: int = 0  # which of the file's audio streams is transcribed, from 0
 
     def compute(self) -> str:
         """The compute type these settings run with here: "auto" resolved (int8 where the C
@@ -152,11 +153,12 @@ def probe_media(path: str) -> MediaInfo:
     return probe(path)
 
 
-def read_samples(path: str, info: Optional[MediaInfo] = None, cancel=None) -> np.ndarray:
-    """A media file's audio, 16 kHz mono float32, for the waveform and the model."""
+def read_samples(path: str, info: Optional[MediaInfo] = None, cancel=None, track: int = 0) -> np.ndarray:
+    """A media file's audio (its audio stream ``track``, from 0), 16 kHz mono float32,
+    for the waveform and the model."""
     from subtitler.engine.audio import load_audio
 
-    return load_audio(path, info=info, cancel=cancel)
+    return load_audio(path, info=info, cancel=cancel, track=track)
 
 
 def waveform_peaks(samples: np.ndarray, hop: int) -> np.ndarray:
@@ -205,7 +207,7 @@ def read_audio(source, settings: Settings = Settings(), cancel: Optional[Callabl
     from subtitler.engine.audio import load_audio
     from subtitler.engine.transcribe import detect_speech
 
-    samples = load_audio(source, cancel=cancel)
+    samples = load_audio(source, cancel=cancel, track=settings.audio_track)
     return Audio(samples, detect_speech(samples, settings.transcribe_options()))
 
 
@@ -258,6 +260,8 @@ def transcribe_media(
     try:
         if audio_of is not None:
             audio = audio_of()
+        elif audio is None and source is not None:  # a model given: the audio read here, as chosen
+            audio = read_audio(source, settings, cancel)
         run = transcribe(
             model,
             audio.samples if audio is not None else source,

@@ -138,6 +138,13 @@ def media_dir(tmp_path_factory, ffmpeg):
         "yuv420p",
         str(d / "silent_video.mp4"),
     )
+    # Two audio tracks, a tone first and the speech second (a dub, a second microphone).
+    run(
+        "-f", "lavfi", "-i", "color=c=black:s=160x120:d=11", "-f", "lavfi", "-i", "sine=f=440:d=11",
+        "-i", str(JFK), "-map", "0:v", "-map", "1:a", "-map", "2:a", "-metadata:s:a:1", "language=eng",
+        "-metadata:s:a:1", "title=Speech", "-c:v", "libx264" if _has_encoder(ffmpeg, "libx264") else "mpeg4",
+        "-c:a", "aac", "-shortest", str(d / "two tracks.mkv"),
+    )  # fmt: skip
     data = (d / "jfk.mp4").read_bytes()
     (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
     (d / "notes.mp4").write_text("This is a text file, not a video.\n" * 20)

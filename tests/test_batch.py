@@ -174,3 +174,25 @@ def test_a_file_without_speech_is_said_so(tmp_path):
     assert any(l.endswith("quiet.srt (no speech found: no subtitles)") for l in lines), lines
     assert any(l.endswith("jfk.srt") for l in lines), lines
     assert (tmp_path / "out" / "quiet.srt").read_text() == ""
+
+
+def test_the_audio_track_is_chosen_and_a_silent_first_track_says_so(tmp_path, media_dir):
+    """A video whose first audio track is a tone and whose second is the speech (a dub,
+    a second microphone): by default no speech, said with the way to the other track;
+    ``--audio-track 2`` transcribes the speech; a track the file lacks is refused."""
+    video = media_dir / "two tracks.mkv"
+    from subtitler.engine.audio import probe
+
+    assert probe(str(video)).audio_tracks == ("aac, mono", "eng, Speech: aac, stereo")
+    r = cli(str(video), "-o", str(tmp_path / "first.srt"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[-1].endswith(
+        "first.srt (no speech found in audio track 1 of 2: no subtitles; --audio-track N reads another)"
+    ), r.stderr
+    r = cli(str(video), "--audio-track", "2", "-o", str(tmp_path / "second.srt"))
+    assert r.returncode == 0, r.stderr
+    text = normalize(" ".join(s.content for s in srt.parse((tmp_path / "second.srt").read_text())))
+    assert text == JFK_TEXT
+    r = cli(str(video), "--audio-track", "3", "-o", str(tmp_path / "third.srt"))
+    assert r.returncode == 1 and "has 2 audio tracks: there is no track 3." in r.stderr, r.stderr
+    assert not (tmp_path / "third.srt").exists()

@@ -39,6 +39,7 @@ class Files:
         if not self.w.session.open_media(path):
             return False
         self.w.waveform.set_audio(np.zeros(0, np.float32), duration_ms=self.w.media_duration or 0)
+        self.w.show_audio_tracks(self.w.session.media.audio_tracks)
         self.w.mediaLabel.setText(f"{Path(path).name} — {format_ms(self.w.media_duration)}")
         self.w.setWindowTitle(f"{Path(path).name} — subtitler")
         self.w.player.set_source(path, self.w.session.media.has_video)

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QMainWindow,
@@ -128,7 +131,17 @@ class MainWindow(QMainWindow):
         column = QVBoxLayout(left)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.player, 1)
-        column.addWidget(self.mediaLabel)
+        below = QHBoxLayout()
+        below.addWidget(self.mediaLabel, 1)
+        self.audioTrackLabel = QLabel("Audio track")
+        self.audioCombo = QComboBox(
+            objectName="audioCombo",
+            toolTip="The audio track to show and transcribe: a dub, a commentary, a microphone",
+        )
+        below.addWidget(self.audioTrackLabel)
+        below.addWidget(self.audioCombo)
+        column.addLayout(below)
+        self.show_audio_tracks(())
         self.splitter = QSplitter(Qt.Horizontal, objectName="mainSplitter")
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.table)
@@ -165,6 +178,7 @@ class MainWindow(QMainWindow):
             lambda _: self.settings.setValue("compute_type", self.computeCombo.currentData())
         )
         self.profileCombo.currentTextChanged.connect(self._profile_changed)
+        self.audioCombo.activated.connect(self._audio_track_chosen)
 
     # ------------------------------------------------------------------ state and errors
     def show_error(self, message: str) -> None:
@@ -208,6 +222,7 @@ class MainWindow(QMainWindow):
             self.languageCombo,
             self.taskCombo,
             self.computeCombo,
+            self.audioCombo,
         ):
             w.setEnabled(idle)
 
@@ -215,6 +230,22 @@ class MainWindow(QMainWindow):
         self.table_model.set_document(doc)
         self.waveform.set_document(doc)
         self.update_actions()
+
+    def show_audio_tracks(self, tracks) -> None:
+        """The open file's audio tracks in the chooser under the video, shown when there
+        is a choice (the first is read on opening)."""
+        self.audioCombo.clear()
+        self.audioCombo.addItems([f"{i + 1}: {label}" for i, label in enumerate(tracks)])
+        for w in (self.audioTrackLabel, self.audioCombo):
+            w.setVisible(len(tracks) > 1)
+
+    def _audio_track_chosen(self, track: int) -> None:
+        if track < 0 or track == self.session.audio_track or self.state() != "media":
+            return
+        self.session.choose_audio_track(track)
+        self.waveform.set_audio(np.zeros(0, np.float32), duration_ms=self.media_duration or 0)
+        self.player.set_audio_track(track)
+        self.statusBar().showMessage(f"Reading audio track {track + 1}; Transcribe will use it.")
 
     def _profile_changed(self, text: str) -> None:
         self.settings.setValue("profile", text.lower())

@@ -159,6 +159,11 @@ class Player(QWidget):
         self._first_frame = has_video
         self.player.setSource(QUrl.fromLocalFile(os.path.abspath(path)))
 
+    def set_audio_track(self, track: int) -> None:
+        """Play the file's audio stream ``track`` (from 0), the one being subtitled."""
+        if self.player is not None and 0 <= track < len(self.player.audioTracks()):
+            self.player.setActiveAudioTrack(track)
+
     def _status(self, status) -> None:
         """Show the first frame as soon as the media is loaded (paused at 0)."""
         if self._first_frame and status == self.player.MediaStatus.LoadedMedia:

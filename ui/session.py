@@ -25,21 +25,24 @@ class AudioLoader(QThread):
     UI thread, then finds its speech, so that a transcription started later need not;
     stops early when interrupted (the window closing)."""
 
-    loaded = Signal(str, object)  # path, samples
-    speechFound = Signal(str, object)  # path, speech mask (per 10 ms)
+    loaded = Signal(object, object)  # (path, audio track), samples
+    speechFound = Signal(object, object)  # (path, audio track), speech mask (per 10 ms)
 
-    def __init__(self, path: str, info: MediaInfo, parent=None):
+    def __init__(self, path: str, info: MediaInfo, parent=None, track: int = 0):
         super().__init__(parent)
-        self.path, self.info = path, info
+        self.path, self.info, self.track = path, info, track
 
     def run(self) -> None:
+        source = (self.path, self.track)
         try:
-            samples = read_samples(self.path, info=self.info, cancel=self.isInterruptionRequested)
+            samples = read_samples(
+                self.path, info=self.info, cancel=self.isInterruptionRequested, track=self.track
+            )
         except SubtitlerError:
             return  # the file was probed already; the waveform just stays empty
-        self.loaded.emit(self.path, samples)
+        self.loaded.emit(source, samples)
         try:
-            self.speechFound.emit(self.path, find_speech(samples, cancel=self.isInterruptionRequested))
+            self.speechFound.emit(source, find_speech(samples, cancel=self.isInterruptionRequested))
         except Cancelled:
             return
 
@@ -59,6 +62,7 @@ class Session(QObject):
         self.media: Optional[MediaInfo] = None
         self.samples = None  # the open file's audio once decoded, shared by waveform and transcription
         self.speech = None  # its speech mask once found (after the audio), for transcription
+        self.audio_track = 0  # which of the file's audio streams: the waveform's and the transcription's
         self.loaders: list[AudioLoader] = []
         self.timer = QTimer(self, interval=AUTOSAVE_MS, timeout=self.autosave)
         self.timer.start()
@@ -89,22 +93,28 @@ class Session(QObject):
         except SubtitlerError as e:
             self.error.emit(str(e))
             return False
-        self.media_path, self.media, self.samples, self.speech = os.fspath(path), info, None, None
+        self.media_path, self.media = os.fspath(path), info
         self.set_document(Document())
-        loader = AudioLoader(self.media_path, info, self)
+        self.choose_audio_track(0)
+        return True
+
+    def choose_audio_track(self, track: int) -> None:
+        """Read the open file's audio stream ``track`` (from 0) for the waveform and the
+        next transcription; what a loader still brings of another track is dropped."""
+        self.audio_track, self.samples, self.speech = track, None, None
+        loader = AudioLoader(self.media_path, self.media, self, track)
         loader.loaded.connect(self._audio_loaded)
         loader.speechFound.connect(self._speech_found)
         self.loaders.append(loader)
         loader.start()
-        return True
 
-    def _audio_loaded(self, path: str, samples) -> None:
-        if path == self.media_path:
+    def _audio_loaded(self, source: tuple, samples) -> None:
+        if source == (self.media_path, self.audio_track):
             self.samples = samples
             self.audioLoaded.emit(samples)
 
-    def _speech_found(self, path: str, speech) -> None:
-        if path == self.media_path:
+    def _speech_found(self, source: tuple, speech) -> None:
+        if source == (self.media_path, self.audio_track):
             self.speech = speech
 
     def close(self) -> None:

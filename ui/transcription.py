@@ -183,7 +183,17 @@ class TranscriptionPanel:
             task=self.w.taskCombo.currentData(),
             profile=self.w.table_model.profile.name,
             compute_type=self.w.computeCombo.currentData(),
+            audio_track=self.w.session.audio_track,
         )
+
+    def _no_speech(self) -> str:
+        tracks = len(self.w.session.media.audio_tracks) if self.w.session.media else 1
+        if tracks > 1:
+            return (
+                f"Done: no speech was found in audio track {self.w.session.audio_track + 1} of {tracks}, "
+                "so there are no subtitles. Choose another track under the video."
+            )
+        return "Done: no speech was found in this file, so there are no subtitles."
 
     def cancel(self) -> None:
         if self.w.transcription.running:
@@ -225,7 +235,7 @@ class TranscriptionPanel:
             self.w.statusBar().showMessage(
                 f"Done: {len(self.w.doc)} subtitles. Edit them, then Export."
                 if len(self.w.doc)
-                else "Done: no speech was found in this file, so there are no subtitles."
+                else self._no_speech()
             )
         elif status == "cancelled":
             self.w.statusBar().showMessage(message)

@@ -77,11 +77,37 @@ class MediaInfo:
     has_video: bool
     video_size: Optional[tuple[int, int]] = None  # width, height of the first video stream
     subtitle_streams: int = 0
+    # A label for each audio stream, in order ("eng, Commentary: aac, stereo"): a film's
+    # dubs and commentary, a recording's second microphone. ``load_audio`` reads one.
+    audio_tracks: tuple[str, ...] = ()
 
 
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _STREAM = re.compile(r"Stream #\d+:\d+.*?: (Audio|Video|Subtitle):")
 _PICTURE = re.compile(r"Stream #\d+:\d+.*?: Video:.*?, (\d{2,5})x(\d{2,5})")
+_AUDIO = re.compile(
+    r"Stream #\d+:\d+(?:\[\w+\])?(?:\((\w+)\))?: Audio: (\w+)[^,]*(?:, \d+ Hz)?(?:, ([\w.() ]+))?"
+)
+_TITLE = re.compile(r"^\s{4,}title\s*:\s*(.+)$")
+
+
+def _audio_tracks(dump: str) -> tuple[str, ...]:
+    """Each audio stream of ffmpeg's header dump as "language, title: codec, channels"."""
+    tracks, lines = [], dump.splitlines()
+    for i, line in enumerate(lines):
+        m = _AUDIO.search(line)
+        if not m:
+            continue
+        title = None
+        for below in lines[i + 1 :]:  # the stream's metadata, indented below it
+            if "Stream #" in below or not below.startswith("    "):
+                break
+            t = _TITLE.match(below)
+            title = t[1].strip() if t else title
+        names = ", ".join(x for x in (m[1] if m[1] != "und" else None, title) if x)
+        details = ", ".join(x.strip() for x in (m[2], m[3]) if x)
+        tracks.append(f"{names}: {details}" if names else details)
+    return tuple(tracks)
 
 
 def _check_path(path: str) -> None:
@@ -119,6 +145,7 @@ def probe_any(path: str) -> MediaInfo:
         "Video" in kinds,
         (int(size[1]), int(size[2])) if size else None,
         kinds.count("Subtitle"),
+        _audio_tracks(err),
     )
 
 
@@ -135,13 +162,17 @@ def load_audio(
     progress: Optional[ProgressFn] = None,
     cancel: Optional[CancelFn] = None,
     info: Optional[MediaInfo] = None,
+    track: int = 0,
 ) -> np.ndarray:
-    """Decode the first audio stream to 16 kHz mono float32, streamed from ffmpeg.
+    """Decode an audio stream (``track``, from 0: the first) to 16 kHz mono float32,
+    streamed from ffmpeg.
 
     ``progress`` gets the fraction decoded; ``cancel`` is polled between chunks.
     """
     path = os.fspath(path)
     _check_path(path)
+    if track < 0:
+        raise MediaError(f"Audio track {track + 1}: tracks are numbered from 1.")
     cmd = [
         ffmpeg_exe(),
         "-hide_banner",
@@ -153,7 +184,7 @@ def load_audio(
         "-i",
         ffmpeg_path(path),
         "-map",
-        "0:a:0",
+        f"0:a:{track}",
         "-vn",
         "-f",
         "s16le",
@@ -171,6 +202,9 @@ def load_audio(
     spill = None  # a long recording goes to a file as it arrives, and is mapped (``release``)
     try:
         info = info or probe(path)
+        if track and track >= len(info.audio_tracks):
+            has = _tracks(len(info.audio_tracks))
+            raise MediaError(f"{os.path.basename(path)} has {has}: there is no track {track + 1}.")
         expected = max(1, int(info.duration * SAMPLE_RATE))
         if expected > LONG_SECONDS * SAMPLE_RATE:
             spill = _spill_file()
@@ -232,6 +266,10 @@ def load_audio(
         spill.close()
         return mapped
     return samples[:got]
+
+
+def _tracks(n: int) -> str:
+    return "one audio track" if n == 1 else f"{n} audio tracks"
 
 
 def peaks(samples: np.ndarray, hop: int) -> np.ndarray:

@@ -105,6 +105,37 @@ def test_a_file_without_speech_says_so(qtbot, window, tmp_path):
     assert "no speech was found" in w.statusBar().currentMessage()
 
 
+def test_the_audio_track_chooser_reads_and_transcribes_the_chosen_track(qtbot, window, media_dir):
+    """A file with two audio tracks shows a chooser under the video; the first (a tone)
+    gives no speech and the status bar points at the chooser; choosing the second redraws
+    the waveform from it and transcribes its words. One track: no chooser."""
+    w = window
+    assert w.open_media(str(media_dir / "jfk.mp4"))
+    assert w.audioCombo.isHidden()
+    assert w.open_media(str(media_dir / "two tracks.mkv"))
+    assert not w.audioCombo.isHidden()
+    assert [w.audioCombo.itemText(i) for i in range(w.audioCombo.count())] == [
+        "1: aac, mono",
+        "2: eng, Speech: aac, stereo",
+    ]
+    status, _ = transcribe(qtbot, w)
+    assert status == "done" and len(w.doc) == 0
+    assert "no speech was found in audio track 1 of 2" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w.session.samples is not None, timeout=30_000)
+    tone = w.session.samples
+    w.audioCombo.setCurrentIndex(1)
+    w.audioCombo.activated.emit(1)  # as a user's choice does
+    assert w.session.audio_track == 1
+    qtbot.waitUntil(lambda: w.session.samples is not None, timeout=30_000)
+    assert (
+        w.session.samples is not tone
+        and abs(float(w.session.samples[:16000].std()) - float(tone[:16000].std())) > 0.01
+    )
+    status, _ = transcribe(qtbot, w)
+    assert status == "done"
+    assert normalize(table_text(w)) == JFK_TEXT
+
+
 def test_speech_found_on_open_is_what_transcribe_reads(qtbot, window, media_dir, monkeypatch):
     """Opening a file finds its speech in the background, after its audio: a
     transcription started after that reads it instead of finding it again."""
