@@ -146,10 +146,7 @@ class StepKernel:
             # 4x) and its bias as a bias per logit; the step's final norm is then plain.
             e = kernel_ops.host_array(table) if table.size else half  # (float16: taken in blocks)
             w, b = kernel_ops.host_array(decoder.ln.weight), kernel_ops.host_array(decoder.ln.bias)
-            bias = np.concatenate(
-                [e[i : i + 4096].astype(np.float32) @ b for i in range(0, e.shape[0], 4096)]
-            )
-            self.table = kernel_ops.quantize_rows(e, columns=w) + (bias,)
+            self.table = kernel_ops.quantize_rows(e, columns=w, dot_with=b)  # (the bias: e @ b, same pass)
             q, scale, bias = self.table
             self._embedding_q8, self._embedding_scale = self._host.pointer(q), self._host.pointer(scale)
             self._embedding_bias = self._host.pointer(bias)

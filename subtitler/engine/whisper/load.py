@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import struct
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -436,10 +437,18 @@ def _load_dir(d: Path, dtype, int8: bool = False) -> Whisper:
 
     from subtitler.engine.whisper.tokenizer import get_tokenizer
 
-    with ThreadPoolExecutor(1, thread_name_prefix="vocabulary") as pool:
-        vocabulary = pool.submit(get_tokenizer, model.is_multilingual, model.num_languages)
-        _convert(model, d, cfg, params, dtype, int8, quant, layout)
-        vocabulary.result()
+    # The conversion's many short C calls each wait for the GIL while the vocabulary's
+    # Python holds it, up to the switch interval (5 ms): a shorter one while both run
+    # (tiny.en's load 0.60 -> 0.56 s here).
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch, 0.0005))
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="vocabulary") as pool:
+            vocabulary = pool.submit(get_tokenizer, model.is_multilingual, model.num_languages)
+            _convert(model, d, cfg, params, dtype, int8, quant, layout)
+            vocabulary.result()
+    finally:
+        sys.setswitchinterval(switch)
     return model
 
 
