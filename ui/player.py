@@ -9,10 +9,11 @@ followed too), and the cue overlay sits on the picture, not on the bars.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Optional
 
-from PySide6.QtCore import QRectF, QSizeF, Qt, QUrl, Signal
+from PySide6.QtCore import QByteArray, QObject, QRectF, QSizeF, Qt, QUrl, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QComboBox,
@@ -30,6 +31,8 @@ from PySide6.QtWidgets import (
 
 from subtitler.core.timecode import format_ms
 
+log = logging.getLogger(__name__)
+
 SPEEDS = (0.5, 1.0, 1.5, 2.0)
 FRAME_MS = 40  # one frame at 25 fps when the file does not say
 
@@ -37,12 +40,37 @@ FRAME_MS = 40  # one frame at 25 fps when the file does not say
 def multimedia():
     """QtMultimedia's classes, or None with PySide6-Essentials only (no playback then)."""
     try:
-        from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
+        from PySide6.QtMultimedia import QMediaPlayer
         from PySide6.QtMultimediaWidgets import QGraphicsVideoItem
 
-        return QMediaPlayer, QAudioOutput, QGraphicsVideoItem
+        return QMediaPlayer, QGraphicsVideoItem
     except ImportError:
         return None
+
+
+def audio_output(parent: QObject):
+    """A QAudioOutput made in C++ by Qt's QML engine rather than by Python. Qt's playback
+    threads call the output's virtual methods while they tear a renderer down (a track
+    switch, a new file); on an output made by Python each such call waits for the GIL,
+    which the GUI thread holds through a blocking call such as QMediaPlayer.stop(): the
+    window hung for good. Python's own output only when QML cannot make one."""
+    from PySide6.QtMultimedia import QAudioOutput
+
+    try:
+        from PySide6.QtQml import QQmlComponent, QQmlEngine
+    except ImportError:
+        return QAudioOutput(parent)
+    engine = QQmlEngine()
+    engine.setParent(parent)  # so that ``parent`` owns it (passed to the constructor, Python would)
+    component = QQmlComponent(engine)
+    component.setData(QByteArray(b"import QtMultimedia\nAudioOutput {}\n"), QUrl())
+    output = component.create()
+    if not isinstance(output, QAudioOutput):
+        log.warning("QML made no audio output (%s); using Python's", component.errorString().strip())
+        engine.deleteLater()
+        return QAudioOutput(parent)
+    output.setParent(engine)  # the engine, a child of ``parent``, outlives it
+    return output
 
 
 class VideoView(QGraphicsView):
@@ -79,13 +107,13 @@ class Player(QWidget):
         self.frame_ms = FRAME_MS
         mm = multimedia()
         if mm:
-            QMediaPlayer, QAudioOutput, QGraphicsVideoItem = mm
+            QMediaPlayer, QGraphicsVideoItem = mm
             self.video = QGraphicsVideoItem()
             self.video.setAspectRatioMode(Qt.KeepAspectRatio)
             self.video.nativeSizeChanged.connect(lambda _: self._fit())
             self.scene.addItem(self.video)
             self.player = QMediaPlayer(self)
-            self.audio = QAudioOutput(self)
+            self.audio = audio_output(self)
             self.player.setAudioOutput(self.audio)
             self.player.setVideoOutput(self.video)
             self.player.positionChanged.connect(self._position)

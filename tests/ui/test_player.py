@@ -1,8 +1,11 @@
 """The player: the transport under the video, and the whole picture with its aspect
 ratio whatever the layout. Real videos made with ffmpeg, played offscreen."""
 
+import os
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,3 +134,43 @@ def test_loop_plays_the_selected_cue_again(qtbot, window, videos):
     w.player.toggle_play()
     assert seen and max(seen) < 1900  # never played on past the cue
     assert any(b < a for a, b in zip(seen, seen[1:]))  # and went back to its start
+
+
+SWITCH_THEN_STOP = """
+import sys, time
+from PySide6.QtCore import QCoreApplication
+from PySide6.QtWidgets import QApplication
+
+app = QApplication([])
+from ui.player import Player
+
+p = Player()
+p.show()
+p.set_source(sys.argv[1])
+deadline = time.monotonic() + 20
+while (p._first_frame or p.player.mediaStatus() != p.player.MediaStatus.LoadedMedia) and time.monotonic() < deadline:
+    QCoreApplication.processEvents()
+    time.sleep(0.005)
+p.player.play()
+p.player.pause()
+p.set_audio_track(1)
+p.player.stop()  # at once, as closing the window right after choosing a track does
+print("stopped", p.player.activeAudioTrack())
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_stopping_right_after_a_track_switch_does_not_hang(media_dir, attempt):
+    """Qt's playback threads call the audio output's virtual methods as a switch tears the
+    old renderer down; stop() blocks the GUI thread until they are done. The player must
+    come back (it hung forever, in a window's test on CI and 8 runs of 8 here, with an
+    output made by Python: each such call waited for the GIL that stop() held)."""
+    run = subprocess.run(
+        [sys.executable, "-c", SWITCH_THEN_STOP, str(media_dir / "two tracks.mkv")],
+        capture_output=True,
+        text=True,
+        timeout=45,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert run.returncode == 0 and "stopped 1" in run.stdout, run.stderr[-2000:]
