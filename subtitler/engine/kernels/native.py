@@ -33,6 +33,7 @@ SIGNATURES = {
     "decoder_supported": ([], I),
     "decoder_step": ([P, P, L, P, I], I),
     "decoder_reorder": ([P, P, L], I),
+    "floats_to_halves": ([P, P, L], I),
     "set_dnnl_sgemm": ([P], None),
     "blocks_supported": ([], I),
     "blocks_forward": ([P, P, L, P, P, P, I], I),

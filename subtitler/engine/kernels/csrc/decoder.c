@@ -37,7 +37,7 @@ struct dec_layer { /* the product weights (*_w but the norms') are of the model'
     const float *cross_q_b;
     const void *cross_out_w;
     const float *cross_out_b;
-    const float *cross_kt, *cross_vt; /* the window's keys and values, (H, D, S) each */
+    const void *cross_kt, *cross_vt; /* the window's keys and values, (H, D, S) each: float32, or float16 */
     const float *mlp_ln_w, *mlp_ln_b;
     const void *mlp1_w;
     const float *mlp1_b;
@@ -65,6 +65,7 @@ struct dec_model {
     const int8_t *embedding_q8;   /* (V, C) in int8 for the logits, or NULL */
     const float *embedding_scale; /* (V) its scale per row */
     const float *embedding_bias;  /* (V) added to the int8 logits, or NULL */
+    long cross_f16;               /* 1: cross_kt, cross_vt hold float16 (half what a step reads of them) */
 };
 
 enum { MAX_HEAD = 256 };
@@ -202,7 +203,7 @@ static AVX2_F16C void cross_attention(const struct dec_model *m, const struct de
     long n = m->rows, C = m->n_state, H = m->n_head, D = C / H, S = m->n_audio;
     float scale = 1.0f / __builtin_sqrtf((float)D), inv[LOGITS_MAX_N];
     for (long h = h0; h < h1; h++) {
-        const float *kt = L->cross_kt + h * D * S, *vt = L->cross_vt + h * D * S;
+        const float *kt = (const float *)L->cross_kt + h * D * S, *vt = (const float *)L->cross_vt + h * D * S;
         memset(scores, 0, sizeof(float) * n * S);
         long d = 0;
         for (; d + 4 <= D; d += 4) {
@@ -234,6 +235,94 @@ static AVX2_F16C void cross_attention(const struct dec_model *m, const struct de
         for (; d < D; d++)
             for (long i = 0; i < n; i++) att[i * C + h * D + d] = dot(scores + i * S, vt + d * S, S) * inv[i];
     }
+}
+
+/* dot4 over float16 v0 .. v3. */
+static inline AVX2_F16C __attribute__((always_inline)) void dot4_f16(const float *w, const uint16_t *v0,
+                                                                     const uint16_t *v1, const uint16_t *v2,
+                                                                     const uint16_t *v3, long n, float out[4]) {
+#define HALF8(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+           a3 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(),
+           b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+    long s = 0;
+    for (; s + 16 <= n; s += 16) {
+        __m256 x = _mm256_loadu_ps(w + s), y = _mm256_loadu_ps(w + s + 8);
+        a0 = _mm256_fmadd_ps(x, HALF8(v0 + s), a0);
+        a1 = _mm256_fmadd_ps(x, HALF8(v1 + s), a1);
+        a2 = _mm256_fmadd_ps(x, HALF8(v2 + s), a2);
+        a3 = _mm256_fmadd_ps(x, HALF8(v3 + s), a3);
+        b0 = _mm256_fmadd_ps(y, HALF8(v0 + s + 8), b0);
+        b1 = _mm256_fmadd_ps(y, HALF8(v1 + s + 8), b1);
+        b2 = _mm256_fmadd_ps(y, HALF8(v2 + s + 8), b2);
+        b3 = _mm256_fmadd_ps(y, HALF8(v3 + s + 8), b3);
+    }
+    out[0] = hsum8(_mm256_add_ps(a0, b0));
+    out[1] = hsum8(_mm256_add_ps(a1, b1));
+    out[2] = hsum8(_mm256_add_ps(a2, b2));
+    out[3] = hsum8(_mm256_add_ps(a3, b3));
+    for (; s < n; s++) {
+        out[0] += w[s] * _cvtsh_ss(v0[s]);
+        out[1] += w[s] * _cvtsh_ss(v1[s]);
+        out[2] += w[s] * _cvtsh_ss(v2[s]);
+        out[3] += w[s] * _cvtsh_ss(v3[s]);
+    }
+}
+
+/* cross_attention over float16 keys and values (the int8 steps: they read half of the
+ * float32 ones' bytes, a fifth of a step's reads for tiny.en). */
+static AVX2_F16C void cross_attention_f16(const struct dec_model *m, const struct dec_layer *L, const float *q,
+                                          float *att, float *scores, long h0, long h1) {
+    long n = m->rows, C = m->n_state, H = m->n_head, D = C / H, S = m->n_audio;
+    float scale = 1.0f / __builtin_sqrtf((float)D), inv[LOGITS_MAX_N];
+    for (long h = h0; h < h1; h++) {
+        const uint16_t *kt = (const uint16_t *)L->cross_kt + h * D * S, *vt = (const uint16_t *)L->cross_vt + h * D * S;
+        memset(scores, 0, sizeof(float) * n * S);
+        long d = 0;
+        for (; d + 4 <= D; d += 4) {
+            const uint16_t *k0 = kt + d * S, *k1 = k0 + S, *k2 = k1 + S, *k3 = k2 + S;
+            for (long i = 0; i < n; i++) {
+                const float *qi = q + i * C + h * D + d;
+                float c0 = qi[0] * scale, c1 = qi[1] * scale, c2 = qi[2] * scale, c3 = qi[3] * scale;
+                __m256 v0 = _mm256_set1_ps(c0), v1 = _mm256_set1_ps(c1), v2 = _mm256_set1_ps(c2),
+                       v3 = _mm256_set1_ps(c3);
+                float *sc = scores + i * S;
+                long s = 0;
+                for (; s + 8 <= S; s += 8) {
+                    __m256 t = _mm256_mul_ps(v0, HALF8(k0 + s));
+                    t = _mm256_fmadd_ps(v1, HALF8(k1 + s), t);
+                    t = _mm256_fmadd_ps(v2, HALF8(k2 + s), t);
+                    t = _mm256_fmadd_ps(v3, HALF8(k3 + s), t);
+                    _mm256_storeu_ps(sc + s, _mm256_add_ps(_mm256_loadu_ps(sc + s), t));
+                }
+                for (; s < S; s++)
+                    sc[s] += c0 * _cvtsh_ss(k0[s]) + c1 * _cvtsh_ss(k1[s]) + c2 * _cvtsh_ss(k2[s]) +
+                             c3 * _cvtsh_ss(k3[s]);
+            }
+        }
+        for (; d < D; d++)
+            for (long i = 0; i < n; i++) {
+                float c = q[i * C + h * D + d] * scale;
+                float *sc = scores + i * S;
+                for (long s = 0; s < S; s++) sc[s] += c * _cvtsh_ss(kt[d * S + s]);
+            }
+        for (long i = 0; i < n; i++) inv[i] = softmax_in_place(scores + i * S, S);
+        for (d = 0; d + 4 <= D; d += 4) {
+            const uint16_t *v0 = vt + d * S;
+            for (long i = 0; i < n; i++) {
+                float out[4];
+                dot4_f16(scores + i * S, v0, v0 + S, v0 + 2 * S, v0 + 3 * S, S, out);
+                for (int e = 0; e < 4; e++) att[i * C + h * D + d + e] = out[e] * inv[i];
+            }
+        }
+        for (; d < D; d++)
+            for (long i = 0; i < n; i++) {
+                float total = 0.0f;
+                for (long s = 0; s < S; s++) total += scores[i * S + s] * _cvtsh_ss(vt[d * S + s]);
+                att[i * C + h * D + d] = total * inv[i];
+            }
+    }
+#undef HALF8
 }
 
 /* ---------------------------------------------------------------- the step */
@@ -311,7 +400,10 @@ static void *step_run(void *arg) {
         layer_norm(s->x, job->normed, n, C, L->cross_ln_w, L->cross_ln_b, m->eps);
         dense(job, L->cross_q_w, L->cross_q_s, L->cross_q_b, C, C, job->normed, s->q, C, 0);
         barrier_wait(&s->bar, &sense);
-        cross_attention(m, L, s->q, s->att, job->scores, h0, h1);
+        if (m->cross_f16)
+            cross_attention_f16(m, L, s->q, s->att, job->scores, h0, h1);
+        else
+            cross_attention(m, L, s->q, s->att, job->scores, h0, h1);
         barrier_wait(&s->bar, &sense);
         dense(job, L->cross_out_w, L->cross_out_s, L->cross_out_b, C, C, s->att, s->x, C, 1);
         barrier_wait(&s->bar, &sense);
@@ -337,6 +429,13 @@ static void *step_run(void *arg) {
     return NULL;
 }
 
+static AVX2_F16C void halves_from(const float *src, uint16_t *dst, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
 static int supported(const struct dec_model *m) {
     return have_f16c() && m->rows >= 1 && m->rows <= LOGITS_MAX_N && m->n_head >= 1 &&
            m->n_state % m->n_head == 0 && m->n_state / m->n_head <= MAX_HEAD;
@@ -345,6 +444,19 @@ static int supported(const struct dec_model *m) {
 
 /* 1 when decoder_step runs on this CPU (AVX2, FMA, F16C). */
 int decoder_supported(void) { return have_f16c(); }
+
+/* dst[0 .. n) = src's float32 values rounded to float16 (to nearest even): the int8
+ * steps' cross keys and values, a window's worth in a few milliseconds. Returns a STATUS_. */
+int floats_to_halves(const float *src, uint16_t *dst, long n) {
+#ifdef X86_KERNELS
+    if (!have_f16c()) return STATUS_UNSUPPORTED;
+    halves_from(src, dst, n);
+    return STATUS_OK;
+#else
+    (void)src; (void)dst; (void)n;
+    return STATUS_UNSUPPORTED;
+#endif
+}
 
 /* One step for m->rows rows: tokens (rows) at own position `length` (0 after the
  * prefix) -> logits (rows x V). Returns a STATUS_ (TOO_LONG: `length` is past the capacity). */
