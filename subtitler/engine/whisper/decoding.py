@@ -157,7 +157,6 @@ class LogitRules:
             if max_initial_timestamp_index is not None:
                 first[self.tb + max_initial_timestamp_index + 1 :] = NEG_INF
         self.first = xp.array(first)
-        self.is_ts = xp.arange(n_vocab) >= self.tb
         self.ts_ids = xp.arange(self.tb, n_vocab)
 
     def start(self, n: int) -> TimestampState:
@@ -179,36 +178,37 @@ class LogitRules:
         return TimestampState(is_ts, state.last, xp.maximum(state.max_ts, xp.where(is_ts, tokens, -1)))
 
     def __call__(self, logits: mx.array, state: Optional[TimestampState]) -> mx.array:
-        """The masked logits. ``state``: from ``advance``, or None for the first token."""
-        if state is None:
-            logits = logits + self.first
-        else:
-            logits = logits + self.base
-            if self.timestamps:
-                logits = self._timestamp_rules(logits, state)
-        if self.timestamps:
-            # If timestamps together outweigh the best text token, a timestamp must follow.
-            # (Both sides are log-probabilities under one normaliser, which cancels.)
-            ts_lse = kernel_ops.logsumexp(logits[:, self.tb :])
-            force_ts = ts_lse > self.xp.max(logits[:, : self.tb], axis=-1, keepdims=True)
-            logits = self.xp.where(force_ts & ~self.is_ts, NEG_INF, logits)
-        return logits
+        """The masked logits. ``state``: from ``advance``, or None for the first token.
 
-    def _timestamp_rules(self, logits: mx.array, state: TimestampState) -> mx.array:
-        """Bans as (n, 1) flags for the text tokens and an (n, timestamps) mask: no
-        array over the whole vocabulary is built."""
+        The text tokens' bans are (n, 1) flags applied in one pass as the result is put
+        together; the rules' other arrays span the timestamps alone (a step's rules read
+        and write the vocabulary four times, not eight)."""
         xp = self.xp
-        last, penult, max_ts = state
-        # Timestamps come in pairs: after a pair, text; after a lone one, another timestamp or EOT.
-        lone = last & ~penult
-        # Timestamps never decrease, and a segment has nonzero length.
-        floor = xp.where(lone, max_ts, max_ts + 1)
-        ban_ts = (last & penult) | ((max_ts >= 0) & (self.ts_ids < floor))
+        x = logits + (self.first if state is None else self.base)
+        if not self.timestamps:
+            return x
+        tb, eot = self.tb, self.eot
+        ts, lone = x[:, tb:], None
+        if state is not None:
+            last, penult, max_ts = state
+            # Timestamps come in pairs: after a pair, text; after a lone one, another timestamp or EOT.
+            lone = last & ~penult
+            # Timestamps never decrease, and a segment has nonzero length.
+            floor = xp.where(lone, max_ts, max_ts + 1)
+            ts = xp.where((last & penult) | ((max_ts >= 0) & (self.ts_ids < floor)), NEG_INF, ts)
+        # If timestamps together outweigh the best text token allowed, a timestamp must
+        # follow. (Both sides are log-probabilities under one normaliser, which cancels.)
+        after_eot = xp.max(x[:, eot:tb], axis=-1, keepdims=True)
+        best_text = xp.maximum(xp.max(x[:, :eot], axis=-1, keepdims=True), after_eot)
+        if lone is not None:
+            best_text = xp.where(lone, after_eot, best_text)
+        force_ts = kernel_ops.logsumexp(ts) > best_text
+        before_eot_banned = force_ts if lone is None else force_ts | lone
         return xp.concatenate(
             [
-                xp.where(lone, NEG_INF, logits[:, : self.eot]),
-                logits[:, self.eot : self.tb],
-                xp.where(ban_ts, NEG_INF, logits[:, self.tb :]),
+                xp.where(before_eot_banned, NEG_INF, x[:, :eot]),
+                xp.where(force_ts, NEG_INF, x[:, eot:tb]),
+                ts,
             ],
             axis=1,
         )
