@@ -163,36 +163,39 @@ static AVX2_F16C void self_attention(const struct dec_model *m, const struct dec
     }
 }
 
-/* The four dot products of w with v0 .. v3 (n values each), eight accumulators. */
-static inline AVX2_F16C __attribute__((always_inline)) void dot4(const float *w, const float *v0,
-                                                                 const float *v1, const float *v2,
-                                                                 const float *v3, long n, float out[4]) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-           a3 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(),
-           b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-    long s = 0;
-    for (; s + 16 <= n; s += 16) {
-        __m256 x = _mm256_loadu_ps(w + s), y = _mm256_loadu_ps(w + s + 8);
-        a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(v0 + s), a0);
-        a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(v1 + s), a1);
-        a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(v2 + s), a2);
-        a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(v3 + s), a3);
-        b0 = _mm256_fmadd_ps(y, _mm256_loadu_ps(v0 + s + 8), b0);
-        b1 = _mm256_fmadd_ps(y, _mm256_loadu_ps(v1 + s + 8), b1);
-        b2 = _mm256_fmadd_ps(y, _mm256_loadu_ps(v2 + s + 8), b2);
-        b3 = _mm256_fmadd_ps(y, _mm256_loadu_ps(v3 + s + 8), b3);
+/* The four dot products of w with v0 .. v3 (n values each, of type T read by LOAD8 and
+ * LOAD1), eight accumulators: dot4 over float32 values, dot4_f16 over float16 ones. */
+#define DOT4(NAME, T, LOAD8, LOAD1)                                                                       \
+    static inline AVX2_F16C __attribute__((always_inline)) void NAME(                                    \
+        const float *w, const T *v0, const T *v1, const T *v2, const T *v3, long n, float out[4]) {      \
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),            \
+               a3 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(),            \
+               b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();                                      \
+        long s = 0;                                                                                      \
+        for (; s + 16 <= n; s += 16) {                                                                   \
+            __m256 x = _mm256_loadu_ps(w + s), y = _mm256_loadu_ps(w + s + 8);                           \
+            a0 = _mm256_fmadd_ps(x, LOAD8(v0 + s), a0);                                                  \
+            a1 = _mm256_fmadd_ps(x, LOAD8(v1 + s), a1);                                                  \
+            a2 = _mm256_fmadd_ps(x, LOAD8(v2 + s), a2);                                                  \
+            a3 = _mm256_fmadd_ps(x, LOAD8(v3 + s), a3);                                                  \
+            b0 = _mm256_fmadd_ps(y, LOAD8(v0 + s + 8), b0);                                              \
+            b1 = _mm256_fmadd_ps(y, LOAD8(v1 + s + 8), b1);                                              \
+            b2 = _mm256_fmadd_ps(y, LOAD8(v2 + s + 8), b2);                                              \
+            b3 = _mm256_fmadd_ps(y, LOAD8(v3 + s + 8), b3);                                              \
+        }                                                                                                \
+        out[0] = hsum8(_mm256_add_ps(a0, b0));                                                           \
+        out[1] = hsum8(_mm256_add_ps(a1, b1));                                                           \
+        out[2] = hsum8(_mm256_add_ps(a2, b2));                                                           \
+        out[3] = hsum8(_mm256_add_ps(a3, b3));                                                           \
+        for (; s < n; s++) {                                                                             \
+            out[0] += w[s] * LOAD1(v0 + s);                                                              \
+            out[1] += w[s] * LOAD1(v1 + s);                                                              \
+            out[2] += w[s] * LOAD1(v2 + s);                                                              \
+            out[3] += w[s] * LOAD1(v3 + s);                                                              \
+        }                                                                                                \
     }
-    out[0] = hsum8(_mm256_add_ps(a0, b0));
-    out[1] = hsum8(_mm256_add_ps(a1, b1));
-    out[2] = hsum8(_mm256_add_ps(a2, b2));
-    out[3] = hsum8(_mm256_add_ps(a3, b3));
-    for (; s < n; s++) {
-        out[0] += w[s] * v0[s];
-        out[1] += w[s] * v1[s];
-        out[2] += w[s] * v2[s];
-        out[3] += w[s] * v3[s];
-    }
-}
+DOT4(dot4, float, LOAD8_F32, LOAD1_F32)
+DOT4(dot4_f16, uint16_t, LOAD8_F16, LOAD1_F16)
 
 /* Cross-attention of every row over the window's S positions for heads [h0, h1).
  * Keys and values are stored transposed, (D, S) per head, so the scores grow by
@@ -237,38 +240,6 @@ static AVX2_F16C void cross_attention(const struct dec_model *m, const struct de
     }
 }
 
-/* dot4 over float16 v0 .. v3. */
-static inline AVX2_F16C __attribute__((always_inline)) void dot4_f16(const float *w, const uint16_t *v0,
-                                                                     const uint16_t *v1, const uint16_t *v2,
-                                                                     const uint16_t *v3, long n, float out[4]) {
-#define HALF8(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-           a3 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(),
-           b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-    long s = 0;
-    for (; s + 16 <= n; s += 16) {
-        __m256 x = _mm256_loadu_ps(w + s), y = _mm256_loadu_ps(w + s + 8);
-        a0 = _mm256_fmadd_ps(x, HALF8(v0 + s), a0);
-        a1 = _mm256_fmadd_ps(x, HALF8(v1 + s), a1);
-        a2 = _mm256_fmadd_ps(x, HALF8(v2 + s), a2);
-        a3 = _mm256_fmadd_ps(x, HALF8(v3 + s), a3);
-        b0 = _mm256_fmadd_ps(y, HALF8(v0 + s + 8), b0);
-        b1 = _mm256_fmadd_ps(y, HALF8(v1 + s + 8), b1);
-        b2 = _mm256_fmadd_ps(y, HALF8(v2 + s + 8), b2);
-        b3 = _mm256_fmadd_ps(y, HALF8(v3 + s + 8), b3);
-    }
-    out[0] = hsum8(_mm256_add_ps(a0, b0));
-    out[1] = hsum8(_mm256_add_ps(a1, b1));
-    out[2] = hsum8(_mm256_add_ps(a2, b2));
-    out[3] = hsum8(_mm256_add_ps(a3, b3));
-    for (; s < n; s++) {
-        out[0] += w[s] * _cvtsh_ss(v0[s]);
-        out[1] += w[s] * _cvtsh_ss(v1[s]);
-        out[2] += w[s] * _cvtsh_ss(v2[s]);
-        out[3] += w[s] * _cvtsh_ss(v3[s]);
-    }
-}
-
 /* cross_attention over float16 keys and values (the int8 steps: they read half of the
  * float32 ones' bytes, a fifth of a step's reads for tiny.en). */
 static AVX2_F16C void cross_attention_f16(const struct dec_model *m, const struct dec_layer *L, const float *q,
@@ -289,15 +260,15 @@ static AVX2_F16C void cross_attention_f16(const struct dec_model *m, const struc
                 float *sc = scores + i * S;
                 long s = 0;
                 for (; s + 8 <= S; s += 8) {
-                    __m256 t = _mm256_mul_ps(v0, HALF8(k0 + s));
-                    t = _mm256_fmadd_ps(v1, HALF8(k1 + s), t);
-                    t = _mm256_fmadd_ps(v2, HALF8(k2 + s), t);
-                    t = _mm256_fmadd_ps(v3, HALF8(k3 + s), t);
+                    __m256 t = _mm256_mul_ps(v0, LOAD8_F16(k0 + s));
+                    t = _mm256_fmadd_ps(v1, LOAD8_F16(k1 + s), t);
+                    t = _mm256_fmadd_ps(v2, LOAD8_F16(k2 + s), t);
+                    t = _mm256_fmadd_ps(v3, LOAD8_F16(k3 + s), t);
                     _mm256_storeu_ps(sc + s, _mm256_add_ps(_mm256_loadu_ps(sc + s), t));
                 }
                 for (; s < S; s++)
-                    sc[s] += c0 * _cvtsh_ss(k0[s]) + c1 * _cvtsh_ss(k1[s]) + c2 * _cvtsh_ss(k2[s]) +
-                             c3 * _cvtsh_ss(k3[s]);
+                    sc[s] += c0 * LOAD1_F16(k0 + s) + c1 * LOAD1_F16(k1 + s) + c2 * LOAD1_F16(k2 + s) +
+                             c3 * LOAD1_F16(k3 + s);
             }
         }
         for (; d < D; d++)
@@ -322,7 +293,6 @@ static AVX2_F16C void cross_attention_f16(const struct dec_model *m, const struc
                 att[i * C + h * D + d] = total * inv[i];
             }
     }
-#undef HALF8
 }
 
 /* ---------------------------------------------------------------- the step */
