@@ -34,6 +34,7 @@ from subtitler.core.timecode import format_ms
 log = logging.getLogger(__name__)
 
 SPEEDS = (0.5, 1.0, 1.5, 2.0)
+AUDIO_OUTPUT_QML = b"import QtMultimedia\nAudioOutput {}\n"  # what ``audio_output`` has QML make
 FRAME_MS = 40  # one frame at 25 fps when the file does not say
 
 
@@ -63,7 +64,7 @@ def audio_output(parent: QObject):
     engine = QQmlEngine()
     engine.setParent(parent)  # so that ``parent`` owns it (passed to the constructor, Python would)
     component = QQmlComponent(engine)
-    component.setData(QByteArray(b"import QtMultimedia\nAudioOutput {}\n"), QUrl())
+    component.setData(QByteArray(AUDIO_OUTPUT_QML), QUrl())
     output = component.create()
     if not isinstance(output, QAudioOutput):
         log.warning("QML made no audio output (%s); using Python's", component.errorString().strip())

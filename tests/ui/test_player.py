@@ -174,3 +174,25 @@ def test_stopping_right_after_a_track_switch_does_not_hang(media_dir, attempt):
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )
     assert run.returncode == 0 and "stopped 1" in run.stdout, run.stderr[-2000:]
+
+
+def test_the_audio_output_is_made_by_qt_and_by_python_only_when_qml_cannot(qtbot, monkeypatch, caplog):
+    """Qt's threads may call the output's virtual methods: it must not be a Python-made
+    wrapper (whose calls wait for the GIL). Without QML's module, Python's, said in the log."""
+    import shiboken6
+    from PySide6.QtMultimedia import QAudioOutput
+    from PySide6.QtWidgets import QWidget
+
+    from ui import player
+
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    made = player.audio_output(owner)
+    assert isinstance(made, QAudioOutput) and not shiboken6.createdByPython(made)
+    monkeypatch.setattr(player, "AUDIO_OUTPUT_QML", b"import NoSuchModule\nAudioOutput {}\n")
+    fallback = player.audio_output(owner)
+    assert isinstance(fallback, QAudioOutput) and shiboken6.createdByPython(fallback)
+    assert "QML made no audio output" in caplog.text and "NoSuchModule" in caplog.text
+    fallback.setVolume(0.5)
+    made.setVolume(0.25)
+    assert (fallback.volume(), made.volume()) == (0.5, 0.25)
