@@ -5,6 +5,7 @@ runtime.prepare()  # first: the fast BLAS must load before anything imports mlx
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,6 @@ def _isolated_data_dir(tmp_path, monkeypatch):
     """Autosaves and settings of a test go to its own folder: the window's QSettings too,
     which otherwise went to the user's own file (~/.config/subtitler), changing what the
     app remembers, and were shared by test runs side by side."""
-    import sys
-
     monkeypatch.setenv("SUBTITLER_DATA_DIR", str(tmp_path / "appdata"))
     if "PySide6.QtCore" in sys.modules:  # the window's tests (engine tests need no Qt)
         from PySide6.QtCore import QSettings

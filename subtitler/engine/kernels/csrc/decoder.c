@@ -197,103 +197,80 @@ static AVX2_F16C void self_attention(const struct dec_model *m, const struct dec
 DOT4(dot4, float, LOAD8_F32, LOAD1_F32)
 DOT4(dot4_f16, uint16_t, LOAD8_F16, LOAD1_F16)
 
+/* sc[0 .. S) += c0 k0 + c1 k1 + c2 k2 + c3 k3: four rows of keys into a row's scores,
+ * float32 ones (left to the compiler) or float16 ones (8 converted a load). */
+static inline AVX2_F16C __attribute__((always_inline)) void add4(float *sc, const float *k0, const float *k1,
+                                                                 const float *k2, const float *k3, float c0,
+                                                                 float c1, float c2, float c3, long S) {
+#pragma omp simd
+    for (long s = 0; s < S; s++) sc[s] += c0 * k0[s] + c1 * k1[s] + c2 * k2[s] + c3 * k3[s];
+}
+
+static inline AVX2_F16C __attribute__((always_inline)) void add4_f16(float *sc, const uint16_t *k0,
+                                                                     const uint16_t *k1, const uint16_t *k2,
+                                                                     const uint16_t *k3, float c0, float c1,
+                                                                     float c2, float c3, long S) {
+    __m256 v0 = _mm256_set1_ps(c0), v1 = _mm256_set1_ps(c1), v2 = _mm256_set1_ps(c2), v3 = _mm256_set1_ps(c3);
+    long s = 0;
+    for (; s + 8 <= S; s += 8) {
+        __m256 t = _mm256_mul_ps(v0, LOAD8_F16(k0 + s));
+        t = _mm256_fmadd_ps(v1, LOAD8_F16(k1 + s), t);
+        t = _mm256_fmadd_ps(v2, LOAD8_F16(k2 + s), t);
+        t = _mm256_fmadd_ps(v3, LOAD8_F16(k3 + s), t);
+        _mm256_storeu_ps(sc + s, _mm256_add_ps(_mm256_loadu_ps(sc + s), t));
+    }
+    for (; s < S; s++)
+        sc[s] += c0 * LOAD1_F16(k0 + s) + c1 * LOAD1_F16(k1 + s) + c2 * LOAD1_F16(k2 + s) + c3 * LOAD1_F16(k3 + s);
+}
+
 /* Cross-attention of every row over the window's S positions for heads [h0, h1).
  * Keys and values are stored transposed, (D, S) per head, so the scores grow by
  * whole rows of keys (four at a time) and each output value is a dot product along
- * a row of values. q: the rows' queries (rows x C). scores: rows * S floats. */
-static AVX2_F16C void cross_attention(const struct dec_model *m, const struct dec_layer *L, const float *q,
-                                      float *att, float *scores, long h0, long h1) {
-    long n = m->rows, C = m->n_state, H = m->n_head, D = C / H, S = m->n_audio;
-    float scale = 1.0f / __builtin_sqrtf((float)D), inv[LOGITS_MAX_N];
-    for (long h = h0; h < h1; h++) {
-        const float *kt = (const float *)L->cross_kt + h * D * S, *vt = (const float *)L->cross_vt + h * D * S;
-        memset(scores, 0, sizeof(float) * n * S);
-        long d = 0;
-        for (; d + 4 <= D; d += 4) {
-            const float *k0 = kt + d * S, *k1 = k0 + S, *k2 = k1 + S, *k3 = k2 + S;
-            for (long i = 0; i < n; i++) {
-                const float *qi = q + i * C + h * D + d;
-                float c0 = qi[0] * scale, c1 = qi[1] * scale, c2 = qi[2] * scale, c3 = qi[3] * scale;
-                float *sc = scores + i * S;
-#pragma omp simd
-                for (long s = 0; s < S; s++) sc[s] += c0 * k0[s] + c1 * k1[s] + c2 * k2[s] + c3 * k3[s];
-            }
-        }
-        for (; d < D; d++)
-            for (long i = 0; i < n; i++) {
-                float c = q[i * C + h * D + d] * scale;
-                float *sc = scores + i * S;
-#pragma omp simd
-                for (long s = 0; s < S; s++) sc[s] += c * kt[d * S + s];
-            }
-        for (long i = 0; i < n; i++) inv[i] = softmax_in_place(scores + i * S, S);
-        for (d = 0; d + 4 <= D; d += 4) {
-            const float *v0 = vt + d * S;
-            for (long i = 0; i < n; i++) {
-                float out[4];
-                dot4(scores + i * S, v0, v0 + S, v0 + 2 * S, v0 + 3 * S, S, out);
-                for (int e = 0; e < 4; e++) att[i * C + h * D + d + e] = out[e] * inv[i];
-            }
-        }
-        for (; d < D; d++)
-            for (long i = 0; i < n; i++) att[i * C + h * D + d] = dot(scores + i * S, vt + d * S, S) * inv[i];
+ * a row of values. q: the rows' queries (rows x C). scores: rows * S floats.
+ * cross_attention reads float32 keys and values; cross_attention_f16 float16 ones
+ * (the int8 steps: half the bytes, a fifth of a tiny.en step's reads), T read by
+ * LOAD1, the scores grown by ADD4 and the values summed by DOT4. */
+#define CROSS_ATTENTION(NAME, T, LOAD1, ADD4, DOT4)                                                     \
+    static AVX2_F16C void NAME(const struct dec_model *m, const struct dec_layer *L, const float *q,     \
+                               float *att, float *scores, long h0, long h1) {                            \
+        long n = m->rows, C = m->n_state, H = m->n_head, D = C / H, S = m->n_audio;                     \
+        float scale = 1.0f / __builtin_sqrtf((float)D), inv[LOGITS_MAX_N];                               \
+        for (long h = h0; h < h1; h++) {                                                                 \
+            const T *kt = (const T *)L->cross_kt + h * D * S, *vt = (const T *)L->cross_vt + h * D * S;  \
+            memset(scores, 0, sizeof(float) * n * S);                                                    \
+            long d = 0;                                                                                  \
+            for (; d + 4 <= D; d += 4) {                                                                 \
+                const T *k0 = kt + d * S, *k1 = k0 + S, *k2 = k1 + S, *k3 = k2 + S;                      \
+                for (long i = 0; i < n; i++) {                                                           \
+                    const float *qi = q + i * C + h * D + d;                                             \
+                    float c0 = qi[0] * scale, c1 = qi[1] * scale, c2 = qi[2] * scale, c3 = qi[3] * scale; \
+                    ADD4(scores + i * S, k0, k1, k2, k3, c0, c1, c2, c3, S);                              \
+                }                                                                                        \
+            }                                                                                            \
+            for (; d < D; d++)                                                                           \
+                for (long i = 0; i < n; i++) {                                                           \
+                    float c = q[i * C + h * D + d] * scale, *sc = scores + i * S;                        \
+                    for (long s = 0; s < S; s++) sc[s] += c * LOAD1(kt + d * S + s);                     \
+                }                                                                                        \
+            for (long i = 0; i < n; i++) inv[i] = softmax_in_place(scores + i * S, S);                   \
+            for (d = 0; d + 4 <= D; d += 4) {                                                            \
+                const T *v0 = vt + d * S;                                                                \
+                for (long i = 0; i < n; i++) {                                                           \
+                    float out[4];                                                                        \
+                    DOT4(scores + i * S, v0, v0 + S, v0 + 2 * S, v0 + 3 * S, S, out);                    \
+                    for (int e = 0; e < 4; e++) att[i * C + h * D + d + e] = out[e] * inv[i];            \
+                }                                                                                        \
+            }                                                                                            \
+            for (; d < D; d++)                                                                           \
+                for (long i = 0; i < n; i++) {                                                           \
+                    float total = 0.0f;                                                                  \
+                    for (long s = 0; s < S; s++) total += scores[i * S + s] * LOAD1(vt + d * S + s);     \
+                    att[i * C + h * D + d] = total * inv[i];                                             \
+                }                                                                                        \
+        }                                                                                                \
     }
-}
-
-/* cross_attention over float16 keys and values (the int8 steps: they read half of the
- * float32 ones' bytes, a fifth of a step's reads for tiny.en). */
-static AVX2_F16C void cross_attention_f16(const struct dec_model *m, const struct dec_layer *L, const float *q,
-                                          float *att, float *scores, long h0, long h1) {
-    long n = m->rows, C = m->n_state, H = m->n_head, D = C / H, S = m->n_audio;
-    float scale = 1.0f / __builtin_sqrtf((float)D), inv[LOGITS_MAX_N];
-    for (long h = h0; h < h1; h++) {
-        const uint16_t *kt = (const uint16_t *)L->cross_kt + h * D * S, *vt = (const uint16_t *)L->cross_vt + h * D * S;
-        memset(scores, 0, sizeof(float) * n * S);
-        long d = 0;
-        for (; d + 4 <= D; d += 4) {
-            const uint16_t *k0 = kt + d * S, *k1 = k0 + S, *k2 = k1 + S, *k3 = k2 + S;
-            for (long i = 0; i < n; i++) {
-                const float *qi = q + i * C + h * D + d;
-                float c0 = qi[0] * scale, c1 = qi[1] * scale, c2 = qi[2] * scale, c3 = qi[3] * scale;
-                __m256 v0 = _mm256_set1_ps(c0), v1 = _mm256_set1_ps(c1), v2 = _mm256_set1_ps(c2),
-                       v3 = _mm256_set1_ps(c3);
-                float *sc = scores + i * S;
-                long s = 0;
-                for (; s + 8 <= S; s += 8) {
-                    __m256 t = _mm256_mul_ps(v0, LOAD8_F16(k0 + s));
-                    t = _mm256_fmadd_ps(v1, LOAD8_F16(k1 + s), t);
-                    t = _mm256_fmadd_ps(v2, LOAD8_F16(k2 + s), t);
-                    t = _mm256_fmadd_ps(v3, LOAD8_F16(k3 + s), t);
-                    _mm256_storeu_ps(sc + s, _mm256_add_ps(_mm256_loadu_ps(sc + s), t));
-                }
-                for (; s < S; s++)
-                    sc[s] += c0 * LOAD1_F16(k0 + s) + c1 * LOAD1_F16(k1 + s) + c2 * LOAD1_F16(k2 + s) +
-                             c3 * LOAD1_F16(k3 + s);
-            }
-        }
-        for (; d < D; d++)
-            for (long i = 0; i < n; i++) {
-                float c = q[i * C + h * D + d] * scale;
-                float *sc = scores + i * S;
-                for (long s = 0; s < S; s++) sc[s] += c * _cvtsh_ss(kt[d * S + s]);
-            }
-        for (long i = 0; i < n; i++) inv[i] = softmax_in_place(scores + i * S, S);
-        for (d = 0; d + 4 <= D; d += 4) {
-            const uint16_t *v0 = vt + d * S;
-            for (long i = 0; i < n; i++) {
-                float out[4];
-                dot4_f16(scores + i * S, v0, v0 + S, v0 + 2 * S, v0 + 3 * S, S, out);
-                for (int e = 0; e < 4; e++) att[i * C + h * D + d + e] = out[e] * inv[i];
-            }
-        }
-        for (; d < D; d++)
-            for (long i = 0; i < n; i++) {
-                float total = 0.0f;
-                for (long s = 0; s < S; s++) total += scores[i * S + s] * _cvtsh_ss(vt[d * S + s]);
-                att[i * C + h * D + d] = total * inv[i];
-            }
-    }
-}
+CROSS_ATTENTION(cross_attention, float, LOAD1_F32, add4, dot4)
+CROSS_ATTENTION(cross_attention_f16, uint16_t, LOAD1_F16, add4_f16, dot4_f16)
 
 /* ---------------------------------------------------------------- the step */
 
