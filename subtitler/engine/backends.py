@@ -77,7 +77,8 @@ def c_kernels_run() -> bool:
 
 def describe_compute_type(requested: str = "auto") -> str:
     """What ``requested`` runs as here, in words (``subtitler doctor``)."""
-    from subtitler.engine.kernels import dnnl, native
+    from subtitler.engine.cpu.blocks import describe_int8_products
+    from subtitler.engine.kernels import native
 
     chosen = resolve_compute_type(requested)
     lib = native.library()
@@ -88,7 +89,8 @@ def describe_compute_type(requested: str = "auto") -> str:
             return "auto = float32: the C kernels do not run here (not built, not this CPU, or no BLAS)"
         return f"{requested} = float32"
     simd = {2: "AVX-512", 1: "AVX2", 0: "plain C"}[lib.simd_level()]
-    return f"{requested} = int8: decoding steps in int8 (C kernels, {simd}); encoder: {dnnl.describe()}"
+    encoder = describe_int8_products()
+    return f"{requested} = int8: decoding steps in int8 (C kernels, {simd}); encoder: {encoder}"
 
 
 def load_for(name: str, compute_type: str = "auto", progress=None):

@@ -1,6 +1,7 @@
 """The CPU replacements for MLX's scalar kernels give MLX's answers, through the C
 kernels and through the NumPy/MLX fallback alike."""
 
+import ctypes
 import shutil
 import sysconfig
 from pathlib import Path
@@ -476,19 +477,18 @@ def test_encoder_blocks_by_the_c_kernel_match_mlx(model):
 
 def test_int8_encoder_blocks_follow_the_float32_blocks(model):
     """The encoder's blocks as the int8 compute type builds them (int8 products: weights per
-    output row, activations per row, asymmetric, by oneDNN's integer product; the first
+    output row, activations per row, asymmetric, by oneDNN's integer product or ours; the first
     block in float32) against the float32 blocks on a real window: features on average
     within 3% and every position's pointing the same way (tiny.en: 2.6% and a cosine of
     0.9992 at worst). With the first block in int8 too they move further (4.0%, 0.994;
     CTranslate2's int8 encoder: 4.8%, 0.994): the later blocks amplify what it moves."""
     from subtitler.engine.cpu import blocks as cpu_blocks
-    from subtitler.engine.kernels import dnnl
 
     backend = _cpu_backend(model)
     if backend.blocks is None or backend.stem is None:
         pytest.skip("the C encoder does not run here")
-    if dnnl.address() is None or not dnnl.has_vnni():
-        pytest.skip("oneDNN's integer product does not run here")
+    if cpu_blocks._integer_product(native.library()) is None:
+        pytest.skip("no integer product runs here (oneDNN with VNNI, or our AVX2 one)")
     enc = model.encoder
     x = backend.stem(_jfk_window())
     want = np.array(backend.blocks.encode(x.copy()))
@@ -506,8 +506,77 @@ def test_int8_encoder_blocks_follow_the_float32_blocks(model):
     assert all_int8[0] > error and all_int8[1] < worst, all_int8
 
 
+@pytest.mark.parametrize(
+    "m,n,k", [(1, 16, 2), (7, 32, 6), (1500, 1152, 384), (13, 384, 1536), (25, 48, 2048)]
+)
+def test_the_avx2_integer_product_is_numpy_s_exactly(m, n, k, simd):
+    """``q8_gemm`` (u8 x int8 products in 16 bits, summed in 32) against NumPy's in int64,
+    on 1, 2 and 3 threads: the same integers, as oneDNN's with VNNI gives, whatever the
+    thread count; the extremes (255 x -128 over k = 2048) do not overflow."""
+    lib = native.library()
+    if not lib.q8_gemm_supported():
+        pytest.skip("no AVX2 here")
+    rng = np.random.default_rng(m + n + k)
+    a = rng.integers(0, 256, (m, k), dtype=np.uint8)
+    b = rng.integers(-128, 128, (n, k), dtype=np.int8)
+    a[0], b[0] = 255, -128  # the largest sum there is
+    want = a.astype(np.int64) @ b.astype(np.int64).T
+    for threads in (1, 2, 3):
+        got = np.full((m, n), 7, np.int32)
+        assert lib.q8_gemm(m, n, k, a.ctypes.data, b.ctypes.data, got.ctypes.data, threads) == native.OK
+        np.testing.assert_array_equal(got, want)
+    assert want[0, 0] == -255 * 128 * k
+
+
+def test_the_integer_product_declines_what_it_does_not_take(portable_kernels):
+    """``q8_gemm`` takes whole panels of 16 columns and pairs of k on AVX2; otherwise, and
+    in the plain C build (other CPUs: the encoder's int8 weights are then widened), it
+    says so and writes nothing."""
+    lib = native.library()
+    if lib is None or not lib.q8_gemm_supported():
+        pytest.skip("no AVX2 here")
+    a, b = np.ones((2, 6), np.uint8), np.ones((24, 6), np.int8)
+    c = np.zeros((2, 24), np.int32)
+    assert lib.q8_gemm(2, 24, 6, a.ctypes.data, b.ctypes.data, c.ctypes.data, 1) == native.UNSUPPORTED
+    assert lib.q8_gemm(2, 16, 5, a.ctypes.data, b.ctypes.data, c.ctypes.data, 1) == native.UNSUPPORTED
+    assert not portable_kernels.q8_gemm_supported()
+    assert (
+        portable_kernels.q8_gemm(2, 16, 6, a.ctypes.data, b.ctypes.data, c.ctypes.data, 1)
+        == native.UNSUPPORTED
+    )
+    assert not c.any()
+
+
+def test_the_int8_encoder_gives_the_same_bits_by_either_integer_product(model):
+    """With VNNI the encoder's integer products are oneDNN's, on AVX2 alone ours: both exact,
+    so a window's features are the same bits by either (and so are the subtitles)."""
+    from subtitler.engine.cpu import blocks as cpu_blocks
+    from subtitler.engine.kernels import dnnl
+
+    backend = _cpu_backend(model)
+    lib = native.library()
+    if backend.blocks is None or backend.stem is None or not lib.q8_gemm_supported():
+        pytest.skip("the C encoder or our AVX2 product does not run here")
+    if dnnl.address() is None or not dnnl.has_vnni():
+        pytest.skip("oneDNN's integer product does not run here (no VNNI)")
+    enc, x = model.encoder, backend.stem(_jfk_window())
+    int8 = kernel_ops.Int8Weights()
+    sgemm = dnnl.sgemm_address()
+    ours = cpu_blocks.Blocks(
+        enc.blocks,
+        enc.ln_post,
+        lib,
+        sgemm,
+        ctypes.cast(lib.q8_gemm, ctypes.c_void_p).value,
+        int8,
+        "encoder.blocks",
+    )
+    theirs = cpu_blocks.Blocks(enc.blocks, enc.ln_post, lib, sgemm, dnnl.address(), int8, "encoder.blocks")
+    np.testing.assert_array_equal(np.array(ours.encode(x.copy())), np.array(theirs.encode(x.copy())))
+
+
 def test_blocks_over_int8_weights_dequantized_are_float32_blocks_over_those_weights(model):
-    """Without oneDNN's integer product (no VNNI; the prompt's blocks always) int8 weights
+    """Without an integer product (the plain C build; the prompt's blocks always) int8 weights
     are widened product by product for sgemm: the same as float32 blocks over the widened
     weights, to float32 rounding, on a real window."""
     from subtitler.engine.cpu import blocks as cpu_blocks
@@ -637,14 +706,22 @@ def test_stft_by_fft_gives_the_model_s_magnitudes(monkeypatch, chunks, threads):
 
 
 def test_doctor_says_how_the_int8_encoder_runs(monkeypatch):
-    """Without VNNI the encoder still holds int8 weights (widened product by product, as
-    the test above checks): doctor says so rather than "float32"."""
+    """doctor names the int8 encoder's integer product: oneDNN's with VNNI, ours on AVX2
+    alone; where neither runs, the int8 weights widened for float products (not "float32")."""
+    from subtitler.engine.cpu import blocks as cpu_blocks
     from subtitler.engine.kernels import dnnl
 
-    if dnnl.library() is None:
-        assert "widened" in dnnl.describe() and "onednn-cpu-gomp" in dnnl.describe()
+    lib = native.library()
+    if lib is None or not lib.blocks_supported():
+        assert cpu_blocks.describe_int8_products() == "the C blocks do not run here"
         return
     monkeypatch.setattr(dnnl, "has_vnni", lambda: False)
-    assert dnnl.describe() == "oneDNN, no VNNI: int8 weights widened to float32 products"
-    monkeypatch.setattr(dnnl, "has_vnni", lambda: True)
-    assert dnnl.describe() == "oneDNN, VNNI: int8 products"
+    assert cpu_blocks.describe_int8_products() == "int8 products by our AVX2 kernel (16-bit products, exact)"
+    monkeypatch.setattr(
+        native, "_lib", type("Lib", (), {"blocks_supported": lambda: 1, "q8_gemm_supported": lambda: 0})
+    )
+    assert cpu_blocks.describe_int8_products() == "int8 weights widened to float32 products"
+    monkeypatch.setattr(native, "_lib", lib)
+    if dnnl.address() is not None:
+        monkeypatch.setattr(dnnl, "has_vnni", lambda: True)
+        assert cpu_blocks.describe_int8_products() == "int8 products by oneDNN (VNNI)"

@@ -116,9 +116,9 @@ def plain(blocks, final_norm) -> bool:
 class Blocks:
     """A stack of blocks as ``blocks_forward`` reads them. With ``int8`` (the int8 compute
     type: ``kernel_ops.Int8Weights``) the products hold int8 weights with a scale per
-    output row and no float32 ones: with ``gemm_u8`` (oneDNN's integer product) their
-    inputs are quantized per row as they run, without it each product's weights are
-    dequantized for ``sgemm`` as it runs."""
+    output row and no float32 ones: with ``gemm_u8`` (an integer product: oneDNN's or
+    ``q8_gemm``) their inputs are quantized per row as they run, without it each
+    product's weights are dequantized for ``sgemm`` as it runs."""
 
     def __init__(
         self,
@@ -203,7 +203,7 @@ class Blocks:
         apply (see the module). ``compute_type`` "int8": int8 weights (from ``int8``,
         shared with other kernels), float products by oneDNN's sgemm where it is installed
         (faster here than the BLAS's, and the same bits whatever the thread count), and
-        with ``int8_products`` on a CPU with VNNI integer ones (see ``kernels.dnnl``).
+        with ``int8_products`` integer ones (``_integer_product``).
         ``prefix``: the blocks' parameter names' ("encoder.blocks"), by which ``int8``
         knows weights quantized as the model loaded."""
         lib, sgemm = _library(), _blas.sgemm_address()
@@ -214,7 +214,8 @@ class Blocks:
             int8 = int8 or kernel_ops.Int8Weights()
             if _dnnl.address():
                 sgemm = _dnnl.sgemm_address()
-                gemm_u8 = _dnnl.address() if int8_products and _dnnl.has_vnni() else None
+            if int8_products:
+                gemm_u8 = _integer_product(lib)
         return cls(blocks, final_norm, lib, sgemm, gemm_u8, int8, prefix)
 
     def _run(self, x: np.ndarray, model=None, mask: Optional[np.ndarray] = None) -> None:
@@ -274,6 +275,29 @@ class Blocks:
         )
         self._run(out, model, np.triu(np.full((t, t), -np.inf, np.float32), 1))
         return out, kv, q
+
+
+def describe_int8_products() -> str:
+    """How the int8 encoder's products run here, in words (``subtitler doctor``)."""
+    lib = _library()
+    if lib is None:
+        return "the C blocks do not run here"
+    if _dnnl.has_vnni() and _dnnl.address():
+        return "int8 products by oneDNN (VNNI)"
+    if lib.q8_gemm_supported():
+        return "int8 products by our AVX2 kernel (16-bit products, exact)"
+    return "int8 weights widened to float32 products"
+
+
+def _integer_product(lib) -> Optional[int]:
+    """The int8 products' integer product, by address: oneDNN's on a CPU with VNNI, else
+    ours on AVX2 (``q8_gemm``, 16-bit products; the same integers), else None (float
+    products over weights widened as they run)."""
+    if _dnnl.has_vnni() and _dnnl.address():
+        return _dnnl.address()
+    if lib.q8_gemm_supported():
+        return ctypes.cast(lib.q8_gemm, _P).value
+    return None
 
 
 class Stem:

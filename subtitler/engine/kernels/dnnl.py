@@ -3,8 +3,8 @@ wheel: the int8 compute type's encoder and prompt products (``csrc/blocks.c``) c
 
 Used only where the CPU has AVX-512 VNNI or AVX-VNNI (``has_vnni``): without it,
 oneDNN adds pairs of u8 x s8 products in 16 bits, which can saturate, and 7-bit
-activations would cost accuracy; the encoder's products stay float32 there (its int8
-weights widened to float32 a product at a time, in ``csrc/blocks.c``). Linux x86-64 only;
+activations would cost accuracy; AVX2 alone gets ours (``q8_gemm`` in ``csrc/blocks.c``,
+the same integers). Linux x86-64 only;
 elsewhere, or with ``SUBTITLER_DNNL=0``, ``address()`` is None.
 """
 
@@ -128,11 +128,3 @@ def has_vnni() -> bool:
     except OSError:
         return False
     return bool(flags & {"avx512_vnni", "avx_vnni"})
-
-
-def describe() -> str:
-    lib = library()
-    widened = "int8 weights widened to float32 products"
-    if lib is None:
-        return f"{widened} by the BLAS (oneDNN not installed: pip install onednn-cpu-gomp)"
-    return f"oneDNN, {'VNNI: int8 products' if has_vnni() else f'no VNNI: {widened}'}"

@@ -35,6 +35,8 @@ SIGNATURES = {
     "decoder_reorder": ([P, P, L], I),
     "floats_to_halves": ([P, P, L], I),
     "set_dnnl_sgemm": ([P], None),
+    "q8_gemm": ([L, L, L, P, P, P, I], I),
+    "q8_gemm_supported": ([], I),
     "blocks_supported": ([], I),
     "blocks_forward": ([P, P, L, P, P, P, I], I),
     "encoder_stem": ([P, L, L, P, P, P, P, P, L, P, P], I),

@@ -48,18 +48,151 @@ struct blocks {
     float eps;
     const float *ln_w, *ln_b; /* the final norm, or NULL */
     struct block_layer *layers;
-    void *gemm_u8; /* dnnl_gemm_u8s8s32 for the int8 products (on CPUs with VNNI), or NULL */
+    void *gemm_u8; /* the int8 products' integer product: dnnl_gemm_u8s8s32 (VNNI), q8_gemm (AVX2), or NULL */
 };
 
 /* ------------------------------------------------------------------ int8 products */
 
 /* Scratch of the int8 products: the activations in u8 with a scale and zero point per row,
- * and the integer product. */
+ * the integer product, and (q8_gemm) the weights packed in 16 bits. */
 struct q8_scratch {
     uint8_t *a;
     float *scale;
     int32_t *zero, *c;
+    int16_t *packed;
 };
+
+/* ---- q8_gemm: the integer product on AVX2 alone */
+
+/* c (m x n, int32, row stride n) = a (m x k, u8) times b (n x k, int8)^T, exactly: what
+ * oneDNN's dnnl_gemm_u8s8s32 computes, for CPUs without VNNI, where oneDNN's own adds u8 x s8
+ * pairs in 16 bits and saturates. Both sides are widened to 16 bits and vpmaddwd adds each
+ * pair of products in 32 (at most 2 x 255 x 128 a pair, so no k this model has can overflow):
+ * two of those a cycle here against two 8-wide FMAs, twice the products of float32's sgemm.
+ * b is packed in panels of Q8_NR columns: for each pair of k, the 16 columns' two values. */
+enum { Q8_MR = 6, Q8_NR = 16, Q8_A_BLOCK = 192 * 1024 /* bytes of widened rows kept in L2 */ };
+
+/* 1 when q8_gemm runs for n columns of k on this CPU. */
+static int q8_gemm_fits(long n, long k) { return have_avx2_fma() && n % Q8_NR == 0 && k % 2 == 0; }
+
+#ifdef X86_KERNELS
+/* panels p0 .. p1 of b (n x k) into packed */
+static void q8_pack(const int8_t *b, long k, int16_t *packed, long p0, long p1) {
+    for (long p = p0; p < p1; p++) {
+        int16_t *panel = packed + p * Q8_NR * k;
+        for (long i = 0; i < Q8_NR; i++) {
+            const int8_t *row = b + (p * Q8_NR + i) * k;
+            for (long q = 0; q < k / 2; q++) {
+                panel[q * 2 * Q8_NR + 2 * i] = row[2 * q];
+                panel[q * 2 * Q8_NR + 2 * i + 1] = row[2 * q + 1];
+            }
+        }
+    }
+}
+
+/* c (Q8_MR x Q8_NR, row stride ldc) = a's rows (16-bit, row stride lda) times one panel */
+static AVX2_FMA void q8_tile(const int16_t *a, long lda, const int16_t *panel, long k, int32_t *c, long ldc) {
+    __m256i acc[Q8_MR][2];
+    UNROLL for (int r = 0; r < Q8_MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (long q = 0; q < k / 2; q++) {
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(panel + q * 2 * Q8_NR)),
+                b1 = _mm256_loadu_si256((const __m256i *)(panel + q * 2 * Q8_NR + Q8_NR));
+        UNROLL for (int r = 0; r < Q8_MR; r++) {
+            int32_t pair;
+            memcpy(&pair, a + r * lda + 2 * q, sizeof pair);
+            __m256i av = _mm256_set1_epi32(pair);
+            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
+            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
+        }
+    }
+    UNROLL for (int r = 0; r < Q8_MR; r++) {
+        _mm256_storeu_si256((__m256i *)(c + r * ldc), acc[r][0]);
+        _mm256_storeu_si256((__m256i *)(c + r * ldc + 8), acc[r][1]);
+    }
+}
+
+/* rows r0 .. r1 of c: a block of a's rows at a time widened into `wide` (Q8_A_BLOCK bytes,
+ * a whole number of tiles), then every panel over its tiles. */
+static void q8_rows(const uint8_t *a, const int16_t *packed, int32_t *c, long n, long k, long r0, long r1,
+                    int16_t *wide) {
+    long block = Q8_A_BLOCK / (2 * k) / Q8_MR * Q8_MR;
+    if (block < Q8_MR) block = Q8_MR;
+    int32_t tail[Q8_MR * Q8_NR];
+    for (long rb = r0; rb < r1; rb += block) {
+        long rows = r1 - rb < block ? r1 - rb : block, padded = (rows + Q8_MR - 1) / Q8_MR * Q8_MR;
+        for (long i = 0; i < padded * k; i++) wide[i] = i < rows * k ? a[rb * k + i] : 0;
+        for (long p = 0; p < n / Q8_NR; p++)
+            for (long i = 0; i < rows; i += Q8_MR) {
+                int32_t *out = c + (rb + i) * n + p * Q8_NR;
+                if (i + Q8_MR <= rows) {
+                    q8_tile(wide + i * k, k, packed + p * Q8_NR * k, k, out, n);
+                } else {
+                    q8_tile(wide + i * k, k, packed + p * Q8_NR * k, k, tail, Q8_NR);
+                    for (long r = 0; r < rows - i; r++) memcpy(out + r * n, tail + r * Q8_NR, sizeof tail[0] * Q8_NR);
+                }
+            }
+    }
+}
+#endif
+
+/* What q8_gemm's threads each do: pack their share of b's panels (phase 0), then their rows. */
+struct q8_gemm_part {
+    const uint8_t *a;
+    const int8_t *b;
+    int32_t *c;
+    int16_t *packed, *wide;
+    long n, k, p0, p1, r0, r1;
+    int phase;
+};
+
+static void *q8_gemm_part_run(void *arg) {
+#ifdef X86_KERNELS
+    struct q8_gemm_part *p = arg;
+    if (p->phase == 0)
+        q8_pack(p->b, p->k, p->packed, p->p0, p->p1);
+    else
+        q8_rows(p->a, p->packed, p->c, p->n, p->k, p->r0, p->r1, p->wide);
+#else
+    (void)arg;
+#endif
+    return NULL;
+}
+
+/* c (m x n) = a (m x k, u8) times b (n x k, int8)^T, exact, over `threads`; `packed` holds
+ * n x k 16-bit values. Returns a STATUS_ (UNSUPPORTED: no AVX2, n not a multiple of 16, or k odd). */
+static int q8_gemm_into(long m, long n, long k, const uint8_t *a, const int8_t *b, int32_t *c, int16_t *packed,
+                        int threads) {
+    if (!q8_gemm_fits(n, k)) return STATUS_UNSUPPORTED;
+    struct q8_gemm_part parts[MAX_THREADS];
+    threads = thread_count(threads);
+    long panels = n / Q8_NR, tiles = (m + Q8_MR - 1) / Q8_MR;
+    int16_t *wide = malloc((size_t)threads * (Q8_A_BLOCK + 2 * Q8_MR * k * sizeof(int16_t)));
+    if (!wide) return STATUS_NO_MEMORY;
+    for (int i = 0; i < threads; i++) {
+        long r0 = tiles * i / threads * Q8_MR, r1 = tiles * (i + 1) / threads * Q8_MR;
+        parts[i] = (struct q8_gemm_part){a, b, c, packed, wide + i * (Q8_A_BLOCK / 2 + 2 * Q8_MR * k), n, k,
+                                         panels * i / threads, panels * (i + 1) / threads,
+                                         r0 < m ? r0 : m, r1 < m ? r1 : m, 0};
+    }
+    run_jobs(q8_gemm_part_run, parts, sizeof parts[0], threads);
+    for (int i = 0; i < threads; i++) parts[i].phase = 1;
+    run_jobs(q8_gemm_part_run, parts, sizeof parts[0], threads);
+    free(wide);
+    return STATUS_OK;
+}
+
+/* q8_gemm_into with its own packing buffer. blocks_forward takes its address in the place
+ * of oneDNN's dnnl_gemm_u8s8s32 (struct blocks' gemm_u8) and then calls q8_gemm_into. */
+int q8_gemm(long m, long n, long k, const uint8_t *a, const int8_t *b, int32_t *c, int threads) {
+    int16_t *packed = malloc(sizeof(int16_t) * n * k);
+    if (!packed) return STATUS_NO_MEMORY;
+    int status = q8_gemm_into(m, n, k, a, b, c, packed, threads);
+    free(packed);
+    return status;
+}
+
+/* 1 when q8_gemm runs on this CPU (for products whose n is a multiple of 16 and k even). */
+int q8_gemm_supported(void) { return q8_gemm_fits(Q8_NR, 2); }
 
 struct q8_part {
     const float *a;
@@ -114,7 +247,8 @@ static void *q8_part_run(void *arg) {
 }
 
 /* out (t x n) += a (t x k) times w (n x k)^T, w in int8: a's rows quantized (asymmetric,
- * a scale and zero point each), their integer product by oneDNN, then dequantized. */
+ * a scale and zero point each), their integer product by oneDNN (VNNI) or q8_gemm (AVX2),
+ * then dequantized: the same integers either way. */
 static int add_product_q8(const struct blocks *m, const float *a, long t, long k, const struct q8 *w, long n,
                           float *out, struct q8_scratch *s, int threads) {
     struct q8_part parts[MAX_THREADS];
@@ -123,9 +257,13 @@ static int add_product_q8(const struct blocks *m, const float *a, long t, long k
         parts[i] = (struct q8_part){a, k, n, t * i / threads, t * (i + 1) / threads, w, s, out, 0};
     run_jobs(q8_part_run, parts, sizeof parts[0], threads);
     const int32_t no_offset = 0;
-    if (((gemm_u8s8s32_fn)m->gemm_u8)('N', 'T', 'F', t, n, k, 1.0f, s->a, k, 0, w->w, k, 0, 0.0f, s->c, n,
-                                      &no_offset))
-        return STATUS_UNSUPPORTED;
+    int status = m->gemm_u8 == (void *)q8_gemm
+                     ? q8_gemm_into(t, n, k, s->a, w->w, s->c, s->packed, threads)
+                     : ((gemm_u8s8s32_fn)m->gemm_u8)('N', 'T', 'F', t, n, k, 1.0f, s->a, k, 0, w->w, k, 0, 0.0f,
+                                                     s->c, n, &no_offset)
+                           ? STATUS_UNSUPPORTED
+                           : STATUS_OK;
+    if (status) return status;
     for (int i = 0; i < threads; i++) parts[i].phase = 1;
     run_jobs(q8_part_run, parts, sizeof parts[0], threads);
     return STATUS_OK;
@@ -191,9 +329,11 @@ int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, 
         q8s.scale = malloc(sizeof(float) * t);
         q8s.zero = malloc(sizeof(int32_t) * t);
         q8s.c = malloc(sizeof(int32_t) * t * 4 * C);
+        if (m->gemm_u8 == (void *)q8_gemm) q8s.packed = malloc(sizeof(int16_t) * 4 * C * C);
     }
     int status = 0;
     if (!normed || !qkv || !att || !hidden || (m->gemm_u8 && (!q8s.a || !q8s.scale || !q8s.zero || !q8s.c)) ||
+        (m->gemm_u8 == (void *)q8_gemm && !q8s.packed) ||
         (!m->gemm_u8 && !wbuf)) {
         status = STATUS_NO_MEMORY;
         goto done;
@@ -251,6 +391,7 @@ done:
     free(q8s.scale);
     free(q8s.zero);
     free(q8s.c);
+    free(q8s.packed);
     free(wbuf);
     return status;
 }
