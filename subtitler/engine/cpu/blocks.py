@@ -285,14 +285,14 @@ def describe_int8_products() -> str:
     if _dnnl.has_vnni() and _dnnl.address():
         return "int8 products by oneDNN (VNNI)"
     if lib.q8_gemm_supported():
-        return "int8 products by our AVX2 kernel (16-bit products, exact)"
+        return "int8 products by our AVX2 kernel (11-bit activations)"
     return "int8 weights widened to float32 products"
 
 
 def _integer_product(lib) -> Optional[int]:
-    """The int8 products' integer product, by address: oneDNN's on a CPU with VNNI, else
-    ours on AVX2 (``q8_gemm``, 16-bit products; the same integers), else None (float
-    products over weights widened as they run)."""
+    """The int8 products' integer product, by address: oneDNN's on a CPU with VNNI (u8
+    activations), else ours on AVX2 (``q8_gemm``: 11-bit activations, 16-bit products),
+    else None (float products over weights widened as they run)."""
     if _dnnl.has_vnni() and _dnnl.address():
         return _dnnl.address()
     if lib.q8_gemm_supported():

@@ -4,7 +4,7 @@ wheel: the int8 compute type's encoder and prompt products (``csrc/blocks.c``) c
 Used only where the CPU has AVX-512 VNNI or AVX-VNNI (``has_vnni``): without it,
 oneDNN adds pairs of u8 x s8 products in 16 bits, which can saturate, and 7-bit
 activations would cost accuracy; AVX2 alone gets ours (``q8_gemm`` in ``csrc/blocks.c``,
-the same integers). Linux x86-64 only;
+with 11-bit activations). Linux x86-64 only;
 elsewhere, or with ``SUBTITLER_DNNL=0``, ``address()`` is None.
 """
 

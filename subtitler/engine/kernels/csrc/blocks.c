@@ -53,10 +53,12 @@ struct blocks {
 
 /* ------------------------------------------------------------------ int8 products */
 
-/* Scratch of the int8 products: the activations in u8 with a scale and zero point per row,
- * the integer product, and (q8_gemm) the weights packed in 16 bits. */
+/* Scratch of the int8 products: the activations with a scale and zero point per row (in
+ * u8 for oneDNN, in 11 bits for q8_gemm), the integer product, and (q8_gemm) the weights
+ * packed in 16 bits. */
 struct q8_scratch {
     uint8_t *a;
+    int16_t *a16;
     float *scale;
     int32_t *zero, *c;
     int16_t *packed;
@@ -64,16 +66,18 @@ struct q8_scratch {
 
 /* ---- q8_gemm: the integer product on AVX2 alone */
 
-/* c (m x n, int32, row stride n) = a (m x k, u8) times b (n x k, int8)^T, exactly: what
- * oneDNN's dnnl_gemm_u8s8s32 computes, for CPUs without VNNI, where oneDNN's own adds u8 x s8
- * pairs in 16 bits and saturates. Both sides are widened to 16 bits and vpmaddwd adds each
- * pair of products in 32 (at most 2 x 255 x 128 a pair, so no k this model has can overflow):
- * two of those a cycle here against two 8-wide FMAs, twice the products of float32's sgemm.
- * b is packed in panels of Q8_NR columns: for each pair of k, the 16 columns' two values. */
-enum { Q8_MR = 6, Q8_NR = 16, Q8_A_BLOCK = 192 * 1024 /* bytes of widened rows kept in L2 */ };
+/* c (m x n, int32, row stride n) = a (m x k, 16-bit) times b (n x k, int8)^T, exactly, for
+ * CPUs without VNNI (where oneDNN's u8 x s8 product adds pairs in 16 bits and saturates):
+ * b widened to 16 bits, vpmaddwd adds each pair of products in 32. Two of those a cycle here
+ * against two 8-wide FMAs: twice the products of float32's sgemm. With a's values within
+ * Q8_A_TOP (2047) no sum over k <= 5120 (large-v3's widest) leaves int32, so the activations
+ * get 11 bits where oneDNN's take 8: their rounding then moves the encoder's output less
+ * than the int8 weights do. b is packed in panels of Q8_NR columns: for each pair of k, the
+ * 16 columns' two values. */
+enum { Q8_MR = 6, Q8_NR = 16, Q8_A_BLOCK = 192 * 1024 /* bytes of a's rows kept in L2 */, Q8_A_TOP = 2047 };
 
 /* 1 when q8_gemm runs for n columns of k on this CPU. */
-static int q8_gemm_fits(long n, long k) { return have_avx2_fma() && n % Q8_NR == 0 && k % 2 == 0; }
+static int q8_gemm_fits(long n, long k) { return have_avx2_fma() && n % Q8_NR == 0 && k % 2 == 0 && k <= 5120; }
 
 #ifdef X86_KERNELS
 /* panels p0 .. p1 of b (n x k) into packed */
@@ -90,7 +94,7 @@ static void q8_pack(const int8_t *b, long k, int16_t *packed, long p0, long p1) 
     }
 }
 
-/* c (Q8_MR x Q8_NR, row stride ldc) = a's rows (16-bit, row stride lda) times one panel */
+/* c (Q8_MR x Q8_NR, row stride ldc) = a's rows (row stride lda) times one panel */
 static AVX2_FMA void q8_tile(const int16_t *a, long lda, const int16_t *panel, long k, int32_t *c, long ldc) {
     __m256i acc[Q8_MR][2];
     UNROLL for (int r = 0; r < Q8_MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
@@ -111,16 +115,17 @@ static AVX2_FMA void q8_tile(const int16_t *a, long lda, const int16_t *panel, l
     }
 }
 
-/* rows r0 .. r1 of c: a block of a's rows at a time widened into `wide` (Q8_A_BLOCK bytes,
- * a whole number of tiles), then every panel over its tiles. */
-static void q8_rows(const uint8_t *a, const int16_t *packed, int32_t *c, long n, long k, long r0, long r1,
+/* rows r0 .. r1 of c: a block of a's rows at a time copied into `wide` (Q8_A_BLOCK bytes,
+ * a whole number of tiles, the last padded with zeros), then every panel over its tiles. */
+static void q8_rows(const int16_t *a, const int16_t *packed, int32_t *c, long n, long k, long r0, long r1,
                     int16_t *wide) {
     long block = Q8_A_BLOCK / (2 * k) / Q8_MR * Q8_MR;
     if (block < Q8_MR) block = Q8_MR;
     int32_t tail[Q8_MR * Q8_NR];
     for (long rb = r0; rb < r1; rb += block) {
         long rows = r1 - rb < block ? r1 - rb : block, padded = (rows + Q8_MR - 1) / Q8_MR * Q8_MR;
-        for (long i = 0; i < padded * k; i++) wide[i] = i < rows * k ? a[rb * k + i] : 0;
+        memcpy(wide, a + rb * k, sizeof(int16_t) * rows * k);
+        memset(wide + rows * k, 0, sizeof(int16_t) * (padded - rows) * k);
         for (long p = 0; p < n / Q8_NR; p++)
             for (long i = 0; i < rows; i += Q8_MR) {
                 int32_t *out = c + (rb + i) * n + p * Q8_NR;
@@ -137,7 +142,7 @@ static void q8_rows(const uint8_t *a, const int16_t *packed, int32_t *c, long n,
 
 /* What q8_gemm's threads each do: pack their share of b's panels (phase 0), then their rows. */
 struct q8_gemm_part {
-    const uint8_t *a;
+    const int16_t *a;
     const int8_t *b;
     int32_t *c;
     int16_t *packed, *wide;
@@ -158,9 +163,10 @@ static void *q8_gemm_part_run(void *arg) {
     return NULL;
 }
 
-/* c (m x n) = a (m x k, u8) times b (n x k, int8)^T, exact, over `threads`; `packed` holds
- * n x k 16-bit values. Returns a STATUS_ (UNSUPPORTED: no AVX2, n not a multiple of 16, or k odd). */
-static int q8_gemm_into(long m, long n, long k, const uint8_t *a, const int8_t *b, int32_t *c, int16_t *packed,
+/* c (m x n) = a (m x k, 16-bit, each within Q8_A_TOP) times b (n x k, int8)^T, exact, over
+ * `threads`; `packed` holds n x k 16-bit values. Returns a STATUS_ (UNSUPPORTED: no AVX2, n
+ * not a multiple of 16, k odd or over 5120). */
+static int q8_gemm_into(long m, long n, long k, const int16_t *a, const int8_t *b, int32_t *c, int16_t *packed,
                         int threads) {
     if (!q8_gemm_fits(n, k)) return STATUS_UNSUPPORTED;
     struct q8_gemm_part parts[MAX_THREADS];
@@ -183,7 +189,7 @@ static int q8_gemm_into(long m, long n, long k, const uint8_t *a, const int8_t *
 
 /* q8_gemm_into with its own packing buffer. blocks_forward takes its address in the place
  * of oneDNN's dnnl_gemm_u8s8s32 (struct blocks' gemm_u8) and then calls q8_gemm_into. */
-int q8_gemm(long m, long n, long k, const uint8_t *a, const int8_t *b, int32_t *c, int threads) {
+int q8_gemm(long m, long n, long k, const int16_t *a, const int8_t *b, int32_t *c, int threads) {
     int16_t *packed = malloc(sizeof(int16_t) * n * k);
     if (!packed) return STATUS_NO_MEMORY;
     int status = q8_gemm_into(m, n, k, a, b, c, packed, threads);
@@ -191,7 +197,7 @@ int q8_gemm(long m, long n, long k, const uint8_t *a, const int8_t *b, int32_t *
     return status;
 }
 
-/* 1 when q8_gemm runs on this CPU (for products whose n is a multiple of 16 and k even). */
+/* 1 when q8_gemm runs on this CPU (for products whose n is a multiple of 16 and k even, up to 5120). */
 int q8_gemm_supported(void) { return q8_gemm_fits(Q8_NR, 2); }
 
 struct q8_part {
@@ -213,15 +219,25 @@ static CLONES void q8_quantize(const struct q8_part *p) {
             lo = v < lo ? v : lo;
             hi = v > hi ? v : hi;
         }
-        float scale = hi > lo ? (hi - lo) / 255.0f : 1.0f, inv = 1.0f / scale;
-        float zero = nearbyintf(-lo * inv), top = 255.0f;
+        const float top = p->s->a16 ? (float)Q8_A_TOP : 255.0f;
+        float scale = hi > lo ? (hi - lo) / top : 1.0f, inv = 1.0f / scale;
+        float zero = nearbyintf(-lo * inv);
         p->s->scale[r] = scale;
         p->s->zero[r] = (int32_t)zero;
-        uint8_t *q = p->s->a + r * p->k;
+        if (p->s->a16) {
+            int16_t *q = p->s->a16 + r * p->k;
 #pragma omp simd
-        for (long j = 0; j < p->k; j++) {
-            float v = nearbyintf(row[j] * inv) + zero;
-            q[j] = (uint8_t)(v < 0.0f ? 0.0f : v > top ? top : v);
+            for (long j = 0; j < p->k; j++) {
+                float v = nearbyintf(row[j] * inv) + zero;
+                q[j] = (int16_t)(v < 0.0f ? 0.0f : v > top ? top : v);
+            }
+        } else {
+            uint8_t *q = p->s->a + r * p->k;
+#pragma omp simd
+            for (long j = 0; j < p->k; j++) {
+                float v = nearbyintf(row[j] * inv) + zero;
+                q[j] = (uint8_t)(v < 0.0f ? 0.0f : v > top ? top : v);
+            }
         }
     }
 }
@@ -247,8 +263,8 @@ static void *q8_part_run(void *arg) {
 }
 
 /* out (t x n) += a (t x k) times w (n x k)^T, w in int8: a's rows quantized (asymmetric,
- * a scale and zero point each), their integer product by oneDNN (VNNI) or q8_gemm (AVX2),
- * then dequantized: the same integers either way. */
+ * a scale and zero point each: 8 bits for oneDNN (VNNI), 11 for q8_gemm (AVX2)), their
+ * integer product, then dequantized. */
 static int add_product_q8(const struct blocks *m, const float *a, long t, long k, const struct q8 *w, long n,
                           float *out, struct q8_scratch *s, int threads) {
     struct q8_part parts[MAX_THREADS];
@@ -258,7 +274,7 @@ static int add_product_q8(const struct blocks *m, const float *a, long t, long k
     run_jobs(q8_part_run, parts, sizeof parts[0], threads);
     const int32_t no_offset = 0;
     int status = m->gemm_u8 == (void *)q8_gemm
-                     ? q8_gemm_into(t, n, k, s->a, w->w, s->c, s->packed, threads)
+                     ? q8_gemm_into(t, n, k, s->a16, w->w, s->c, s->packed, threads)
                      : ((gemm_u8s8s32_fn)m->gemm_u8)('N', 'T', 'F', t, n, k, 1.0f, s->a, k, 0, w->w, k, 0, 0.0f,
                                                      s->c, n, &no_offset)
                            ? STATUS_UNSUPPORTED
@@ -325,15 +341,18 @@ int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, 
     struct q8_scratch q8s = {0};
     float *wbuf = m->gemm_u8 ? NULL : malloc(sizeof(float) * 4 * C * C); /* a product's weights, dequantized */
     if (m->gemm_u8) {
-        q8s.a = malloc((size_t)t * 4 * C);
+        if (m->gemm_u8 == (void *)q8_gemm) {
+            q8s.a16 = malloc(sizeof(int16_t) * t * 4 * C);
+            q8s.packed = malloc(sizeof(int16_t) * 4 * C * C);
+        } else
+            q8s.a = malloc((size_t)t * 4 * C);
         q8s.scale = malloc(sizeof(float) * t);
         q8s.zero = malloc(sizeof(int32_t) * t);
         q8s.c = malloc(sizeof(int32_t) * t * 4 * C);
-        if (m->gemm_u8 == (void *)q8_gemm) q8s.packed = malloc(sizeof(int16_t) * 4 * C * C);
     }
     int status = 0;
-    if (!normed || !qkv || !att || !hidden || (m->gemm_u8 && (!q8s.a || !q8s.scale || !q8s.zero || !q8s.c)) ||
-        (m->gemm_u8 == (void *)q8_gemm && !q8s.packed) ||
+    if (!normed || !qkv || !att || !hidden || (m->gemm_u8 && (!q8s.scale || !q8s.zero || !q8s.c)) ||
+        (m->gemm_u8 && (m->gemm_u8 == (void *)q8_gemm ? !q8s.a16 || !q8s.packed : !q8s.a)) ||
         (!m->gemm_u8 && !wbuf)) {
         status = STATUS_NO_MEMORY;
         goto done;
@@ -388,6 +407,7 @@ done:
     free(att);
     free(hidden);
     free(q8s.a);
+    free(q8s.a16);
     free(q8s.scale);
     free(q8s.zero);
     free(q8s.c);
