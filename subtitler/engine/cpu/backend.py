@@ -1,6 +1,6 @@
 """The native CPU backend: the Whisper network by our C kernels (``blocks``,
-``decoder``), with MLX for what they do not cover (the float32 cross-attention keys
-and values, and decoding more rows than the C step takes).
+``decoder``), with MLX for what they do not cover (the cross-attention keys and
+values, and decoding more rows than the C step takes).
 
 A ``subtitler.engine.backends.Backend``, as ``MlxBackend`` is; it holds one for what the
 kernels do not cover.
@@ -15,6 +15,7 @@ import numpy as np
 
 from subtitler.engine.cpu import blocks as cpu_blocks
 from subtitler.engine.cpu import decoder as cpu_decoder
+from subtitler.engine.kernels import dnnl
 from subtitler.engine.kernels import ops as kernel_ops
 from subtitler.engine.whisper.backend import MlxBackend
 from subtitler.errors import ModelError
@@ -23,10 +24,9 @@ from subtitler.errors import ModelError
 class CpuBackend:
     xp = np  # the steps' logits are host arrays
 
-    def __init__(self, model, blocks, stem, prompt_blocks, step_kernel, cross_kv=None):
+    def __init__(self, model, blocks, stem, prompt_blocks, step_kernel, dnnl_products: bool = False):
         self.encoder, self.decoder, self.dtype = model.encoder, model.decoder, model.dtype
-        # the cross-attention keys and values by int8 products (``cpu_blocks.CrossKeysValues``), or MLX's
-        self.cross_kv = cross_kv
+        self.dnnl_products = dnnl_products  # the cross-attention keys and values by oneDNN (int8)
         self.blocks, self.stem = blocks, stem  # the encoder
         self.prompt_blocks, self.step_kernel = prompt_blocks, step_kernel  # the decoder
         # MLX's own network, for more rows than the C step takes; none where the model holds
@@ -58,10 +58,8 @@ class CpuBackend:
         if blocks is None and step_kernel is None:
             return None
         # (the prompt's blocks are there only over plain float32 layers, the cross-attention's included)
-        cross_kv = None
-        if compute_type == "int8" and None not in (blocks, prompt_blocks):
-            cross_kv = cpu_blocks.CrossKeysValues.build(decoder.blocks, int8)
-        return cls(model, blocks, stem, prompt_blocks, step_kernel, cross_kv)
+        dnnl_products = compute_type == "int8" and None not in (blocks, prompt_blocks, dnnl.address())
+        return cls(model, blocks, stem, prompt_blocks, step_kernel, dnnl_products)
 
     def for_rows(self, n: int) -> MlxBackend:
         """This backend for up to ``cpu_decoder.MAX_ROWS`` rows, MLX for more."""
@@ -82,9 +80,19 @@ class CpuBackend:
 
     def encode(self, mel: mx.array) -> list:
         features = self.embed_audio(mel)
-        if self.cross_kv is not None:  # the int8 compute type
-            return self.cross_kv(features)
-        kv = self.decoder.cross_kv(features)
+        if not self.dnnl_products:
+            kv = self.decoder.cross_kv(features)
+            mx.eval(kv)
+            return kv
+        # The keys and values by oneDNN's sgemm, as the blocks' products (int8 compute type).
+        x = kernel_ops.host_view(features)[0]
+        kv = []
+        for block in self.decoder.blocks:
+            a = block.cross_attn
+            heads = (1, a.n_head, -1, x.shape[0])
+            k = dnnl.product(x, kernel_ops.host_view(a.key.weight)).reshape(heads)
+            v = dnnl.product(x, kernel_ops.host_view(a.value.weight), kernel_ops.host_view(a.value.bias))
+            kv.append((mx.array(k), mx.array(v.reshape(heads))))
         mx.eval(kv)
         return kv
 
@@ -96,7 +104,6 @@ class CpuBackend:
         return (
             len(int8) == 2
             and all(b.int8 for b in int8)
-            and self.cross_kv is not None
             and self.stem is not None
             and self.step_kernel is not None
             and self.step_kernel.reads_no_float32_weights

@@ -277,66 +277,6 @@ class Blocks:
         return out, kv, q
 
 
-class CrossKeysValues:
-    """Each window's cross-attention keys and values, transposed as the decoder reads them
-    ((1, H, 64, S) per layer), by int8 products (``blocks_product_q8``): the decoder's key
-    and value weights in int8 (``int8``, by parameter name), the audio features' rows
-    quantized as the encoder's products quantize theirs."""
-
-    def __init__(self, decoder_blocks, int8: kernel_ops.Int8Weights, lib, sgemm: int, gemm_u8: Optional[int]):
-        self._lib, self._sgemm, self._gemm_u8 = lib, sgemm, gemm_u8
-        self._layers = []
-        for i, b in enumerate(decoder_blocks):
-            a, name = b.cross_attn, f"decoder.blocks.{i}.cross_attn"
-            bias = np.ascontiguousarray(kernel_ops.host_array(a.value.bias), np.float32)
-            self._layers.append(
-                (
-                    a.n_head,
-                    int8.of(a.key.weight, f"{name}.key"),
-                    int8.of(a.value.weight, f"{name}.value"),
-                    bias,
-                )
-            )
-
-    def _product(self, x: np.ndarray, weights, bias) -> np.ndarray:
-        q, scale, total = weights
-        out = np.empty((q.shape[0], x.shape[0]), np.float32)
-        native.check(
-            self._lib.blocks_product_q8(
-                x.ctypes.data, x.shape[0], x.shape[1], q.ctypes.data, scale.ctypes.data, total.ctypes.data,
-                q.shape[0], None if bias is None else bias.ctypes.data, out.ctypes.data, self._gemm_u8,
-                self._sgemm, native.workers(),
-            ),
-            "the cross-attention's int8 products",
-        )  # fmt: skip
-        return out
-
-    def __call__(self, features) -> list:
-        """The audio features (1, S, C) -> per layer (keys, values), each (1, H, 64, S)."""
-        x = np.ascontiguousarray(kernel_ops.host_view(features)[0], np.float32)
-        kv = []
-        for heads, k, v, bias in self._layers:
-            shape = (1, heads, -1, x.shape[0])
-            kv.append(
-                (
-                    mx.array(self._product(x, k, None).reshape(shape)),
-                    mx.array(self._product(x, v, bias).reshape(shape)),
-                )
-            )
-        mx.eval(kv)
-        return kv
-
-    @classmethod
-    def build(cls, decoder_blocks, int8: kernel_ops.Int8Weights) -> Optional[CrossKeysValues]:
-        """The int8 keys and values where the C blocks run, else None."""
-        lib, sgemm = _library(), _blas.sgemm_address()
-        if lib is None or not sgemm:
-            return None
-        if _dnnl.address():
-            sgemm = _dnnl.sgemm_address()  # the same bits whatever the thread count
-        return cls(decoder_blocks, int8, lib, sgemm, _integer_product(lib))
-
-
 def describe_int8_products() -> str:
     """How the int8 encoder's products run here, in words (``subtitler doctor``)."""
     lib = _library()

@@ -79,6 +79,21 @@ def address() -> int | None:
     return ctypes.cast(lib.dnnl_gemm_u8s8s32, ctypes.c_void_p).value if lib is not None else None
 
 
+def product(a: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """``w`` (n, k) times ``a`` (m, k) transposed, plus ``bias`` (n) per row: (n, m)
+    float32, by oneDNN's sgemm (the cross-attention keys and values, transposed as the
+    decoder reads them)."""
+    sgemm = library().dnnl_sgemm
+    a, w = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(w, np.float32)
+    (n, k), m = w.shape, a.shape[0]
+    out = np.empty((n, m), np.float32)
+    if bias is not None:
+        out[:] = np.asarray(bias, np.float32)[:, None]
+    sgemm(b"N", b"T", n, m, k, 1.0, w.ctypes.data, k, a.ctypes.data, k, 0.0 if bias is None else 1.0,
+          out.ctypes.data, m)  # fmt: skip
+    return out
+
+
 def product_into(a: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
     """``out`` (m, n) = ``a`` (m, k) times ``w`` (n, k) transposed, by oneDNN's sgemm (the
     same bits whatever the thread count); ``out`` may be a block of a wider array's columns."""

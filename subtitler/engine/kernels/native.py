@@ -39,7 +39,6 @@ SIGNATURES = {
     "q8_gemm_supported": ([], I),
     "blocks_supported": ([], I),
     "blocks_forward": ([P, P, L, P, P, P, I], I),
-    "blocks_product_q8": ([P, L, L, P, P, P, L, P, P, P, P, I], I),
     "encoder_stem": ([P, L, L, P, P, P, P, P, L, P, P], I),
     "dtw_path": ([P, L, L, P, P], L),
     "median7_rows": ([P, L, L, P], None),

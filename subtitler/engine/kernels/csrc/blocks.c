@@ -206,7 +206,6 @@ struct q8_part {
     const struct q8 *w;
     struct q8_scratch *s;
     float *out;
-    long ldt;  /* 0: out is (t x n); else out is transposed, (n x t) with row stride ldt */
     int phase; /* 0: quantize rows of a; 1: out += the rows' dequantized products */
 };
 
@@ -249,11 +248,8 @@ static CLONES void q8_accumulate(const struct q8_part *p) {
     for (long r = p->r0; r < p->r1; r++) {
         const int32_t *c = p->s->c + r * p->n, z = p->s->zero[r];
         float *o = p->out + r * p->n, scale = p->s->scale[r];
-        if (p->ldt)
-            for (long j = 0; j < p->n; j++) p->out[j * p->ldt + r] += scale * ws[j] * (float)(c[j] - z * wsum[j]);
-        else
 #pragma omp simd
-            for (long j = 0; j < p->n; j++) o[j] += scale * ws[j] * (float)(c[j] - z * wsum[j]);
+        for (long j = 0; j < p->n; j++) o[j] += scale * ws[j] * (float)(c[j] - z * wsum[j]);
     }
 }
 
@@ -266,15 +262,15 @@ static void *q8_part_run(void *arg) {
     return NULL;
 }
 
-/* out (t x n; with ldt, transposed: n x t, row stride ldt) += a (t x k) times w (n x k)^T,
- * w in int8: a's rows quantized (asymmetric, a scale and zero point each: 8 bits for
- * oneDNN (VNNI), 11 for q8_gemm (AVX2)), their integer product, then dequantized. */
+/* out (t x n) += a (t x k) times w (n x k)^T, w in int8: a's rows quantized (asymmetric,
+ * a scale and zero point each: 8 bits for oneDNN (VNNI), 11 for q8_gemm (AVX2)), their
+ * integer product, then dequantized. */
 static int add_product_q8(const struct blocks *m, const float *a, long t, long k, const struct q8 *w, long n,
-                          float *out, long ldt, struct q8_scratch *s, int threads) {
+                          float *out, struct q8_scratch *s, int threads) {
     struct q8_part parts[MAX_THREADS];
     threads = thread_count(threads);
     for (int i = 0; i < threads; i++)
-        parts[i] = (struct q8_part){a, k, n, t * i / threads, t * (i + 1) / threads, w, s, out, ldt, 0};
+        parts[i] = (struct q8_part){a, k, n, t * i / threads, t * (i + 1) / threads, w, s, out, 0};
     run_jobs(q8_part_run, parts, sizeof parts[0], threads);
     const int32_t no_offset = 0;
     int status = m->gemm_u8 == (void *)q8_gemm
@@ -321,7 +317,7 @@ static void dequantize_rows(const struct q8 *w, long n, long k, float *buf) {
 #define PRODUCT(a, t, k, NAME, n, out)                                                                    \
     do {                                                                                                  \
         if (L->NAME##_q.w && m->gemm_u8) {                                                                \
-            if ((status = add_product_q8(m, a, t, k, &L->NAME##_q, n, out, 0, &q8s, threads))) goto done;    \
+            if ((status = add_product_q8(m, a, t, k, &L->NAME##_q, n, out, &q8s, threads))) goto done;    \
         } else if (L->NAME##_q.w) {                                                                       \
             dequantize_rows(&L->NAME##_q, n, k, wbuf);                                                    \
             add_product(sgemm, a, t, k, wbuf, n, out);                                                    \
@@ -417,49 +413,6 @@ done:
     free(q8s.c);
     free(q8s.packed);
     free(wbuf);
-    return status;
-}
-
-/* out (n x t) = (a (t x k) times w (n x k, int8: a scale and sum per row)^T)^T plus bias
- * (n, or NULL) down each row, as blocks_forward's int8 products make them: by gemm_u8 (an
- * integer product: oneDNN's or q8_gemm) when given, else over w widened for sgemm. The
- * windows' cross-attention keys and values, transposed as the decoder reads them.
- * Returns a STATUS_. */
-int blocks_product_q8(const float *a, long t, long k, const int8_t *w, const float *scale, const int32_t *sum,
-                      long n, const float *bias, float *out, void *gemm_u8, void *sgemm_address, int threads) {
-    const struct blocks m = {.gemm_u8 = gemm_u8};
-    const struct q8 q = {w, scale, sum};
-    struct q8_scratch s = {0};
-    for (long j = 0; j < n; j++)
-        for (long r = 0; r < t; r++) out[j * t + r] = bias ? bias[j] : 0.0f;
-    int status = STATUS_NO_MEMORY;
-    if (!gemm_u8) {
-        float *wide = malloc(sizeof(float) * n * k);
-        if (wide) {
-            dequantize_rows(&q, n, k, wide);
-            ((sgemm_fn)sgemm_address)(ROW_MAJOR, NO_TRANS, TRANS, (int)n, (int)t, (int)k, 1.0f, wide, (int)k, a,
-                                      (int)k, 1.0f, out, (int)t);
-            status = STATUS_OK;
-        }
-        free(wide);
-        return status;
-    }
-    s.scale = malloc(sizeof(float) * t);
-    s.zero = malloc(sizeof(int32_t) * t);
-    s.c = malloc(sizeof(int32_t) * t * n);
-    if (gemm_u8 == (void *)q8_gemm) {
-        s.a16 = malloc(sizeof(int16_t) * t * k);
-        s.packed = malloc(sizeof(int16_t) * n * k);
-    } else
-        s.a = malloc((size_t)t * k);
-    if (s.scale && s.zero && s.c && (gemm_u8 == (void *)q8_gemm ? s.a16 && s.packed : s.a != NULL))
-        status = add_product_q8(&m, a, t, k, &q, n, out, t, &s, threads);
-    free(s.a);
-    free(s.a16);
-    free(s.scale);
-    free(s.zero);
-    free(s.c);
-    free(s.packed);
     return status;
 }
 
