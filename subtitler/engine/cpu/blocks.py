@@ -282,11 +282,12 @@ def describe_int8_products() -> str:
     lib = _library()
     if lib is None:
         return "the C blocks do not run here"
-    if _dnnl.has_vnni() and _dnnl.address():
+    product = _integer_product(lib)
+    if product is None:
+        return "int8 weights widened to float32 products"
+    if product == _dnnl.address():
         return "int8 products by oneDNN (VNNI)"
-    if lib.q8_gemm_supported():
-        return "int8 products by our AVX2 kernel (11-bit activations)"
-    return "int8 weights widened to float32 products"
+    return "int8 products by our AVX2 kernel (11-bit activations)"
 
 
 def _integer_product(lib) -> Optional[int]:

@@ -68,8 +68,8 @@ struct q8_scratch {
 
 /* c (m x n, int32, row stride n) = a (m x k, 16-bit) times b (n x k, int8)^T, exactly, for
  * CPUs without VNNI (where oneDNN's u8 x s8 product adds pairs in 16 bits and saturates):
- * b widened to 16 bits, vpmaddwd adds each pair of products in 32. Two of those a cycle here
- * against two 8-wide FMAs: twice the products of float32's sgemm. With a's values within
+ * b widened to 16 bits, vpmaddwd adds each pair of products in 32: 16 products an instruction
+ * against the FMA's 8, about 1.6x a cycle with the adds (benchmarks/README.md). With a's values within
  * Q8_A_TOP (2047) no sum over k <= 5120 (large-v3's widest) leaves int32, so the activations
  * get 11 bits where oneDNN's take 8: their rounding then moves the encoder's output less
  * than the int8 weights do. b is packed in panels of Q8_NR columns: for each pair of k, the
