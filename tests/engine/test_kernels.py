@@ -480,8 +480,9 @@ def test_int8_encoder_blocks_follow_the_float32_blocks(model):
     output row, activations per row, asymmetric, by oneDNN's integer product or ours; the first
     block in float32) against the float32 blocks on a real window: features on average
     within 3% and every position's pointing the same way (tiny.en: 2.6% and a cosine of
-    0.9992 at worst with oneDNN's 8-bit activations, 2.0% and 0.9996 with our 11-bit ones). With the first block in int8 too they move further (4.0%, 0.994;
-    CTranslate2's int8 encoder: 4.8%, 0.994): the later blocks amplify what it moves."""
+    0.9992 at worst with oneDNN's 8-bit activations, 2.0% and 0.9996 with our 11-bit
+    ones). With the first block in int8 too they move further (4.0%, 0.994; CTranslate2's
+    int8 encoder: 4.8%, 0.994): the later blocks amplify what it moves."""
     from subtitler.engine.cpu import blocks as cpu_blocks
 
     backend = _cpu_backend(model)
