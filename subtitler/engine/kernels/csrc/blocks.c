@@ -74,7 +74,7 @@ struct q8_scratch {
  * get 11 bits where oneDNN's take 8: their rounding then moves the encoder's output less
  * than the int8 weights do. b is packed in panels of Q8_NR columns: for each pair of k, the
  * 16 columns' two values. */
-enum { Q8_MR = 6, Q8_NR = 16, Q8_A_BLOCK = 192 * 1024 /* bytes of a's rows kept in L2 */, Q8_A_TOP = 2047 };
+enum { Q8_MR = 6, Q8_NR = 16, Q8_A_BLOCK = 192 * 1024 /* bytes of a's rows taken together */, Q8_A_TOP = 2047 };
 
 /* 1 when q8_gemm runs for n columns of k on this CPU. */
 static int q8_gemm_fits(long n, long k) { return have_avx2_fma() && n % Q8_NR == 0 && k % 2 == 0 && k <= 5120; }
@@ -115,25 +115,28 @@ static AVX2_FMA void q8_tile(const int16_t *a, long lda, const int16_t *panel, l
     }
 }
 
-/* rows r0 .. r1 of c: a block of a's rows at a time copied into `wide` (Q8_A_BLOCK bytes,
- * a whole number of tiles, the last padded with zeros), then every panel over its tiles. */
+/* rows r0 .. r1 of c (r0 a multiple of Q8_MR): a block of a's rows at a time (Q8_A_BLOCK
+ * bytes of them, which stay in L2) against every panel. A last tile of fewer than Q8_MR
+ * rows goes through `last` (Q8_MR x k: those rows, then zeros). */
 static void q8_rows(const int16_t *a, const int16_t *packed, int32_t *c, long n, long k, long r0, long r1,
-                    int16_t *wide) {
-    long block = Q8_A_BLOCK / (2 * k) / Q8_MR * Q8_MR;
+                    int16_t *last) {
+    long block = Q8_A_BLOCK / (2 * k) / Q8_MR * Q8_MR, whole = r0 + (r1 - r0) / Q8_MR * Q8_MR;
     if (block < Q8_MR) block = Q8_MR;
     int32_t tail[Q8_MR * Q8_NR];
+    if (whole < r1) {
+        memcpy(last, a + whole * k, sizeof(int16_t) * (r1 - whole) * k);
+        memset(last + (r1 - whole) * k, 0, sizeof(int16_t) * (Q8_MR - (r1 - whole)) * k);
+    }
     for (long rb = r0; rb < r1; rb += block) {
-        long rows = r1 - rb < block ? r1 - rb : block, padded = (rows + Q8_MR - 1) / Q8_MR * Q8_MR;
-        memcpy(wide, a + rb * k, sizeof(int16_t) * rows * k);
-        memset(wide + rows * k, 0, sizeof(int16_t) * (padded - rows) * k);
+        long rows = r1 - rb < block ? r1 - rb : block;
         for (long p = 0; p < n / Q8_NR; p++)
-            for (long i = 0; i < rows; i += Q8_MR) {
-                int32_t *out = c + (rb + i) * n + p * Q8_NR;
-                if (i + Q8_MR <= rows) {
-                    q8_tile(wide + i * k, k, packed + p * Q8_NR * k, k, out, n);
+            for (long i = rb; i < rb + rows; i += Q8_MR) {
+                int32_t *out = c + i * n + p * Q8_NR;
+                if (i < whole) {
+                    q8_tile(a + i * k, k, packed + p * Q8_NR * k, k, out, n);
                 } else {
-                    q8_tile(wide + i * k, k, packed + p * Q8_NR * k, k, tail, Q8_NR);
-                    for (long r = 0; r < rows - i; r++) memcpy(out + r * n, tail + r * Q8_NR, sizeof tail[0] * Q8_NR);
+                    q8_tile(last, k, packed + p * Q8_NR * k, k, tail, Q8_NR);
+                    for (long r = 0; r < r1 - i; r++) memcpy(out + r * n, tail + r * Q8_NR, sizeof tail[0] * Q8_NR);
                 }
             }
     }
@@ -145,7 +148,7 @@ struct q8_gemm_part {
     const int16_t *a;
     const int8_t *b;
     int32_t *c;
-    int16_t *packed, *wide;
+    int16_t *packed, *last;
     long n, k, p0, p1, r0, r1;
     int phase;
 };
@@ -156,7 +159,7 @@ static void *q8_gemm_part_run(void *arg) {
     if (p->phase == 0)
         q8_pack(p->b, p->k, p->packed, p->p0, p->p1);
     else
-        q8_rows(p->a, p->packed, p->c, p->n, p->k, p->r0, p->r1, p->wide);
+        q8_rows(p->a, p->packed, p->c, p->n, p->k, p->r0, p->r1, p->last);
 #else
     (void)arg;
 #endif
@@ -172,18 +175,18 @@ static int q8_gemm_into(long m, long n, long k, const int16_t *a, const int8_t *
     struct q8_gemm_part parts[MAX_THREADS];
     threads = thread_count(threads);
     long panels = n / Q8_NR, tiles = (m + Q8_MR - 1) / Q8_MR;
-    int16_t *wide = malloc((size_t)threads * (Q8_A_BLOCK + 2 * Q8_MR * k * sizeof(int16_t)));
-    if (!wide) return STATUS_NO_MEMORY;
+    int16_t *last = malloc(sizeof(int16_t) * threads * Q8_MR * k);
+    if (!last) return STATUS_NO_MEMORY;
     for (int i = 0; i < threads; i++) {
         long r0 = tiles * i / threads * Q8_MR, r1 = tiles * (i + 1) / threads * Q8_MR;
-        parts[i] = (struct q8_gemm_part){a, b, c, packed, wide + i * (Q8_A_BLOCK / 2 + 2 * Q8_MR * k), n, k,
+        parts[i] = (struct q8_gemm_part){a, b, c, packed, last + i * Q8_MR * k, n, k,
                                          panels * i / threads, panels * (i + 1) / threads,
                                          r0 < m ? r0 : m, r1 < m ? r1 : m, 0};
     }
     run_jobs(q8_gemm_part_run, parts, sizeof parts[0], threads);
     for (int i = 0; i < threads; i++) parts[i].phase = 1;
     run_jobs(q8_gemm_part_run, parts, sizeof parts[0], threads);
-    free(wide);
+    free(last);
     return STATUS_OK;
 }
 
