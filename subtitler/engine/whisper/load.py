@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import struct
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -431,24 +430,14 @@ def _load_dir(d: Path, dtype, int8: bool = False) -> Whisper:
             params = _dequantize(params, quant)
             quant = None
     model = Whisper(dims, dtype)
-    # The vocabulary is built (and cached) beside the weights' conversion: mostly Python
-    # on one side, mostly C that lets the GIL go on the other.
-    from concurrent.futures import ThreadPoolExecutor
-
+    _convert(model, d, cfg, params, dtype, int8, quant, layout)
+    # The vocabulary (built once, then cached). It was built on a thread beside the
+    # conversion while that was mostly NumPy; the conversion is now mostly C calls, each
+    # waiting for the GIL while the vocabulary's Python held it (tiny.en's int8
+    # quantization 21 ms alone, 145 beside it): in turn, the load is no slower.
     from subtitler.engine.whisper.tokenizer import get_tokenizer
 
-    # The conversion's many short C calls each wait for the GIL while the vocabulary's
-    # Python holds it, up to the switch interval (5 ms): a shorter one while both run
-    # (tiny.en's load 0.60 -> 0.56 s here).
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch, 0.0005))
-    try:
-        with ThreadPoolExecutor(1, thread_name_prefix="vocabulary") as pool:
-            vocabulary = pool.submit(get_tokenizer, model.is_multilingual, model.num_languages)
-            _convert(model, d, cfg, params, dtype, int8, quant, layout)
-            vocabulary.result()
-    finally:
-        sys.setswitchinterval(switch)
+    get_tokenizer(model.is_multilingual, model.num_languages)
     return model
 
 
