@@ -38,6 +38,8 @@ _LAYER_FIELDS = (
     "own_k",
     "own_v",
     *(f"{name}_s" for name in cpu_blocks.PRODUCTS),  # the int8 products' scales
+    "cross_k_scale",  # int8 cross keys and values: a scale per head and position
+    "cross_v_scale",
 )
 
 
@@ -79,11 +81,13 @@ class _Model(ctypes.Structure):
                 "embedding_bias",
             )
         ),
-        ("cross_f16", ctypes.c_long),
+        ("cross_kind", ctypes.c_long),
+        ("int16_inputs", ctypes.c_long),
     ]
 
 
 WEIGHTS_F32, WEIGHTS_F16, WEIGHTS_Q8 = 0, 1, 2  # the step's weights_kind (csrc/decoder.c)
+CROSS_KINDS = ("float32", "float16", "int8")  # how the step reads the cross keys and values (its cross_kind)
 COMPUTE_TYPES = ("float32", "int8")  # what the step's products read
 
 
@@ -254,24 +258,47 @@ class StepKernel:
         }
 
     def session(
-        self, cross_kv, prefix, rows: int, capacity: int, cross_half: Optional[bool] = None
+        self,
+        cross_kv,
+        prefix,
+        rows: int,
+        capacity: int,
+        cross: Optional[str] = None,
+        int16_inputs: Optional[bool] = None,
     ) -> CpuSteps:
         """Steps of ``rows`` sequences over one window: ``cross_kv`` per layer (keys,
         values) transposed (1, H, D, S), as ``TextDecoder.cross_kv`` gives them;
         ``prefix`` per layer the keys and values (1, H, P, D), or host arrays (H, P, D),
         of the positions all rows share (the prompt); at most ``capacity`` steps.
-        ``cross_half``: the steps read ``cross_kv`` in float16 (by default with int8
-        weights, whose error is far larger: a step reads 18 MB of them in float32 for
-        tiny.en, nearly as much as the int8 output table)."""
-        if cross_half is None:
-            cross_half = self.weights_kind == WEIGHTS_Q8
-        return CpuSteps(self, cross_kv, prefix, rows, capacity, cross_half)
+        ``cross``: how the steps read ``cross_kv`` (``CROSS_KINDS``); by default int8 with
+        int8 weights (a step of tiny.en reads 18 MB of them in float32, 4.6 in int8,
+        beside its 8 MB of int8 products and 20-MB table; the weights' error is larger),
+        else float32. ``int16_inputs``: the int8 products by integer products over the
+        inputs rounded to int16 (``rows_q8_int16``), by default wherever that kernel runs
+        (AVX2 without AVX-512)."""
+        cross = cross or ("int8" if self.weights_kind == WEIGHTS_Q8 else "float32")
+        if cross not in CROSS_KINDS:
+            raise ValueError(f"cross keys and values in {cross!r}: the C step reads {', '.join(CROSS_KINDS)}")
+        if int16_inputs is None:
+            int16_inputs = self.weights_kind == WEIGHTS_Q8 and bool(self.lib.rows_q8_int16_supported())
+        return CpuSteps(self, cross_kv, prefix, rows, capacity, cross, int16_inputs)
 
 
 def _heads(a) -> np.ndarray:
     """(1, H, X, Y) MLX or (H, X, Y) host arrays as a contiguous float32 (H, X, Y) host array."""
     # host_array(a)[0], not host_array(a[0]): an MLX slice would be an evaluation of its own
     return np.ascontiguousarray(a, np.float32) if isinstance(a, np.ndarray) else kernel_ops.host_array(a)[0]
+
+
+def _int8_positions(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(H, D, S) float32 keys or values as int8 with a scale per head and position (H, S):
+    each position's 64 values to its largest magnitude (``floats_to_q8_positions``)."""
+    q, scale = np.empty(a.shape, np.int8), np.empty((a.shape[0], a.shape[2]), np.float32)
+    native.check(
+        _library().floats_to_q8_positions(a.ctypes.data, *a.shape, q.ctypes.data, scale.ctypes.data),
+        "int8 rounding of the cross keys and values",
+    )
+    return q, scale
 
 
 def _halves(a: np.ndarray) -> np.ndarray:
@@ -288,30 +315,44 @@ class CpuSteps:
     search). Same interface as ``decoding.MlxSteps``."""
 
     def __init__(
-        self, kernel: StepKernel, cross_kv, prefix, rows: int, capacity: int, cross_half: bool = False
+        self,
+        kernel: StepKernel,
+        cross_kv,
+        prefix,
+        rows: int,
+        capacity: int,
+        cross: str = "float32",
+        int16_inputs: bool = False,
     ):
         if not 1 <= rows <= MAX_ROWS:
             raise ValueError(f"the C step takes 1 to {MAX_ROWS} rows, got {rows}")
         self._kernel = kernel
         self.rows, self.length = rows, 0
         mx.eval(cross_kv, [p for p in prefix if isinstance(p[0], mx.array)])
-        cross = [(_heads(k), _heads(v)) for k, v in cross_kv]
-        if cross_half:
-            cross = [(_halves(k), _halves(v)) for k, v in cross]
+        kv = [(_heads(k), _heads(v)) for k, v in cross_kv]
+        scales = [(None, None)] * len(kv)
+        if cross == "float16":
+            kv = [(_halves(k), _halves(v)) for k, v in kv]
+        elif cross == "int8":
+            pairs = [(_int8_positions(k), _int8_positions(v)) for k, v in kv]
+            kv = [(k[0], v[0]) for k, v in pairs]
+            scales = [(k[1], v[1]) for k, v in pairs]
         pre = [(_heads(k), _heads(v)) for k, v in prefix]
-        _, d, s = cross[0][0].shape
+        _, d, s = kv[0][0].shape
         h = kernel.n_head
         self._own = np.zeros((len(pre), 2, capacity, rows, h, d), np.float32)
         self._history = np.zeros((rows, capacity), np.int32)
         self._logits = np.empty((rows, kernel.n_vocab), np.float32)
-        self._keep = (cross, pre)
+        self._keep = (kv, scales, pre)
         layers = (_Layer * len(pre))()
         for i, spec in enumerate(kernel._layers):
             own_k, own_v = self._own[i]
             layers[i] = _Layer(
                 **spec,
-                cross_kt=_pointer(cross[i][0]),
-                cross_vt=_pointer(cross[i][1]),
+                cross_kt=_pointer(kv[i][0]),
+                cross_vt=_pointer(kv[i][1]),
+                cross_k_scale=None if scales[i][0] is None else _pointer(scales[i][0]),
+                cross_v_scale=None if scales[i][1] is None else _pointer(scales[i][1]),
                 prefix_k=_pointer(pre[i][0]),
                 prefix_v=_pointer(pre[i][1]),
                 own_k=_pointer(own_k),
@@ -340,7 +381,8 @@ class CpuSteps:
             embedding_q8=kernel._embedding_q8,
             embedding_scale=kernel._embedding_scale,
             embedding_bias=kernel._embedding_bias,
-            cross_f16=int(cross_half),
+            cross_kind=CROSS_KINDS.index(cross),
+            int16_inputs=int(int16_inputs),
         )
 
     xp = np  # the array module of the logits

@@ -454,22 +454,17 @@ class Int8Weights:
         return self._made[id(w)][:3]
 
 
-def product_q8(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def product_q8(x: np.ndarray, q: np.ndarray, scale: np.ndarray, int16_inputs: bool = False) -> np.ndarray:
     """``x`` (n, k), n <= ``LOGITS_MAX_ROWS``, times the int8 rows ``q`` (rows, k) with
     their ``scale``, transposed: (n, rows) float32, by the C row kernel the decoding step
-    uses (for tests against a reference)."""
+    uses (a prompt's last rows; tests against a reference). ``int16_inputs``: by integer
+    products over ``x`` rounded to int16 (``rows_q8_int16``, the AVX2 step's)."""
     x = np.ascontiguousarray(x, np.float32)
     out = np.empty((x.shape[0], q.shape[0]), np.float32)
+    lib = native.library()
+    product = lib.product_q8_int16 if int16_inputs else lib.product_q8
     native.check(
-        native.library().product_q8(
-            q.ctypes.data,
-            scale.ctypes.data,
-            q.shape[0],
-            q.shape[1],
-            x.ctypes.data,
-            x.shape[0],
-            out.ctypes.data,
-        ),
+        product(q.ctypes.data, scale.ctypes.data, *q.shape, x.ctypes.data, x.shape[0], out.ctypes.data),
         "the int8 product",
     )
     return out

@@ -95,6 +95,12 @@ void rows_q8(const int8_t *table, const float *scale, long k, const float *x, lo
 
 enum { LOGITS_MAX_N = 8 };
 
+/* rows_q8 by integer products over the inputs rounded to int16 (AVX2 without AVX-512):
+ * a STATUS_ (UNSUPPORTED where it cannot run). */
+int rows_q8_int16(const int8_t *table, const float *scale, long k, const float *x, long n, float *out, long ldo,
+                  const float *bias, int add, long r0, long r1);
+int rows_q8_int16_supported(void);
+
 /* Attention over heads of 64 values (kernels.c): a STATUS_. */
 int attention_d64(long heads, long t, long s, float scale, const float *q, long q_head, long ldq, const float *k,
                   long k_head, long ldk, int k_rows_are_d, const float *v, long v_head, long ldv, int v_rows_are_d,

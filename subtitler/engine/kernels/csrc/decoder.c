@@ -37,7 +37,7 @@ struct dec_layer { /* the product weights (*_w but the norms') are of the model'
     const float *cross_q_b;
     const void *cross_out_w;
     const float *cross_out_b;
-    const void *cross_kt, *cross_vt; /* the window's keys and values, (H, D, S) each: float32, or float16 */
+    const void *cross_kt, *cross_vt; /* the window's keys and values, (H, D, S) each: of the model's cross_kind */
     const float *mlp_ln_w, *mlp_ln_b;
     const void *mlp1_w;
     const float *mlp1_b;
@@ -47,9 +47,12 @@ struct dec_layer { /* the product weights (*_w but the norms') are of the model'
     float *own_k, *own_v;             /* (capacity, rows, H, D) each */
     /* int8 weights: each product's scale per output row (NULL otherwise) */
     const float *qkv_s, *attn_out_s, *cross_q_s, *cross_out_s, *mlp1_s, *mlp2_s;
+    /* int8 keys and values (CROSS_Q8): a scale per head and position, (H, S) each */
+    const float *cross_k_scale, *cross_v_scale;
 };
 
 enum { WEIGHTS_F32 = 0, WEIGHTS_F16 = 1, WEIGHTS_Q8 = 2 };
+enum { CROSS_F32 = 0, CROSS_F16 = 1, CROSS_Q8 = 2 }; /* how cross_kt, cross_vt hold the keys and values */
 
 struct dec_model {
     long n_state, n_head, n_layer, n_vocab, n_audio; /* C, H, layers, V, S */
@@ -65,7 +68,8 @@ struct dec_model {
     const int8_t *embedding_q8;   /* (V, C) in int8 for the logits, or NULL */
     const float *embedding_scale; /* (V) its scale per row */
     const float *embedding_bias;  /* (V) added to the int8 logits, or NULL */
-    long cross_f16;               /* 1: cross_kt, cross_vt hold float16 (half what a step reads of them) */
+    long cross_kind;              /* a CROSS_: float16 is half what a step reads of them, int8 a quarter */
+    long int16_inputs;            /* 1: int8 products by rows_q8_int16 (the inputs rounded to int16) */
 };
 
 enum { MAX_HEAD = 256 };
@@ -196,6 +200,7 @@ static AVX2_F16C void self_attention(const struct dec_model *m, const struct dec
     }
 DOT4(dot4, float, LOAD8_F32, LOAD1_F32)
 DOT4(dot4_f16, uint16_t, LOAD8_F16, LOAD1_F16)
+DOT4(dot4_q8, int8_t, LOAD8_Q8, LOAD1_Q8)
 
 /* sc[0 .. S) += c0 k0 + c1 k1 + c2 k2 + c3 k3: four rows of keys into a row's scores,
  * float32 ones (left to the compiler) or float16 ones (8 converted a load). */
@@ -206,21 +211,30 @@ static inline AVX2_F16C __attribute__((always_inline)) void add4(float *sc, cons
     for (long s = 0; s < S; s++) sc[s] += c0 * k0[s] + c1 * k1[s] + c2 * k2[s] + c3 * k3[s];
 }
 
-static inline AVX2_F16C __attribute__((always_inline)) void add4_f16(float *sc, const uint16_t *k0,
-                                                                     const uint16_t *k1, const uint16_t *k2,
-                                                                     const uint16_t *k3, float c0, float c1,
-                                                                     float c2, float c3, long S) {
-    __m256 v0 = _mm256_set1_ps(c0), v1 = _mm256_set1_ps(c1), v2 = _mm256_set1_ps(c2), v3 = _mm256_set1_ps(c3);
-    long s = 0;
-    for (; s + 8 <= S; s += 8) {
-        __m256 t = _mm256_mul_ps(v0, LOAD8_F16(k0 + s));
-        t = _mm256_fmadd_ps(v1, LOAD8_F16(k1 + s), t);
-        t = _mm256_fmadd_ps(v2, LOAD8_F16(k2 + s), t);
-        t = _mm256_fmadd_ps(v3, LOAD8_F16(k3 + s), t);
-        _mm256_storeu_ps(sc + s, _mm256_add_ps(_mm256_loadu_ps(sc + s), t));
+/* add4 over float16 keys (ADD4_HALF) or int8 ones (ADD4_Q8), 8 converted a load. */
+#define ADD4_CONVERTED(NAME, T, LOAD8, LOAD1)                                                                  \
+    static inline AVX2_F16C __attribute__((always_inline)) void NAME(float *sc, const T *k0, const T *k1,     \
+                                                                     const T *k2, const T *k3, float c0,      \
+                                                                     float c1, float c2, float c3, long S) {  \
+        __m256 v0 = _mm256_set1_ps(c0), v1 = _mm256_set1_ps(c1), v2 = _mm256_set1_ps(c2),                    \
+               v3 = _mm256_set1_ps(c3);                                                                       \
+        long s = 0;                                                                                           \
+        for (; s + 8 <= S; s += 8) {                                                                          \
+            __m256 t = _mm256_mul_ps(v0, LOAD8(k0 + s));                                                      \
+            t = _mm256_fmadd_ps(v1, LOAD8(k1 + s), t);                                                        \
+            t = _mm256_fmadd_ps(v2, LOAD8(k2 + s), t);                                                        \
+            t = _mm256_fmadd_ps(v3, LOAD8(k3 + s), t);                                                        \
+            _mm256_storeu_ps(sc + s, _mm256_add_ps(_mm256_loadu_ps(sc + s), t));                              \
+        }                                                                                                     \
+        for (; s < S; s++) sc[s] += c0 * LOAD1(k0 + s) + c1 * LOAD1(k1 + s) + c2 * LOAD1(k2 + s) + c3 * LOAD1(k3 + s); \
     }
-    for (; s < S; s++)
-        sc[s] += c0 * LOAD1_F16(k0 + s) + c1 * LOAD1_F16(k1 + s) + c2 * LOAD1_F16(k2 + s) + c3 * LOAD1_F16(k3 + s);
+ADD4_CONVERTED(add4_f16, uint16_t, LOAD8_F16, LOAD1_F16)
+ADD4_CONVERTED(add4_q8, int8_t, LOAD8_Q8, LOAD1_Q8)
+
+/* x[0 .. n) *= scale[0 .. n): int8 keys' scales into the scores, values' into the weights. */
+static inline AVX2_F16C void scale_by(float *x, const float *scale, long n) {
+#pragma omp simd
+    for (long i = 0; i < n; i++) x[i] *= scale[i];
 }
 
 /* Cross-attention of every row over the window's S positions for heads [h0, h1).
@@ -228,8 +242,10 @@ static inline AVX2_F16C __attribute__((always_inline)) void add4_f16(float *sc, 
  * whole rows of keys (four at a time) and each output value is a dot product along
  * a row of values. q: the rows' queries (rows x C). scores: rows * S floats.
  * cross_attention reads float32 keys and values; cross_attention_f16 float16 ones
- * (the int8 steps: half the bytes, a fifth of a tiny.en step's reads), T read by
- * LOAD1, the scores grown by ADD4 and the values summed by DOT4. */
+ * (half the bytes); cross_attention_q8 int8 ones with a scale per head and position
+ * (the int8 steps: a quarter of the bytes, where float16 was a fifth of a tiny.en
+ * step's reads): each score is scaled by its key's, each weight by its value's. T is
+ * read by LOAD1, the scores grown by ADD4 and the values summed by DOT4. */
 #define CROSS_ATTENTION(NAME, T, LOAD1, ADD4, DOT4)                                                     \
     static AVX2_F16C void NAME(const struct dec_model *m, const struct dec_layer *L, const float *q,     \
                                float *att, float *scores, long h0, long h1) {                            \
@@ -252,7 +268,11 @@ static inline AVX2_F16C __attribute__((always_inline)) void add4_f16(float *sc, 
                     float c = q[i * C + h * D + d] * scale, *sc = scores + i * S;                        \
                     for (long s = 0; s < S; s++) sc[s] += c * LOAD1(kt + d * S + s);                     \
                 }                                                                                        \
-            for (long i = 0; i < n; i++) inv[i] = softmax_in_place(scores + i * S, S);                   \
+            for (long i = 0; i < n; i++) {                                                               \
+                if (L->cross_k_scale) scale_by(scores + i * S, L->cross_k_scale + h * S, S);             \
+                inv[i] = softmax_in_place(scores + i * S, S);                                            \
+                if (L->cross_v_scale) scale_by(scores + i * S, L->cross_v_scale + h * S, S);             \
+            }                                                                                            \
             for (d = 0; d + 4 <= D; d += 4) {                                                            \
                 const T *v0 = vt + d * S;                                                                \
                 for (long i = 0; i < n; i++) {                                                           \
@@ -271,6 +291,7 @@ static inline AVX2_F16C __attribute__((always_inline)) void add4_f16(float *sc, 
     }
 CROSS_ATTENTION(cross_attention, float, LOAD1_F32, add4, dot4)
 CROSS_ATTENTION(cross_attention_f16, uint16_t, LOAD1_F16, add4_f16, dot4_f16)
+CROSS_ATTENTION(cross_attention_q8, int8_t, LOAD1_Q8, add4_q8, dot4_q8)
 
 /* ---------------------------------------------------------------- the step */
 
@@ -291,6 +312,13 @@ struct step_job {
     float *scores; /* this thread's */
 };
 
+/* rows_q8's product, by integer products where the model asks for them (and they run). */
+static void q8_products(const struct dec_model *m, const int8_t *w, const float *scale, long k, const float *x, long n,
+                        float *o, long ldo, const float *bias, int add, long r0, long r1) {
+    if (!m->int16_inputs || rows_q8_int16(w, scale, k, x, n, o, ldo, bias, add, r0, r1) != STATUS_OK)
+        rows_q8(w, scale, k, x, n, o, ldo, bias, add, r0, r1);
+}
+
 /* o = x (rows x k) times w^T + bias for this thread's share of w's `out` rows; w is
  * float16, or int8 with a scale per row, when the model says so. */
 static void dense(const struct step_job *job, const void *w, const float *scale, const float *bias, long out,
@@ -299,7 +327,7 @@ static void dense(const struct step_job *job, const void *w, const float *scale,
     share(out, job->tid, job->s->bar.threads, 8, &r0, &r1);
     if (r1 <= r0) return;
     if (job->s->m->weights_kind == WEIGHTS_Q8)
-        rows_q8(w, scale, k, x, n, o, ldo, bias, add, r0, r1);
+        q8_products(job->s->m, w, scale, k, x, n, o, ldo, bias, add, r0, r1);
     else if (job->s->m->weights_kind == WEIGHTS_F16)
         rows_f16(w, k, x, n, o, ldo, bias, add, r0, r1);
     else
@@ -347,7 +375,9 @@ static void *step_run(void *arg) {
         layer_norm(s->x, job->normed, n, C, L->cross_ln_w, L->cross_ln_b, m->eps);
         dense(job, L->cross_q_w, L->cross_q_s, L->cross_q_b, C, C, job->normed, s->q, C, 0);
         barrier_wait(&s->bar, &sense);
-        if (m->cross_f16)
+        if (m->cross_kind == CROSS_Q8)
+            cross_attention_q8(m, L, s->q, s->att, job->scores, h0, h1);
+        else if (m->cross_kind == CROSS_F16)
             cross_attention_f16(m, L, s->q, s->att, job->scores, h0, h1);
         else
             cross_attention(m, L, s->q, s->att, job->scores, h0, h1);
@@ -367,7 +397,8 @@ static void *step_run(void *arg) {
     share(V, tid, threads, 8, &a, &b);
     if (b > a) {
         if (m->embedding_q8)
-            rows_q8(m->embedding_q8, m->embedding_scale, C, job->normed, n, s->logits, V, m->embedding_bias, 0, a, b);
+            q8_products(m, m->embedding_q8, m->embedding_scale, C, job->normed, n, s->logits, V, m->embedding_bias, 0,
+                        a, b);
         else if (m->embedding_f16)
             rows_f16(m->embedding_f16, C, job->normed, n, s->logits, V, NULL, 0, a, b);
         else
@@ -403,6 +434,38 @@ int floats_to_halves(const float *src, uint16_t *dst, long n) {
     (void)src; (void)dst; (void)n;
     return STATUS_UNSUPPORTED;
 #endif
+}
+
+/* src (heads x d x s, float32: keys or values transposed) as int8 in dst, with a scale
+ * per head and position in scale (heads x s): the position's largest magnitude over its
+ * d values maps to 127, values round to nearest (a position of zeros gets scale 1). The
+ * int8 steps' cross keys and values, read by cross_attention_q8. Plain C: every build. */
+/* (fp-contract off: x * inv is rounded before the shift, as NumPy's product is) */
+static CLONES __attribute__((optimize("fp-contract=off"))) void q8_positions_head(const float *x, long d, long s, int8_t *dst, float *sc, float *inv) {
+    for (long c = 0; c < s; c++) sc[c] = 0.0f;
+    for (long r = 0; r < d; r++)
+        for (long c = 0; c < s; c++) {
+            float a = __builtin_fabsf(x[r * s + c]);
+            sc[c] = a > sc[c] ? a : sc[c];
+        }
+    for (long c = 0; c < s; c++) {
+        sc[c] = sc[c] > 0.0f ? sc[c] / 127.0f : 1.0f;
+        inv[c] = 1.0f / sc[c];
+    }
+    for (long r = 0; r < d; r++)
+        for (long c = 0; c < s; c++) {
+            /* to nearest, ties to even, by the 1.5 * 2^23 shift (|v| <= 127 here): vectorizes */
+            float v = x[r * s + c] * inv[c], w = (v + 12582912.0f) - 12582912.0f;
+            dst[r * s + c] = (int8_t)(w > 127.0f ? 127.0f : (w < -127.0f ? -127.0f : w));
+        }
+}
+
+int floats_to_q8_positions(const float *src, long heads, long d, long s, int8_t *dst, float *scale) {
+    float *inv = malloc(sizeof(float) * s);
+    if (!inv) return STATUS_NO_MEMORY;
+    for (long h = 0; h < heads; h++) q8_positions_head(src + h * d * s, d, s, dst + h * d * s, scale + h * s, inv);
+    free(inv);
+    return STATUS_OK;
 }
 
 /* One step for m->rows rows: tokens (rows) at own position `length` (0 after the
