@@ -464,7 +464,10 @@ def test_int8_steps_read_the_cross_keys_and_values_in_fewer_bytes_at_little_cost
     tok = get_tokenizer(False)
     text = tok.encode(" And so my fellow Americans, ask not what your country can do for you")
     _, cache, _ = model.decoder(mx.array([[*tok.sot_sequence, tok.no_timestamps]]), cross)
-    fewer, full = int8.session(cross, cache, rows, 32, cross=kind), int8.session(cross, cache, rows, 32, "float32")
+    fewer, full = (
+        int8.session(cross, cache, rows, 32, cross=kind),
+        int8.session(cross, cache, rows, 32, "float32"),
+    )
     assert int8.session(cross, cache, rows, 32)._model.cross_kind == cpu_decoder.CROSS_KINDS.index("int8")
     divergence = []
     for token in text:
