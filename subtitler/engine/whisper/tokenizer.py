@@ -20,9 +20,10 @@ _PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(
 
 @lru_cache(maxsize=4)
 def _encoding(name: str, num_languages: int) -> tiktoken.Encoding:
-    # binascii's decoder without base64's wrapper: 50k lines in 0.1 s instead of 0.3
-    pairs = (line.split() for line in (ASSETS / f"{name}.tiktoken").read_bytes().splitlines() if line.strip())
-    ranks = {binascii.a2b_base64(token): int(rank) for token, rank in pairs}
+    # "token rank" lines: one split and binascii's decoder mapped over the tokens (no
+    # Python loop, nor base64's wrapper): 50k lines in 22-25 ms, 35 line by line
+    fields = (ASSETS / f"{name}.tiktoken").read_bytes().split()
+    ranks = dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2])))
     specials = [
         "<|endoftext|>",
         "<|startoftranscript|>",
