@@ -374,6 +374,7 @@ def _segments(
             report(seek)
             continue
         if seek != encoded:
+            kv = None  # the last window's keys and values go before this one's are made (base: 37 MB)
             kv, encoded = window(seek), seek
         info.windows.append((offset, offset + seg_duration))
 
