@@ -204,6 +204,11 @@ class LogitRules:
             best_text = xp.where(lone, after_eot, best_text)
         force_ts = kernel_ops.logsumexp(ts) > best_text
         before_eot_banned = force_ts if lone is None else force_ts | lone
+        if xp is np:  # x is this call's own array and the flags are on the host: the bans go in place
+            x[:, tb:] = ts
+            x[before_eot_banned[:, 0], :eot] = NEG_INF
+            x[force_ts[:, 0], eot:tb] = NEG_INF
+            return x
         return xp.concatenate(
             [
                 xp.where(before_eot_banned, NEG_INF, x[:, :eot]),
