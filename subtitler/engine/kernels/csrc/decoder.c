@@ -211,7 +211,7 @@ static inline AVX2_F16C __attribute__((always_inline)) void add4(float *sc, cons
     for (long s = 0; s < S; s++) sc[s] += c0 * k0[s] + c1 * k1[s] + c2 * k2[s] + c3 * k3[s];
 }
 
-/* add4 over float16 keys (ADD4_HALF) or int8 ones (ADD4_Q8), 8 converted a load. */
+/* add4 over float16 keys (add4_f16) or int8 ones (add4_q8), 8 converted a load. */
 #define ADD4_CONVERTED(NAME, T, LOAD8, LOAD1)                                                                  \
     static inline AVX2_F16C __attribute__((always_inline)) void NAME(float *sc, const T *k0, const T *k1,     \
                                                                      const T *k2, const T *k3, float c0,      \
