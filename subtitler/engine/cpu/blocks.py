@@ -81,6 +81,7 @@ class _Blocks(ctypes.Structure):
         ("ln_b", _P),
         ("layers", _P),
         ("gemm_u8", _P),
+        ("int16_inputs", ctypes.c_long),
     ]
 
 
@@ -117,8 +118,10 @@ class Blocks:
     """A stack of blocks as ``blocks_forward`` reads them. With ``int8`` (the int8 compute
     type: ``kernel_ops.Int8Weights``) the products hold int8 weights with a scale per
     output row and no float32 ones: with ``gemm_u8`` (an integer product: oneDNN's or
-    ``q8_gemm``) their inputs are quantized per row as they run, without it each
-    product's weights are dequantized for ``sgemm`` as it runs."""
+    ``q8_gemm``) their inputs are quantized per row as they run; without it, with
+    ``int16_inputs`` their inputs are rounded to int16 per row (as the AVX2 decoding
+    step's, ``q8i_product``), else each product's weights are dequantized for ``sgemm``
+    as it runs."""
 
     def __init__(
         self,
@@ -129,6 +132,7 @@ class Blocks:
         gemm_u8: Optional[int] = None,
         int8: Optional[kernel_ops.Int8Weights] = None,
         prefix: str = "",
+        int16_inputs: bool = False,
     ):
         if gemm_u8 and int8 is None:
             int8 = kernel_ops.Int8Weights()
@@ -187,6 +191,7 @@ class Blocks:
             *norm,
             ctypes.cast(self._layers, _P),
             gemm_u8,
+            int(int16_inputs),
         )
 
     @classmethod
@@ -198,12 +203,15 @@ class Blocks:
         int8_products: bool = True,
         int8: Optional[kernel_ops.Int8Weights] = None,
         prefix: str = "",
+        int16_inputs: Optional[bool] = None,
     ) -> Optional[Blocks]:
         """The kernel for ``blocks`` (then ``final_norm``), or None where it does not
         apply (see the module). ``compute_type`` "int8": int8 weights (from ``int8``,
         shared with other kernels), float products by oneDNN's sgemm where it is installed
         (faster here than the BLAS's, and the same bits whatever the thread count), and
-        with ``int8_products`` integer ones (``_integer_product``).
+        with ``int8_products`` integer ones (``_integer_product``); without them, by
+        default, integer products over inputs rounded to int16 where the AVX2 decoding
+        step's run (``int16_inputs``: a 150-token prompt of base 66 -> ms).
         ``prefix``: the blocks' parameter names' ("encoder.blocks"), by which ``int8``
         knows weights quantized as the model loaded."""
         lib, sgemm = _library(), _blas.sgemm_address()
@@ -216,7 +224,9 @@ class Blocks:
                 sgemm = _dnnl.sgemm_address()
             if int8_products:
                 gemm_u8 = _integer_product(lib)
-        return cls(blocks, final_norm, lib, sgemm, gemm_u8, int8, prefix)
+        if int16_inputs is None:
+            int16_inputs = compute_type == "int8" and not gemm_u8 and bool(lib.rows_q8_int16_supported())
+        return cls(blocks, final_norm, lib, sgemm, gemm_u8, int8, prefix, int16_inputs)
 
     def _run(self, x: np.ndarray, model=None, mask: Optional[np.ndarray] = None) -> None:
         native.check(
@@ -272,6 +282,7 @@ class Blocks:
             self._model.ln_b,
             ctypes.cast(layers, _P),
             self._model.gemm_u8,
+            self._model.int16_inputs,
         )
         self._run(out, model, np.triu(np.full((t, t), -np.inf, np.float32), 1))
         return out, kv, q

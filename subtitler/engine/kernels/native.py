@@ -40,6 +40,7 @@ SIGNATURES = {
     "set_dnnl_sgemm": ([P], None),
     "q8_gemm": ([L, L, L, P, P, P, I], I),
     "q8_gemm_supported": ([], I),
+    "gemm_q8_int16": ([L, L, L, P, P, P, P, P, I], I),
     "blocks_supported": ([], I),
     "blocks_forward": ([P, P, L, P, P, P, I], I),
     "encoder_stem": ([P, L, L, P, P, P, P, P, L, P, P], I),

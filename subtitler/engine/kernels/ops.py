@@ -470,6 +470,30 @@ def product_q8(x: np.ndarray, q: np.ndarray, scale: np.ndarray, int16_inputs: bo
     return out
 
 
+def product_q8_rows(x: np.ndarray, q: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``x`` (n, k), any n, times the int8 rows ``q`` (rows, k) with their ``scale``,
+    transposed, plus ``bias``: (n, rows) float32 by integer products over ``x`` rounded
+    to int16, the table read once for all of x (``gemm_q8_int16``: word timing's logits).
+    Raises RuntimeError where ``rows_q8_int16`` does not run."""
+    x = np.ascontiguousarray(x, np.float32)
+    out = np.empty((x.shape[0], q.shape[0]), np.float32)
+    native.check(
+        native.library().gemm_q8_int16(
+            x.shape[0],
+            q.shape[0],
+            q.shape[1],
+            x.ctypes.data,
+            q.ctypes.data,
+            scale.ctypes.data,
+            np.ascontiguousarray(bias, np.float32).ctypes.data,
+            out.ctypes.data,
+            native.workers(),
+        ),
+        "the int8 product",
+    )
+    return out
+
+
 def logits(x: mx.array, table: np.ndarray) -> mx.array:
     """``x`` (..., k) times ``table`` (rows, k) transposed, in float32: the output
     embedding of a decoding step, up to ``LOGITS_MAX_ROWS`` inputs at once.

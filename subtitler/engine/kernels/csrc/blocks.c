@@ -49,6 +49,7 @@ struct blocks {
     const float *ln_w, *ln_b; /* the final norm, or NULL */
     struct block_layer *layers;
     void *gemm_u8; /* the int8 products' integer product: dnnl_gemm_u8s8s32 (VNNI), q8_gemm (AVX2), or NULL */
+    long int16_inputs; /* without gemm_u8: 1 for the int8 products by q8i_product (AVX2), 0 widened for sgemm */
 };
 
 /* ------------------------------------------------------------------ int8 products */
@@ -80,18 +81,24 @@ enum { Q8_MR = 6, Q8_NR = 16, Q8_A_BLOCK = 192 * 1024 /* bytes of a's rows taken
 static int q8_gemm_fits(long n, long k) { return have_avx2_fma() && n % Q8_NR == 0 && k % 2 == 0 && k <= 5120; }
 
 #ifdef X86_KERNELS
-/* panels p0 .. p1 of b (n x k) into packed */
-static void q8_pack(const int8_t *b, long k, int16_t *packed, long p0, long p1) {
-    for (long p = p0; p < p1; p++) {
-        int16_t *panel = packed + p * Q8_NR * k;
-        for (long i = 0; i < Q8_NR; i++) {
-            const int8_t *row = b + (p * Q8_NR + i) * k;
-            for (long q = 0; q < k / 2; q++) {
-                panel[q * 2 * Q8_NR + 2 * i] = row[2 * q];
-                panel[q * 2 * Q8_NR + 2 * i + 1] = row[2 * q + 1];
-            }
+/* panel p of b (n x k) into panel; its columns from n on are zeros */
+static void q8_pack_panel(const int8_t *b, long n, long k, long p, int16_t *panel) {
+    for (long i = 0; i < Q8_NR; i++) {
+        if (p * Q8_NR + i >= n) {
+            for (long q = 0; q < k / 2; q++) panel[q * 2 * Q8_NR + 2 * i] = panel[q * 2 * Q8_NR + 2 * i + 1] = 0;
+            continue;
+        }
+        const int8_t *row = b + (p * Q8_NR + i) * k;
+        for (long q = 0; q < k / 2; q++) {
+            panel[q * 2 * Q8_NR + 2 * i] = row[2 * q];
+            panel[q * 2 * Q8_NR + 2 * i + 1] = row[2 * q + 1];
         }
     }
+}
+
+/* panels p0 .. p1 of b (n x k, n a multiple of Q8_NR) into packed */
+static void q8_pack(const int8_t *b, long n, long k, int16_t *packed, long p0, long p1) {
+    for (long p = p0; p < p1; p++) q8_pack_panel(b, n, k, p, packed + p * Q8_NR * k);
 }
 
 /* c (Q8_MR x Q8_NR, row stride ldc) = a's rows (row stride lda) times one panel */
@@ -157,7 +164,7 @@ static void *q8_gemm_part_run(void *arg) {
 #ifdef X86_KERNELS
     struct q8_gemm_part *p = arg;
     if (p->phase == 0)
-        q8_pack(p->b, p->k, p->packed, p->p0, p->p1);
+        q8_pack(p->b, p->n, p->k, p->packed, p->p0, p->p1);
     else
         q8_rows(p->a, p->packed, p->c, p->n, p->k, p->r0, p->r1, p->last);
 #else
@@ -202,6 +209,115 @@ int q8_gemm(long m, long n, long k, const int16_t *a, const int8_t *b, int32_t *
 
 /* 1 when q8_gemm runs on this CPU (for products whose n is a multiple of 16 and k even, up to 5120). */
 int q8_gemm_supported(void) { return q8_gemm_fits(Q8_NR, 2); }
+
+/* ---- q8i_product: rows rounded to int16 times int8 weights (AVX2 without AVX-512) */
+
+#ifdef X86_KERNELS
+/* o (rows x cols, row stride ldo) = a tile's integer products scaled back, plus the bias
+ * (bias != NULL) or plus what o held (bias == NULL) */
+static AVX2_FMA void q8_tile_out(const int32_t *tile, long rows, long cols, const float *as, const float *ws,
+                                 const float *bias, float *o, long ldo) {
+    for (long r = 0; r < rows; r++) {
+        const float s = as[r];
+        float *row = o + r * ldo;
+        if (bias) {
+#pragma omp simd
+            for (long c = 0; c < cols; c++) row[c] = (float)tile[r * Q8_NR + c] * (s * ws[c]) + bias[c];
+        } else {
+#pragma omp simd
+            for (long c = 0; c < cols; c++) row[c] += (float)tile[r * Q8_NR + c] * (s * ws[c]);
+        }
+    }
+}
+#endif
+
+/* Up to this many rows q8i_product reads the weights once per eight rows, by the decoding
+ * step's row kernel; from more, once, panel by panel (packing a panel costs about what 20 rows'
+ * products over it do). A prompt of tiny.en's decoder, 3 rows: 5.6 ms by panels, 4.8 by rows;
+ * 60 rows: 13.3 by panels, 14.3 by rows. */
+enum { Q8I_BY_ROWS = 24 };
+
+/* What q8i_product's threads each do: panels p0 .. p1 of the weights (columns of out), for every row. */
+struct q8i_part {
+    const int16_t *aq, *last; /* the rows rounded to int16; the last partial tile's rows, then zeros */
+    const float *as, *ws, *bias;
+    const int8_t *w;
+    float *out;
+    long m, n, k, p0, p1;
+};
+
+static void *q8i_part_run(void *arg) {
+#ifdef X86_KERNELS
+    const struct q8i_part *p = arg;
+    const long k = p->k, n = p->n, whole = p->m / Q8_MR * Q8_MR;
+    if (p->m <= Q8I_BY_ROWS) { /* the decoding step's row kernel, eight rows at a time, no packing */
+        long r0 = p->p0 * Q8_NR, r1 = p->p1 * Q8_NR < n ? p->p1 * Q8_NR : n;
+        for (long g = 0; g < p->m; g += LOGITS_MAX_N) {
+            long rows = p->m - g < LOGITS_MAX_N ? p->m - g : LOGITS_MAX_N;
+            q8i_rows(p->w, p->ws, k, p->aq + g * k, p->as + g, rows, p->out + g * n, n, p->bias, !p->bias, r0, r1);
+        }
+        return NULL;
+    }
+    int16_t *panel = malloc(sizeof(int16_t) * Q8_NR * k);
+    if (!panel) return arg;
+    int32_t tile[Q8_MR * Q8_NR];
+    for (long j = p->p0; j < p->p1; j++) {
+        q8_pack_panel(p->w, n, k, j, panel);
+        const long c0 = j * Q8_NR, cols = n - c0 < Q8_NR ? n - c0 : Q8_NR;
+        for (long i = 0; i < p->m; i += Q8_MR) {
+            q8_tile(i < whole ? p->aq + i * k : p->last, k, panel, k, tile, Q8_NR);
+            q8_tile_out(tile, p->m - i < Q8_MR ? p->m - i : Q8_MR, cols, p->as + i, p->ws + c0,
+                        p->bias ? p->bias + c0 : NULL, p->out + i * n + c0, n);
+        }
+    }
+    free(panel);
+#else
+    (void)arg;
+#endif
+    return NULL;
+}
+
+/* out (m x n) = a (m x k) times w (n x k, int8, a scale per row)^T plus bias, or, with bias
+ * NULL, out += that product. a's rows are rounded to int16 as rows_q8_int16 rounds a decoding
+ * step's (q8i_inputs: 15 bits up to k = 528), then q8_tile multiplies them by each panel of 16
+ * weight rows, packed by the thread that uses it (so n is any, and nothing the size of w is
+ * written). Where rows_q8_int16 runs (else STATUS_UNSUPPORTED), for k even up to 5120. */
+static int q8i_product(long m, long n, long k, const float *a, const int8_t *w, const float *wscale,
+                       const float *bias, float *out, int threads) {
+#ifdef X86_KERNELS
+    if (!rows_q8_int16_supported() || m < 1 || n < 1 || k % 2 || k > 5120) return STATUS_UNSUPPORTED;
+    threads = thread_count(threads);
+    const long panels = (n + Q8_NR - 1) / Q8_NR, whole = m / Q8_MR * Q8_MR;
+    int16_t *aq = malloc(sizeof(int16_t) * (m + Q8_MR) * k);
+    float *as = malloc(sizeof(float) * m);
+    int status = aq && as ? STATUS_OK : STATUS_NO_MEMORY;
+    if (!status) {
+        q8i_inputs(a, m, k, aq, as);
+        int16_t *last = aq + m * k; /* the rows from `whole` on, then zeros: a whole tile */
+        memcpy(last, aq + whole * k, sizeof(int16_t) * (m - whole) * k);
+        memset(last + (m - whole) * k, 0, sizeof(int16_t) * (Q8_MR - (m - whole)) * k);
+        struct q8i_part parts[MAX_THREADS];
+        for (int i = 0; i < threads; i++)
+            parts[i] = (struct q8i_part){aq, last, as, wscale, bias, w, out, m, n, k,
+                                         panels * i / threads, panels * (i + 1) / threads};
+        if (run_jobs(q8i_part_run, parts, sizeof parts[0], threads)) status = STATUS_NO_MEMORY;
+    }
+    free(aq);
+    free(as);
+    return status;
+#else
+    (void)m; (void)n; (void)k; (void)a; (void)w; (void)wscale; (void)bias; (void)out; (void)threads;
+    return STATUS_UNSUPPORTED;
+#endif
+}
+
+/* out (m x n) = a (m x k) times the int8 table w (n x k, a scale per row)^T plus bias (n): the
+ * logits of many rows (word timing's text), the table read once for all of them where the
+ * row kernel reads it once per eight rows. q8i_product; a STATUS_. */
+int gemm_q8_int16(long m, long n, long k, const float *a, const int8_t *w, const float *wscale, const float *bias,
+                  float *out, int threads) {
+    return bias ? q8i_product(m, n, k, a, w, wscale, bias, out, threads) : STATUS_UNSUPPORTED;
+}
 
 struct q8_part {
     const float *a;
@@ -316,11 +432,15 @@ static void dequantize_rows(const struct q8 *w, long n, long k, float *buf) {
 }
 
 /* out (t x n) += a (t x k) times the layer's product weights: int8 where the layer has them
- * (by oneDNN's integer product, or, without it, dequantized into `wbuf` for sgemm). */
+ * (by the integer product given, else by q8i_product where it runs (the decoder's prompts on
+ * AVX2), else dequantized into `wbuf` for sgemm). */
 #define PRODUCT(a, t, k, NAME, n, out)                                                                    \
     do {                                                                                                  \
         if (L->NAME##_q.w && m->gemm_u8) {                                                                \
             if ((status = add_product_q8(m, a, t, k, &L->NAME##_q, n, out, &q8s, threads))) goto done;    \
+        } else if (L->NAME##_q.w && int16_inputs) {                                                       \
+            if ((status = q8i_product(t, n, k, a, L->NAME##_q.w, L->NAME##_q.scale, NULL, out, threads))) \
+                goto done;                                                                                \
         } else if (L->NAME##_q.w) {                                                                       \
             dequantize_rows(&L->NAME##_q, n, k, wbuf);                                                    \
             add_product(sgemm, a, t, k, wbuf, n, out);                                                    \
@@ -342,7 +462,9 @@ int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, 
     float *normed = malloc(sizeof(float) * t * C), *qkv = malloc(sizeof(float) * t * 3 * C),
           *att = malloc(sizeof(float) * t * C), *hidden = malloc(sizeof(float) * t * 4 * C);
     struct q8_scratch q8s = {0};
-    float *wbuf = m->gemm_u8 ? NULL : malloc(sizeof(float) * 4 * C * C); /* a product's weights, dequantized */
+    const int int16_inputs = !m->gemm_u8 && m->int16_inputs;
+    /* a product's weights, dequantized (int8 weights without an integer product) */
+    float *wbuf = m->gemm_u8 || int16_inputs ? NULL : malloc(sizeof(float) * 4 * C * C);
     if (m->gemm_u8) {
         if (m->gemm_u8 == (void *)q8_gemm) {
             q8s.a16 = malloc(sizeof(int16_t) * t * 4 * C);
@@ -356,7 +478,7 @@ int blocks_forward(const struct blocks *m, float *x, long t, const float *mask, 
     int status = 0;
     if (!normed || !qkv || !att || !hidden || (m->gemm_u8 && (!q8s.scale || !q8s.zero || !q8s.c)) ||
         (m->gemm_u8 && (m->gemm_u8 == (void *)q8_gemm ? !q8s.a16 || !q8s.packed : !q8s.a)) ||
-        (!m->gemm_u8 && !wbuf)) {
+        (!m->gemm_u8 && !int16_inputs && !wbuf)) {
         status = STATUS_NO_MEMORY;
         goto done;
     }

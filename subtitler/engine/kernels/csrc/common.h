@@ -112,6 +112,11 @@ int attention_d64(long heads, long t, long s, float scale, const float *q, long 
 
 #define AVX2_FMA __attribute__((target("avx2,fma")))
 #define AVX2_F16C __attribute__((target("avx2,fma,f16c")))
+/* xq (n x k) = x's rows rounded to int16 (rows_q8_int16's inputs), xs[i] the step of row i (kernels.c). */
+AVX2_F16C void q8i_inputs(const float *x, long n, long k, int16_t *xq, float *xs);
+/* out columns r0 .. r1 of those rows (n <= LOGITS_MAX_N) times int8 rows t (a scale each)^T (kernels.c). */
+AVX2_F16C void q8i_rows(const int8_t *t, const float *scale, long k, const int16_t *xq, const float *xs, long n,
+                        float *out, long ldo, const float *bias, int add, long r0, long r1);
 #define UNROLL _Pragma("GCC unroll 8")
 #ifndef ROWS_PREFETCH
 #define ROWS_PREFETCH 4096 /* bytes ahead: without it one core read the logits table at 10 GB/s here, with it 14 */

@@ -285,7 +285,7 @@ static inline AVX2_F16C __attribute__((always_inline)) int32_t hsum8i(__m256i v)
 }
 
 /* xq (n x k) = x's rows rounded to int16 at q8i_top(k), xs[i] the step of row i. */
-static AVX2_F16C void q8i_inputs(const float *x, long n, long k, int16_t *xq, float *xs) {
+AVX2_F16C void q8i_inputs(const float *x, long n, long k, int16_t *xq, float *xs) {
     const float top = (float)q8i_top(k);
     for (long i = 0; i < n; i++) {
         const float *row = x + i * k;
@@ -351,6 +351,13 @@ static const q8i_rows_fn q8i_rows_for[LOGITS_MAX_N + 1] = {
     NULL, q8i_rows_8_1, q8i_rows_4_2, q8i_rows_4_3, q8i_rows_2_4,
     q8i_rows_2_5, q8i_rows_2_6, q8i_rows_1_7, q8i_rows_1_8,
 };
+
+/* out columns r0 .. r1 (row stride ldo) of xq (n x k, int16, n <= LOGITS_MAX_N, steps xs) times
+ * the int8 rows t (a scale each)^T, as rows_q8_int16 after rounding its inputs. */
+AVX2_F16C void q8i_rows(const int8_t *t, const float *scale, long k, const int16_t *xq, const float *xs, long n,
+                        float *out, long ldo, const float *bias, int add, long r0, long r1) {
+    q8i_rows_for[n](t, k, xq, xs, out, ldo, bias, add, scale, r0, r1);
+}
 #endif
 
 /* 1 where rows_q8_int16 runs: AVX2 without AVX-512 (whose 16-wide float kernel stays). */
