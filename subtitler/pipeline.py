@@ -201,14 +201,19 @@ class Audio:
 
 
 def read_audio(source, settings: Settings = Settings(), cancel: Optional[Callable[[], bool]] = None) -> Audio:
-    """The stages before the model: the audio through ffmpeg, then speech detection.
-    They need no model, so a caller can run them while the model loads
-    (``load_model_reading``)."""
+    """The stages before the model: the audio through ffmpeg, with speech detection fed
+    its blocks as they arrive. They need no model, so a caller can run them while the
+    model loads (``load_model_reading``)."""
     from subtitler.engine.audio import load_audio
-    from subtitler.engine.transcribe import detect_speech
+    from subtitler.engine.silero import SpeechStream
+    from subtitler.engine.transcribe import detect_speech, uses_speech
 
-    samples = load_audio(source, cancel=cancel, track=settings.audio_track)
-    return Audio(samples, detect_speech(samples, settings.transcribe_options()))
+    options = settings.transcribe_options()
+    stream = SpeechStream() if uses_speech(options) else None
+    samples = load_audio(
+        source, cancel=cancel, track=settings.audio_track, on_block=stream.feed if stream else None
+    )
+    return Audio(samples, detect_speech(samples, options, stream.finish() if stream else None))
 
 
 def load_model_reading(name: str, source, settings: Settings, cancel=None):

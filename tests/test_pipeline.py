@@ -366,3 +366,18 @@ def test_a_model_loaded_for_int8_holds_its_weights_once():
         pipeline.transcribe_media(str(JFK), pipeline.Settings(compute_type="float32"), model=m)
     with pytest.raises(ModelError, match="beam size up to 8"):
         pipeline.transcribe_media(str(JFK), pipeline.Settings(compute_type="int8", beam_size=10), model=m)
+
+
+def test_speech_found_while_the_audio_is_read_is_the_file_s():
+    """``read_audio`` feeds the speech detector ffmpeg's blocks as they arrive: the same
+    speech mask as detecting it over the samples once they are all read."""
+    import numpy as np
+    from conftest import LS
+
+    from subtitler import pipeline
+    from subtitler.engine import audio, vad
+
+    read = pipeline.read_audio(str(LS))
+    want = vad.speech_mask(audio.load_audio(str(LS)))
+    assert want.any() and not want.all()
+    assert np.array_equal(read.speech, want)

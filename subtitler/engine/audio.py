@@ -163,11 +163,14 @@ def load_audio(
     cancel: Optional[CancelFn] = None,
     info: Optional[MediaInfo] = None,
     track: int = 0,
+    on_block: Optional[Callable[[np.ndarray], None]] = None,
 ) -> np.ndarray:
     """Decode an audio stream (``track``, from 0: the first) to 16 kHz mono float32,
     streamed from ffmpeg.
 
-    ``progress`` gets the fraction decoded; ``cancel`` is polled between chunks.
+    ``progress`` gets the fraction decoded; ``cancel`` is polled between chunks;
+    ``on_block`` sees each chunk's samples as they arrive, in order (a view: copy what is
+    kept), so a pass over them (speech detection) ends with the decoding.
     """
     path = os.fspath(path)
     _check_path(path)
@@ -228,7 +231,8 @@ def load_audio(
                 spill.write(samples[:got].tobytes())
                 samples = np.empty(0, np.float32)
             if spill is not None:
-                spill.write((pcm / np.float32(32768.0)).astype(np.float32).tobytes())
+                part = (pcm / np.float32(32768.0)).astype(np.float32)
+                spill.write(part.tobytes())
             else:
                 if got + pcm.size > samples.size:  # longer than the header said: grow in place
                     # (realloc: a large block is remapped, not copied, so the old and the new
@@ -237,6 +241,8 @@ def load_audio(
                 part = samples[got : got + pcm.size]
                 part[:] = pcm
                 part /= 32768.0
+            if on_block is not None:
+                on_block(part)
             got += pcm.size
             if progress:
                 progress(min(1.0, got / expected))

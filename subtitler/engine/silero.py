@@ -180,26 +180,53 @@ def _lstm(x: np.ndarray, state: np.ndarray) -> np.ndarray:
 BLOCK = 4096  # chunks (131 s) at a time: an hour's features at once had taken 2.3 GB
 
 
+class SpeechStream:
+    """``speech_probabilities`` over samples given a block at a time, as a decoder hands
+    them over (``audio.load_audio``'s ``on_block``), so the detection is done when the
+    audio is: the same probabilities, whatever the blocks (each chunk sees the same 64
+    samples before it, the LSTM's state runs on)."""
+
+    def __init__(self):
+        self._state = np.zeros((2, _weights()["decoder_rnn_weight_hh"].shape[1]), np.float32)
+        self._pending = np.zeros(CONTEXT, np.float32)  # the context, then samples not yet chunked
+        self._out: list[np.ndarray] = []
+
+    def feed(self, samples: np.ndarray) -> None:
+        """The next samples (copied: the caller may reuse its buffer)."""
+        pending = np.concatenate([self._pending, np.asarray(samples, np.float32)])
+        n = (len(pending) - CONTEXT) // CHUNK  # whole chunks
+        for a in range(0, n, BLOCK):
+            b = min(n, a + BLOCK)
+            self._out.append(self._probabilities(pending[a * CHUNK : b * CHUNK + CONTEXT], b - a))
+        self._pending = pending[n * CHUNK :].copy()
+
+    def finish(self) -> np.ndarray:
+        """P(speech) for every chunk fed, the last one zero-padded."""
+        if len(self._pending) > CONTEXT:
+            audio = np.zeros(CONTEXT + CHUNK, np.float32)
+            audio[: len(self._pending)] = self._pending
+            self._out.append(self._probabilities(audio, 1))
+            self._pending = self._pending[-CONTEXT:]
+        return np.concatenate(self._out) if self._out else np.zeros(0, np.float32)
+
+    def _probabilities(self, audio: np.ndarray, n: int) -> np.ndarray:
+        """``audio``: the context, then ``n`` chunks."""
+        w = _weights()
+        h = _lstm(_features(audio, n), self._state)
+        logits = np.maximum(h, 0) @ w["decoder_decoder_2_weight"][0, :, 0] + w["decoder_decoder_2_bias"][0]
+        return 1 / (1 + np.exp(-logits))
+
+
 def speech_probabilities(samples: np.ndarray, cancel=None) -> np.ndarray:
     """P(speech) for each 32-ms chunk of 16 kHz mono ``samples``. ``cancel`` is polled
     between blocks (about every 2 minutes of audio): ``Cancelled`` when it says so."""
     from subtitler.engine.audio import release
     from subtitler.errors import Cancelled
 
-    w = _weights()
-    n = (len(samples) + CHUNK - 1) // CHUNK
-    out = np.empty(n, np.float32)
-    state = np.zeros((2, w["decoder_rnn_weight_hh"].shape[1]), np.float32)
-    for a in range(0, n, BLOCK):
+    stream, step = SpeechStream(), BLOCK * CHUNK
+    for a in range(0, len(samples), step):
         if cancel is not None and cancel():
             raise Cancelled()
-        b = min(n, a + BLOCK)
-        audio = np.zeros((b - a) * CHUNK + CONTEXT, np.float32)  # the context, then the chunks (zero-padded)
-        piece = np.asarray(samples[max(0, a * CHUNK - CONTEXT) : b * CHUNK], np.float32)
-        start = CONTEXT if a == 0 else 0
-        audio[start : start + len(piece)] = piece
-        release(samples, max(0, a * CHUNK - CONTEXT), b * CHUNK)  # (copied into ``audio``)
-        h = _lstm(_features(audio, b - a), state)
-        logits = np.maximum(h, 0) @ w["decoder_decoder_2_weight"][0, :, 0] + w["decoder_decoder_2_bias"][0]
-        out[a:b] = 1 / (1 + np.exp(-logits))
-    return out
+        stream.feed(samples[a : a + step])
+        release(samples, a, a + step)  # (copied)
+    return stream.finish()

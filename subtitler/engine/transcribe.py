@@ -51,11 +51,14 @@ def uses_speech(options: TranscribeOptions) -> bool:
     return options.word_timestamps or options.vad_guards
 
 
-def detect_speech(samples: np.ndarray, options: TranscribeOptions) -> Optional[np.ndarray]:
-    """The speech mask (per 10-ms frame) that ``options`` use, or None when they use none."""
+def detect_speech(
+    samples: np.ndarray, options: TranscribeOptions, probabilities: Optional[np.ndarray] = None
+) -> Optional[np.ndarray]:
+    """The speech mask (per 10-ms frame) that ``options`` use, or None when they use none.
+    ``probabilities``: Silero's for the samples, found as they were read (``silero.SpeechStream``)."""
     from subtitler.engine.vad import speech_mask
 
-    return speech_mask(samples) if uses_speech(options) else None
+    return speech_mask(samples, probabilities=probabilities) if uses_speech(options) else None
 
 
 def needs_fallback(result, options: TranscribeOptions) -> bool:

@@ -13,6 +13,8 @@ decoded over non-speech; word timing (``word_edges``) pulls word boundaries onto
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from subtitler.engine.audio import SAMPLE_RATE
@@ -48,12 +50,15 @@ MARGIN_DB = 18.0  # a frame counts as sound within this much of that loudest sou
 FLOOR_DB = 6.0  # and this much above the file's noise floor
 
 
-def neural_regions(samples: np.ndarray, cancel=None) -> np.ndarray:
-    """Boolean per 10 ms frame: inside one of Silero's speech regions (with margins)."""
+def neural_regions(
+    samples: np.ndarray, cancel=None, probabilities: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """Boolean per 10 ms frame: inside one of Silero's speech regions (with margins).
+    ``probabilities``: Silero's for these samples, when found already (``silero.SpeechStream``)."""
     from subtitler.engine import silero
 
     n = len(samples) // FRAME
-    probs = silero.speech_probabilities(samples, cancel)
+    probs = silero.speech_probabilities(samples, cancel) if probabilities is None else probabilities
     # Hysteresis: a chunk is in a region when the last chunk up to it that decided
     # (P >= ON starts or keeps one, P < OFF ends it; in between the state holds) started one.
     decided = np.flatnonzero((probs >= ON) | (probs < OFF))
@@ -102,11 +107,11 @@ def sound_mask(samples: np.ndarray) -> np.ndarray:
     return (smooth > local_peak - MARGIN_DB) & (smooth > floor + FLOOR_DB)
 
 
-def speech_mask(samples: np.ndarray, cancel=None) -> np.ndarray:
+def speech_mask(samples: np.ndarray, cancel=None, probabilities: Optional[np.ndarray] = None) -> np.ndarray:
     """Boolean per 10 ms frame: speech, as the two passes agree on it. ``cancel``: see
-    ``silero.speech_probabilities``."""
+    ``silero.speech_probabilities``; ``probabilities``: see ``neural_regions``."""
     sound = sound_mask(samples)
-    return sound & neural_regions(samples, cancel)[: len(sound)]
+    return sound & neural_regions(samples, cancel, probabilities)[: len(sound)]
 
 
 def speech_fraction(mask: np.ndarray, start: float, end: float) -> float:

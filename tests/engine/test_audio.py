@@ -143,8 +143,10 @@ def test_audio_longer_than_its_header_is_read_whole(tmp_path, ffmpeg):
     )
     one = audio.load_audio(str(part))
     short_header = audio.MediaInfo(str(joined), len(one) / 16000, True, False)  # says one part, holds three
-    whole = audio.load_audio(str(joined), info=short_header)
+    blocks = []  # as they arrived: the buffer grew (and may have moved) behind them
+    whole = audio.load_audio(str(joined), info=short_header, on_block=lambda b: blocks.append(b.copy()))
     assert abs(len(whole) - 3 * len(one)) < 16000 * 0.05
+    assert np.array_equal(np.concatenate(blocks), whole)
     assert np.allclose(whole[-len(one) :], one, atol=1e-3)  # the last part, sample for sample
 
 
@@ -166,11 +168,15 @@ def test_long_audio_is_mapped_from_a_file_with_the_same_samples(tmp_path, ffmpeg
     monkeypatch.setattr(audio, "LONG_SECONDS", 5)
     monkeypatch.setenv("SUBTITLER_CACHE_DIR", str(tmp_path / "cache"))  # on disk, not /tmp (often memory)
     assert audio.spill_dir() == str(tmp_path / "cache")
-    mapped = audio.load_audio(str(joined))
+    seen = {"mapped": [], "switched": []}  # each block as it arrived (on_block, copied)
+    mapped = audio.load_audio(str(joined), on_block=lambda b: seen["mapped"].append(b.copy()))
     short_header = audio.MediaInfo(str(joined), 3.0, True, False)  # says 3 s: starts in memory
-    switched = audio.load_audio(str(joined), info=short_header)
-    for got in (mapped, switched):
+    switched = audio.load_audio(
+        str(joined), info=short_header, on_block=lambda b: seen["switched"].append(b.copy())
+    )
+    for got, blocks in ((mapped, seen["mapped"]), (switched, seen["switched"])):
         assert isinstance(got, np.memmap) and np.array_equal(np.asarray(got), in_memory)
+        assert np.array_equal(np.concatenate(blocks), in_memory)
 
     n = len(in_memory) // 160  # a waveform's outline, taken a block at a time
     assert np.array_equal(audio.peaks(mapped, 160), np.abs(in_memory[: n * 160]).reshape(n, 160).max(axis=1))

@@ -285,6 +285,22 @@ def test_blocks_carry_the_state(lstm_path, monkeypatch):
     assert np.abs(silero.speech_probabilities(x) - whole).max() < 1e-6
 
 
+def test_speech_found_as_the_audio_arrives_is_the_same(lstm_path):
+    """Fed in the blocks a decoder hands over (any sizes: a sample, part of a chunk,
+    many chunks), the speech detector gives the probabilities it gives the whole file."""
+    x = load_audio(str(LS))
+    whole = silero.speech_probabilities(x)
+    stream, a = silero.SpeechStream(), 0
+    for size in [1, 63, 511, 513, 64, 100_000, 7, 1 << 19]:
+        stream.feed(x[a : a + size])
+        a += size
+    stream.feed(x[a:])
+    got = stream.finish()
+    assert got.shape == whole.shape == (-(-len(x) // silero.CHUNK),) and whole.max() > 0.9
+    assert np.abs(got - whole).max() < 1e-6
+    assert len(silero.SpeechStream().finish()) == 0
+
+
 def test_finding_speech_stops_between_blocks_when_cancelled(monkeypatch):
     """The window finds a file's speech in the background; closing it stops the work
     at the next block, and what was asked for is never half-computed."""

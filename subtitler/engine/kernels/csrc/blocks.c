@@ -279,9 +279,10 @@ static void *q8i_part_run(void *arg) {
 
 /* out (m x n) = a (m x k) times w (n x k, int8, a scale per row)^T plus bias, or, with bias
  * NULL, out += that product. a's rows are rounded to int16 as rows_q8_int16 rounds a decoding
- * step's (q8i_inputs: 15 bits up to k = 528), then q8_tile multiplies them by each panel of 16
- * weight rows, packed by the thread that uses it (so n is any, and nothing the size of w is
- * written). Where rows_q8_int16 runs (else STATUS_UNSUPPORTED), for k even up to 5120. */
+ * step's (q8i_inputs: 15 bits up to k = 528), then multiplied by the step's row kernel (up to
+ * Q8I_BY_ROWS rows) or by q8_tile, panel by panel of 16 weight rows, each packed by the thread
+ * that uses it (so n is any, and nothing the size of w is written). The threads share out's
+ * columns. Where rows_q8_int16 runs (else STATUS_UNSUPPORTED), for k even up to 5120. */
 static int q8i_product(long m, long n, long k, const float *a, const int8_t *w, const float *wscale,
                        const float *bias, float *out, int threads) {
 #ifdef X86_KERNELS
