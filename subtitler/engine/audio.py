@@ -397,28 +397,9 @@ class LogMel:
         self._reflect = self.length > N_FFT // 2
         self._cache: dict[int, np.ndarray] = {}
         self._keep = 2 if self.n_frames > self.KEEP_FRAMES else self.n_frames // self.BLOCK + 1
-        self.ceiling = max(self._block_peaks(), default=-10.0)
-
-    def _block_peaks(self) -> list[float]:
-        """Each block's largest value, the blocks shared out over the kernels' threads (the
-        FFT lets go of Python's lock; the 2.5-min clip's pass 46 -> 31 ms on two cores),
-        those the cache keeps kept."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from subtitler.engine.kernels.native import workers
-
-        firsts = range(0, self.n_frames, self.BLOCK)
-        threads = min(workers(), len(firsts))
-        if threads < 2:
-            return [float(self._block(i).max()) for i in firsts]
-        with ThreadPoolExecutor(threads, thread_name_prefix="log-mel") as pool:
-            blocks = pool.map(self._compute, firsts)
-            peaks = []
-            for first, block in zip(firsts, blocks):
-                peaks.append(float(block.max()))
-                if first // self.BLOCK >= len(firsts) - self._keep:  # the cache keeps the last ones
-                    self._cache[first] = block
-        return peaks
+        self.ceiling = max(
+            (float(self._block(i).max()) for i in range(0, self.n_frames, self.BLOCK)), default=-10.0
+        )
 
     def _signal(self, lo: int, hi: int) -> np.ndarray:
         """Samples ``lo:hi`` of the signal padded by N_FFT // 2 on each side (reflected)."""
@@ -451,29 +432,24 @@ class LogMel:
         return np.interp(index, centres, self.gain[first:stop]).astype(np.float32)
 
     def _block(self, first: int) -> np.ndarray:
-        """log10 of the mel power of frames ``first`` to ``first + BLOCK``, unclamped (cached)."""
+        """log10 of the mel power of frames ``first`` to ``first + BLOCK``, unclamped."""
         block = self._cache.get(first)
         if block is None:
-            block = self._compute(first)
+            stop = min(first + self.BLOCK, self.n_frames)
+            x = self._signal(first * HOP_LENGTH, (stop - 1) * HOP_LENGTH + N_FFT)
+            release(self.audio, first * HOP_LENGTH - N_FFT, stop * HOP_LENGTH + N_FFT)  # (copied into x)
+            frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP_LENGTH]
+            power = _power(frames)
+            if self.noise is not None:
+                g = self.gain[np.minimum(np.arange(first, stop), len(self.gain) - 1)]
+                added = (g**2 - 1)[:, None] * self.noise[None, :]
+                power = np.maximum(power - self.SUBTRACT * added, self.FLOOR * power)
+            block = power @ mel_filters(self.n_mels).T
+            np.maximum(block, 1e-10, out=block)
+            np.log10(block, out=block)
             if len(self._cache) >= self._keep:
                 self._cache.pop(min(self._cache))
             self._cache[first] = block
-        return block
-
-    def _compute(self, first: int) -> np.ndarray:
-        """``_block``'s values, computed (no state changes: threads may share it)."""
-        stop = min(first + self.BLOCK, self.n_frames)
-        x = self._signal(first * HOP_LENGTH, (stop - 1) * HOP_LENGTH + N_FFT)
-        release(self.audio, first * HOP_LENGTH - N_FFT, stop * HOP_LENGTH + N_FFT)  # (copied into x)
-        frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP_LENGTH]
-        power = _power(frames)
-        if self.noise is not None:
-            g = self.gain[np.minimum(np.arange(first, stop), len(self.gain) - 1)]
-            added = (g**2 - 1)[:, None] * self.noise[None, :]
-            power = np.maximum(power - self.SUBTRACT * added, self.FLOOR * power)
-        block = power @ mel_filters(self.n_mels).T
-        np.maximum(block, 1e-10, out=block)
-        np.log10(block, out=block)
         return block
 
     def frames(self, start: int, stop: int) -> np.ndarray:

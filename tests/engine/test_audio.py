@@ -41,19 +41,14 @@ def test_mel_matches_faster_whisper():
     assert np.abs(ours[:n] - ref.T[:n]).max() < 1e-3
 
 
-@pytest.mark.parametrize("threads", ["1", "2", "3"])
-def test_mel_a_window_at_a_time_is_the_whole_files(monkeypatch, threads):
-    """Windows computed on demand (long recordings keep no whole log-mel), their blocks'
-    maximum found over 1 to 3 threads, hold the very values of the whole file's log-mel
-    (every block kept, on one thread), whichever window asks first; a gain of 1 is no gain, and a gain is the same
-    as scaling the samples."""
+def test_mel_a_window_at_a_time_is_the_whole_files(monkeypatch):
+    """Windows computed on demand (long recordings keep no whole log-mel) hold the very
+    values of the whole file's log-mel, whichever window asks first; a gain of 1 is no
+    gain, and a gain is the same as scaling the samples."""
     from subtitler.engine.audio import HOP_LENGTH, LogMel
 
-    samples = np.concatenate([audio.load_audio(str(JFK))] * 3)  # 33 s
-    monkeypatch.setattr(LogMel, "BLOCK", 1024)  # four blocks
-    monkeypatch.setenv("SUBTITLER_THREADS", "1")
-    whole = audio.log_mel_spectrogram(samples, 80, padding=HOP_LENGTH)  # on one thread, all blocks kept
-    monkeypatch.setenv("SUBTITLER_THREADS", threads)
+    samples = np.concatenate([audio.load_audio(str(JFK))] * 3)  # 33 s: three blocks
+    whole = audio.log_mel_spectrogram(samples, 80, padding=HOP_LENGTH)
     monkeypatch.setattr(LogMel, "KEEP_FRAMES", 1000)  # as for a recording of hours
     mel = LogMel(samples, 80, padding=HOP_LENGTH)
     assert mel.n_frames == whole.shape[0] and len(mel._cache) <= 2
