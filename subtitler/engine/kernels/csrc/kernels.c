@@ -373,7 +373,7 @@ int rows_q8_int16(const int8_t *table, const float *scale, long k, const float *
     int16_t *xq = malloc(sizeof(int16_t) * n * k);
     if (!xq) return STATUS_NO_MEMORY;
     q8i_inputs(x, n, k, xq, xs);
-    q8i_rows_for[n](table, k, xq, xs, out, ldo, bias, add, scale, r0, r1);
+    q8i_rows(table, scale, k, xq, xs, n, out, ldo, bias, add, r0, r1);
     free(xq);
     return STATUS_OK;
 #else
