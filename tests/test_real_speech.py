@@ -107,3 +107,22 @@ def test_int8_decoding_steps_give_the_float32_subtitles(model, clip):
     assert len(same) >= 0.9 * len(runs["float32"])
     shifts = [max(abs(a[1] - b[1]), abs(a[2] - b[2])) for a, b in same]
     assert sum(d <= 20 for d in shifts) >= 0.95 * len(shifts) and max(shifts) <= 100, shifts
+
+
+def test_the_last_words_are_kept_when_the_window_before_stops_short(model):
+    """``quiet_first_line`` (benchmarks/real_cases.py, real voices): the first window's
+    decode stops before the last sentence, "In this regard", and the 2.5-s window left,
+    mostly padding, gets Whisper's no-speech verdict. With speech detected there and the
+    segment begun before, the sentence is kept."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from real_cases import quiet_first_line
+
+    case = quiet_first_line()
+    doc = pipeline.transcribe_media(
+        None, pipeline.Settings(), model=model, audio=pipeline.Audio(case.samples, None)
+    )
+    last = list(doc)[-1]
+    assert "regard" in last.text.lower(), [c.text for c in doc]
+    assert last.start >= 22_500 and last.end <= case.speech[-1][1] * 1000 + 500

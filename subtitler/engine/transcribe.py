@@ -86,6 +86,23 @@ def is_silence(result, options: TranscribeOptions) -> bool:
     )
 
 
+TAIL_SPEECH_FRAMES = 50  # 0.5 s of detected speech: with Whisper's word that speech follows, enough
+
+
+def speech_in_tail(speech: Optional[np.ndarray], seek: int, size: int, continued: bool) -> bool:
+    """Whether a window at the file's tail holds speech that Whisper's no-speech verdict
+    should not drop: the last window before it stopped at a segment it had begun
+    (``continued``), the window is mostly padding (under half of it audio), and the
+    speech detector finds at least ``TAIL_SPEECH_FRAMES`` in it. Whisper's no-speech
+    probability rises with the padding, and the file's last words were lost."""
+    return (
+        continued
+        and speech is not None
+        and size < N_FRAMES // 2
+        and int(speech[seek : seek + size].sum()) >= TAIL_SPEECH_FRAMES
+    )
+
+
 @dataclass
 class Piece:
     """A span of a window's tokens between timestamps, in seconds from the file's start."""
@@ -329,6 +346,7 @@ def _segments(
     kept_texts: list[str] = []  # the last segments kept, for the loop check across windows
     prompt_reset_since = 0
     spoken_until = 0.0  # the end of the last word timed: no word starts before it
+    resumed_at = -1  # where the last window decoded stopped, at a segment's start (-1: at its end)
     if options.initial_prompt:
         all_tokens += tokenizer.encode(" " + options.initial_prompt.strip())
     temps = _temperatures(options.temperature)
@@ -408,7 +426,15 @@ def _segments(
                 result, kv = plain, plain_kv
                 encoded = -1  # kv now holds the plain window's encoding
 
-        if is_silence(result, options):
+        if is_silence(result, options) and not speech_in_tail(speech, seek, size, seek == resumed_at):
+            log.info(
+                "window at %.1f s (%.1f s long) is silence by Whisper (no-speech %.2f, log-prob %.2f): %r",
+                offset,
+                seg_duration,
+                result.no_speech_prob,
+                result.avg_logprob,
+                tokenizer.decode([t for t in result.tokens if t < tokenizer.timestamp_begin])[:80],
+            )
             seek += size
             report(seek)
             continue
@@ -417,6 +443,7 @@ def _segments(
             result.tokens, tokenizer.timestamp_begin, offset, seg_duration, time_precision
         )
         seek += size if advance is None else advance * input_stride
+        resumed_at = -1 if advance is None else seek  # where Whisper began a segment it did not finish
         new = [
             DecodedSegment(
                 start=round(p.start, 3),

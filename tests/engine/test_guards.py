@@ -3,6 +3,7 @@ retries a window that loops) and the split at timestamp tokens."""
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from subtitler.engine import guards
@@ -177,3 +178,19 @@ def test_a_plain_decode_that_skips_a_sure_sentence_dropped_speech():
     beam = result(tokens=raised.tokens)  # beam search keeps no per-token figures: the count decides
     beam.token_logprobs = None
     assert dropped_speech(beam, plain, 1000)
+
+
+def test_a_tail_window_after_an_unfinished_segment_with_detected_speech_is_not_silence():
+    """Whisper's no-speech verdict is set aside only at the file's tail (under half a
+    window of audio), where the window before stopped at a segment it had begun, and with
+    half a second of detected speech in it."""
+    from subtitler.engine.transcribe import N_FRAMES, speech_in_tail
+
+    speech = np.zeros(4000, bool)
+    speech[3100:3160] = True  # 0.6 s of speech 1 s into a 2.45-s tail at frame 3000
+    assert speech_in_tail(speech, 3000, 245, continued=True)
+    assert not speech_in_tail(speech, 3000, 245, continued=False)  # the window before ended whole
+    assert not speech_in_tail(speech, 3000, N_FRAMES // 2, continued=True)  # half a window of audio
+    assert not speech_in_tail(None, 3000, 245, continued=True)  # no speech detection
+    speech[3140:3160] = False  # 0.4 s: too little to outrank Whisper
+    assert not speech_in_tail(speech, 3000, 245, continued=True)
