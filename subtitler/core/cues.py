@@ -17,6 +17,8 @@ from subtitler.core.profiles import Profile, get_profile
 from subtitler.core.timecode import seconds_to_ms
 
 SENTENCE_END = re.compile(r"[.!?…。！？]['\"”)]*$")
+# Titles whose period ends no sentence: a cue or line never ends between one and its name.
+TITLES = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "sra", "srta", "mme", "mlle", "hr", "fr"}
 CLAUSE_END = re.compile(r"[,;:—–]['\"”)]*$")
 # Words a line should not end on: articles, prepositions, conjunctions.
 WEAK = {
@@ -45,7 +47,7 @@ WEAK = {
     "from",
     "by",
     "as",
-}
+} | TITLES
 PAUSE_BREAK = 600  # ms of silence that always ends a cue
 GRACE = 300  # ms a cue may linger after its last word
 
@@ -61,11 +63,17 @@ def _text(words: list[Word]) -> str:
     return "".join(w.text for w in words).strip()
 
 
+def ends_sentence(word: str) -> bool:
+    """Whether ``word`` ends a sentence: its last mark is one that does, and it is not a
+    title ("Mr.", "Dr.")."""
+    return bool(SENTENCE_END.search(word)) and word.lower().rstrip(".'\"”)") not in TITLES
+
+
 def _break_score(words: list[Word], k: int) -> float:
     """How good it is to break after word k (higher is better)."""
     w = words[k].text.strip()
     score = 0.0
-    if SENTENCE_END.search(w):
+    if ends_sentence(w):
         score += 3
     elif CLAUSE_END.search(w):
         score += 2
@@ -92,7 +100,7 @@ def wrap_lines(text: str, profile: Profile) -> str:
         over = max(0, len(a) - profile.max_chars_per_line) + max(0, len(b) - profile.max_chars_per_line)
         cost = over * 100 + abs(len(a) - len(b)) * 0.5
         last = tokens[k - 1]
-        if CLAUSE_END.search(last) or SENTENCE_END.search(last):
+        if CLAUSE_END.search(last) or ends_sentence(last):
             cost -= 15
         if last.lower().strip(",.") in WEAK:
             cost += 25
@@ -204,7 +212,7 @@ def dialogue_parts(words: list[Word]) -> Optional[tuple[list[Word], list[Word]]]
     sentence ("Hello?" / "Hello."): how Whisper hands back two speakers' turns that
     follow each other closely. None for a cue of one turn."""
     ends = [k for k, w in enumerate(words[:-1]) if w.ends_segment]
-    if len(ends) != 1 or not SENTENCE_END.search(words[ends[0]].text.strip()):
+    if len(ends) != 1 or not ends_sentence(words[ends[0]].text.strip()):
         return None
     k = ends[0] + 1
     return words[:k], words[k:]

@@ -136,3 +136,19 @@ def test_the_cue_makers_line_check_agrees_with_wrap_lines():
         assert _wraps(text, profile) == expected, (text, profile)
         checked[expected] += 1
     assert min(checked.values()) > 500  # both answers were exercised
+
+
+def test_a_title_s_period_is_not_a_sentence_end():
+    """ "Mr. Quilter ..." with a hesitation after "Mr.": the cue and the line break fall
+    after the clause, never between a title and the name it goes with."""
+    text = "Quilter is the apostle of the middle classes, and we are glad to welcome his gospel."
+    t, words = 1.75, []
+    for w in text.split():
+        words.append((t, t + 0.25, " " + w))
+        t += 0.3
+    segs = [said((1.0, 1.4, " Mr."), *words)]
+    cues = build_cues(segs, "default", 30_000)
+    assert len(cues) == 2, [c.text for c in cues]
+    assert cues[0].text.startswith("Mr. Quilter")
+    assert not any(line.endswith("Mr.") for c in cues for line in c.text.split("\n")), [c.text for c in cues]
+    assert wrap_lines("We met Mr. Smith at the door", Profile("p", 20)) == "We met Mr. Smith\nat the door"
