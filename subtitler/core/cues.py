@@ -191,17 +191,35 @@ def segments_as_cues(decoded: Iterable, profile: Profile | str | None = None) ->
     return [Cue(s.start, s.end, wrap_lines(s.text, p), s.words) for s in segs if has_letter(s.text)]
 
 
+def words_in_order(segs: list[Cue]) -> list[Word]:
+    """The segments' words, each starting no earlier than the one before. A segment
+    that word timing left without words (a garbled decode) is one word over its own
+    time, after the words before it: its text stays, and the cues stay in order."""
+    out: list[Word] = []
+    for s in segs:
+        words = s.words
+        if not words and s.text.strip():
+            start = max(s.start, out[-1].end if out else 0)
+            words = [Word(start, max(s.end, start), " " + s.text.strip(), 0.0, ends_segment=True)]
+        for w in words:
+            if w.text.strip():
+                w.start = max(w.start, out[-1].start if out else 0)
+                w.end = max(w.end, w.start)
+                out.append(w)
+    return out
+
+
 def build_cues(
     decoded: Iterable, profile: Profile | str | None = None, media_duration: Optional[int] = None
 ) -> list[Cue]:
     """Turn decoded segments into subtitle cues under ``profile``: regrouped on their
-    word timings, or as they are when some segment has none."""
+    word timings, or as they are when no segment has any."""
     p = get_profile(profile)
     decoded = list(decoded)
     segs = [cue_from_decoded(d) for d in decoded]
-    words = [w for s in segs for w in s.words if w.text.strip()]
-    if not words or any(not s.words for s in segs if s.text):
+    if not any(s.words for s in segs):
         return segments_as_cues(decoded, p)
+    words = words_in_order(segs)
     cues = [cue_of(g, p) for g in regroup(words, p)]
     cues = settle_times([c for c in cues if has_letter(c.text)], p, media_duration)
     return merge_flashes(cues, p, media_duration)

@@ -465,6 +465,7 @@ def _segments(
                 spoken_until = refine_words(s.words, speech, not_before=spoken_until, edges=edges)
                 if s.words:
                     s.start, s.end = s.words[0].start, s.words[-1].end
+            new = [s for s in new if s.text]  # a segment inside the word before it is gone
         if options.vad_guards:
             repeats = set(
                 guards.looping([s.text for s in new], kept_texts)

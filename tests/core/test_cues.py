@@ -152,3 +152,20 @@ def test_a_title_s_period_is_not_a_sentence_end():
     assert cues[0].text.startswith("Mr. Quilter")
     assert not any(line.endswith("Mr.") for c in cues for line in c.text.split("\n")), [c.text for c in cues]
     assert wrap_lines("We met Mr. Smith at the door", Profile("p", 20)) == "We met Mr. Smith\nat the door"
+
+
+def test_a_segment_without_words_keeps_its_text_and_the_rest_stays_word_timed():
+    """Word timing can leave a garbled segment without words. Its text stays, as one
+    word over its own time, and the cues around it are still made from words: no
+    overlap, nothing under the profile's minimum that a neighbour could take."""
+    wordless = DecodedSegment(2.9, 3.2, " azine,", words=[])  # starts inside the words before it
+    segs = [
+        said((1.0, 1.4, " There"), (1.4, 1.7, " is"), (1.7, 2.0, " this"), (2.0, 3.0, " Gospel,")),
+        wordless,
+        said((5.0, 5.4, " The"), (5.4, 6.0, " end.")),
+    ]
+    cues = build_cues(segs, "default", 20_000)
+    text = " ".join(c.text for c in cues)
+    assert "azine," in text and text.index("Gospel") < text.index("azine") < text.index("end")
+    assert all(a.end <= b.start for a, b in zip(cues, cues[1:])), [(c.start, c.end) for c in cues]
+    assert not [f for f in check(cues, "default", 20_000) if f.kind in ("overlap", "too_short")]

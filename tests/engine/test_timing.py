@@ -125,3 +125,30 @@ def test_word_times_hold_their_reference(model):
         assert (
             max(max(abs(w.start - r[1]), abs(w.end - r[2])) for w, r in zip(words, ref[name])) <= 0.02 + 1e-9
         )
+
+
+def test_a_word_across_two_segments_leaves_every_later_segment_its_own_words():
+    """A garbled decode ends one segment on "and" and opens the next on "azine" (no
+    space): the aligner makes one word of both. It goes to the first segment; the
+    segments after it keep their own words (they were each shifted by one, and the last
+    got none)."""
+    from subtitler.engine.whisper.timing import WordTiming, words_per_segment
+
+    alignment = [
+        WordTiming(" null", [1], 0.0, 0.5, 0.1),
+        WordTiming(" treasury", [2], 0.5, 1.0, 0.1),
+        WordTiming(" andazine,", [3, 4], 1.0, 1.5, 0.1),
+        WordTiming(" the", [5], 1.6, 1.8, 0.1),
+        WordTiming(" end.", [6], 2.0, 2.4, 0.1),
+    ]
+    got = words_per_segment(alignment, [3, 2, 1], offset=10.0)
+    assert [[w.word for w in ws] for ws in got] == [[" null", " treasury", " andazine,"], [" the"], [" end."]]
+    assert got[2][0].start == pytest.approx(12.0)
+    # a segment of nothing but "azine": its text is inside the word before, no words of its own
+    got = words_per_segment(alignment, [3, 1, 1, 1], offset=0.0)
+    assert [None if ws is None else [w.word for w in ws] for ws in got] == [
+        [" null", " treasury", " andazine,"],
+        None,
+        [" the"],
+        [" end."],
+    ]

@@ -9,6 +9,7 @@ elsewhere), with the same word times."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -163,6 +164,32 @@ def merge_punctuations(alignment: list[WordTiming]) -> None:
         j += 1
 
 
+def words_per_segment(
+    alignment: list[WordTiming], token_counts: list[int], offset: float
+) -> list[Optional[list[DecodedWord]]]:
+    """The aligned words of each segment, by the segments' text-token counts. A word can
+    span two segments (one ends on "and", the next opens on "azine" with no space): it
+    goes to the first, and the next segment's count starts with its tokens taken, so
+    every later segment still gets its own words. None for a segment whose every token
+    is inside the word before it."""
+    out, k, taken = [], 0, 0
+    for count in token_counts:
+        if taken >= count:  # all its tokens are inside the word before: it has no words of its own
+            out.append(None)
+            taken -= count
+            continue
+        words = []
+        while k < len(alignment) and taken < count:
+            t = alignment[k]
+            if t.word:
+                words.append(DecodedWord(offset + t.start, offset + t.end, t.word, round(t.probability, 4)))
+            taken += len(t.tokens)
+            k += 1
+        out.append(words)
+        taken -= count  # the tokens of the next segment already taken
+    return out
+
+
 def add_word_timestamps(
     model, tokenizer, segments, cross_kv, offset: float, num_frames: int, backend=None
 ) -> None:
@@ -187,15 +214,9 @@ def add_word_timestamps(
                 elif alignment[k - 1].word.strip() in sentence_end:
                     alignment[k].start = alignment[k].end - max_duration
     merge_punctuations(alignment)
-    k = 0
-    for seg, toks in zip(segments, per_segment):
-        saved, words = 0, []
-        while k < len(alignment) and saved < len(toks):
-            t = alignment[k]
-            if t.word:
-                words.append(DecodedWord(offset + t.start, offset + t.end, t.word, round(t.probability, 4)))
-            saved += len(t.tokens)
-            k += 1
+    for seg, words in zip(segments, words_per_segment(alignment, [len(t) for t in per_segment], offset)):
+        if words is None:  # its text is in the last word of the segment before
+            seg.text, words = "", []
         if words:
             # A first or last word far longer than usual is mostly silence: trim it.
             if words[0].end - words[0].start > max_duration > 0:
