@@ -314,18 +314,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _log_to_stderr(verbose: bool) -> None:
-    """With -v, the package logger's INFO lines (the engine's fallbacks) go to stderr."""
+    """The package logger's warnings go to stderr as ``warning: ...`` lines; with -v, its
+    INFO lines too (the engine's fallbacks)."""
     import logging
 
     logger = logging.getLogger("subtitler")
     for old in [h for h in logger.handlers if getattr(h, "subtitler_cli", False)]:
         logger.removeHandler(old)  # a run in the same process before this one
-    logger.setLevel(logging.INFO if verbose else logging.NOTSET)
-    if verbose:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.subtitler_cli = True
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.subtitler_cli = True
+    handler.setFormatter(
+        logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "warning: %(message)s")
+    )
+    logger.addHandler(handler)
 
 
 def main(argv=None) -> int:

@@ -185,6 +185,11 @@ class MainWindow(QMainWindow):
         """A clear message in a dialog that does not block, and in the status bar."""
         self.last_error = message
         self.statusBar().showMessage(message, 10000)
+        self.show_notice(message)
+
+    def show_notice(self, message: str) -> None:
+        """``message`` in a dialog that does not block (one at a time): an error, or a
+        warning about work that was done (the status bar keeps what was done)."""
         if self._error_box is not None:
             self._error_box.close()
         self._error_box = QMessageBox(

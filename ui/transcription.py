@@ -4,6 +4,8 @@ the controller that starts, cancels and finishes it."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import traceback
 from typing import Optional
 
@@ -13,6 +15,27 @@ from subtitler import pipeline
 from subtitler.core.cues import cue_from_decoded, has_letter, wrap_lines
 from subtitler.core.timecode import format_ms, seconds_to_ms
 from subtitler.errors import Cancelled, SubtitlerError, TranscriptionCancelled
+
+
+class WarningsKept(logging.Handler):
+    """The package logger's warnings during a ``with`` block (this thread's): what the
+    CLI prints as ``warning:`` lines, the window shows when the run is done."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+    def __enter__(self) -> WarningsKept:
+        logging.getLogger("subtitler").addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger("subtitler").removeHandler(self)
 
 
 class TranscribeWorker(QObject):
@@ -60,16 +83,17 @@ class TranscribeWorker(QObject):
                 )
                 self.model_cache[key] = model
             self.status.emit("Transcribing…")
-            self.document = pipeline.transcribe_media(
-                self.media_path,
-                self.settings,
-                model=model,
-                audio=None if self.samples is None else pipeline.Audio(self.samples, self.speech),
-                on_segment=self.segment.emit,
-                progress=lambda p: self.progress.emit(p.done, p.total, p.eta),
-                cancel=self.cancelled,
-            )
-            self.finished.emit("done", "")
+            with WarningsKept() as warnings:
+                self.document = pipeline.transcribe_media(
+                    self.media_path,
+                    self.settings,
+                    model=model,
+                    audio=None if self.samples is None else pipeline.Audio(self.samples, self.speech),
+                    on_segment=self.segment.emit,
+                    progress=lambda p: self.progress.emit(p.done, p.total, p.eta),
+                    cancel=self.cancelled,
+                )
+            self.finished.emit("done", " ".join(warnings.messages))
         except TranscriptionCancelled as e:
             self.document = e.document
             self.finished.emit("cancelled", str(e))
@@ -237,6 +261,8 @@ class TranscriptionPanel:
                 if len(self.w.doc)
                 else self._no_speech()
             )
+            if message:  # the engine's warnings about the run (an English-only model on other speech)
+                self.w.show_notice(message)
         elif status == "cancelled":
             self.w.statusBar().showMessage(message)
         else:

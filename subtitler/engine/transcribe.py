@@ -26,7 +26,7 @@ import numpy as np
 from subtitler.engine import audio as audio_mod
 from subtitler.engine.audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, SAMPLE_RATE, TIME_PRECISION
 from subtitler.engine.types import DecodedSegment, Progress, TranscribeOptions, TranscriptInfo
-from subtitler.errors import Cancelled
+from subtitler.errors import Cancelled, ModelError
 
 # The engine is imported lazily so ``subtitler`` stays importable without MLX.
 
@@ -75,6 +75,18 @@ def needs_fallback(result, options: TranscribeOptions) -> bool:
         and result.avg_logprob < options.logprob_threshold
     )
     return failed and not silent
+
+
+def unsure_throughout(logprobs: Sequence[float], options: TranscribeOptions) -> bool:
+    """Whether the kept segments' mean log-probability is under Whisper's threshold for a
+    failed decode: an English-only model reading other speech (measured on
+    ../shared/realspeech/ with tiny.en: English files -0.2 to -0.8, eight other
+    languages -1.2 to -4.1)."""
+    return (
+        bool(logprobs)
+        and options.logprob_threshold is not None
+        and float(np.mean(logprobs)) < options.logprob_threshold
+    )
 
 
 def is_silence(result, options: TranscribeOptions) -> bool:
@@ -320,6 +332,13 @@ def _segments(
         ]
 
     language = options.language if options.language not in (None, "auto") else None
+    if language not in (None, "en") and not model.is_multilingual:
+        from subtitler.engine.whisper.languages import LANGUAGES
+
+        raise ModelError(
+            f"This model reads English only; for {LANGUAGES.get(language, language).title()} choose a "
+            "multilingual one (base, small, or tiny without .en)."
+        )
     tokenizer = get_tokenizer(model.is_multilingual, model.num_languages, language, options.task)
 
     def speech_start(seek: int) -> int:
@@ -343,6 +362,7 @@ def _segments(
     info.language = language or "en"
 
     all_tokens: list[int] = []
+    kept_logprobs: list[float] = []  # each kept segment's window's mean log-probability
     kept_texts: list[str] = []  # the last segments kept, for the loop check across windows
     prompt_reset_since = 0
     spoken_until = 0.0  # the end of the last word timed: no word starts before it
@@ -481,8 +501,20 @@ def _segments(
             s.end = min(s.end, duration)
             s.start = min(s.start, s.end)
             yield s
+        kept_logprobs += [s.avg_logprob for s in new]
         kept_texts = (kept_texts + [s.text for s in new])[-guards.SEGMENT_REPEATS :]
         all_tokens += [t for s in new for t in s.tokens]
         if not options.condition_on_previous_text or result.temperature > 0.5:
             prompt_reset_since = len(all_tokens)
         report(seek)
+    if (
+        not model.is_multilingual
+        and options.language in (None, "auto")
+        and unsure_throughout(kept_logprobs, options)
+    ):
+        log.warning(
+            "Whisper was unsure of nearly everything it wrote (mean log-probability %.1f). This model reads "
+            "English only: if the speech is in another language, choose a multilingual model (base, small, "
+            "or tiny without .en).",
+            float(np.mean(kept_logprobs)),
+        )

@@ -86,6 +86,13 @@ def test_cli_bad_model_is_one_line(tmp_path):
     assert r.returncode == 1 and "could not be loaded" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_cli_a_language_the_english_only_model_cannot_read_is_one_line():
+    """tiny.en asked for German wrote English-sounding nonsense; it now says what to choose."""
+    r = run_cli("transcribe", str(JFK), "--language", "de", "-q")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: ") and "English only" in r.stderr and "German" in r.stderr
+
+
 def ours(model, path, **kw):
     """Our segments with the float32 weights faster-whisper's float32 reads (int8 is held
     to float32's subtitles in tests/test_real_speech.py)."""
@@ -195,6 +202,28 @@ def test_multilingual_base_detects_english_and_transcribes(base_model):
 
 
 REALSPEECH = Path(__file__).resolve().parents[3] / "shared" / "realspeech"
+
+
+@pytest.mark.skipif(not (REALSPEECH / "read_fr.wav").exists(), reason="../shared/realspeech is not here")
+def test_an_english_only_model_on_other_speech_says_to_choose_a_multilingual_one(model, caplog):
+    """tiny.en on a real French sentence writes nonsense it is unsure of throughout: a
+    warning says the model reads English only. Real English speech gets no warning."""
+    import logging
+
+    from subtitler.engine.transcribe import unsure_throughout
+
+    with caplog.at_level(logging.WARNING, logger="subtitler"):
+        list(transcribe(model, str(REALSPEECH / "read_fr.wav"), TranscribeOptions()))
+    assert any("English only" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="subtitler"):
+        list(transcribe(model, str(REALSPEECH / "meeting_ami.wav"), TranscribeOptions()))  # unsure English
+        list(transcribe(model, str(JFK), TranscribeOptions(language="auto")))
+    assert not caplog.records
+    assert not unsure_throughout([], TranscribeOptions())
+    assert unsure_throughout([-0.5, -2.0], TranscribeOptions()) and not unsure_throughout(
+        [-0.5, -1.4], TranscribeOptions()
+    )
 
 
 @pytest.mark.skipif(not (REALSPEECH / "read_de.wav").exists(), reason="../shared/realspeech is not here")

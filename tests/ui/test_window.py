@@ -14,6 +14,8 @@ from subtitler.core import formats
 from subtitler.pipeline import Settings
 from ui.table_model import COL_TEXT
 
+REALSPEECH = Path(__file__).resolve().parents[3] / "shared" / "realspeech"
+
 
 @pytest.fixture
 def window(qtbot, model):
@@ -103,6 +105,25 @@ def test_a_file_without_speech_says_so(qtbot, window, tmp_path):
     status, _ = transcribe(qtbot, w)
     assert status == "done" and len(w.doc) == 0
     assert "no speech was found" in w.statusBar().currentMessage()
+
+
+@pytest.mark.skipif(not (REALSPEECH / "read_de.wav").exists(), reason="../shared/realspeech is not here")
+def test_german_speech_with_the_english_only_model_says_what_to_choose(qtbot, window):
+    """The default tiny.en on a real German sentence: the run finishes with its rows, and
+    a dialog that does not block says the model reads English only and names a
+    multilingual one. English speech gets no such dialog."""
+    from PySide6.QtWidgets import QMessageBox
+
+    w = window
+    assert w.open_media(str(REALSPEECH / "read_de.wav"))
+    status, _ = transcribe(qtbot, w)
+    box = w.findChild(QMessageBox, "errorBox")
+    assert status == "done" and len(w.doc) and w.statusBar().currentMessage().startswith("Done")
+    assert box is not None and box.isVisible() and "English only" in box.text() and "base" in box.text()
+    box.close()
+    assert w.open_media(str(REALSPEECH / "read_en.wav"))
+    status, _ = transcribe(qtbot, w)
+    assert status == "done" and not w.findChild(QMessageBox, "errorBox").isVisible()
 
 
 def test_the_audio_track_chooser_reads_and_transcribes_the_chosen_track(qtbot, window, media_dir):
