@@ -20,34 +20,17 @@ SENTENCE_END = re.compile(r"[.!?…。！？]['\"”)]*$")
 # Titles whose period ends no sentence: a cue or line never ends between one and its name.
 TITLES = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "sra", "srta", "mme", "mlle", "hr", "fr"}
 CLAUSE_END = re.compile(r"[,;:—–]['\"”)]*$")
-# Words a line should not end on: articles, prepositions, conjunctions.
+# Words a line or cue should not end on, as subtitlers break lines (Netflix's and the BBC's
+# guides): articles, prepositions, conjunctions, possessives, titles; and, in English, a
+# subject pronoun or auxiliary with no verb after it ("what you're | doing").
 WEAK = {
-    "a",
-    "an",
-    "the",
-    "of",
-    "to",
-    "in",
-    "on",
-    "at",
-    "for",
-    "with",
-    "and",
-    "or",
-    "but",
-    "my",
-    "your",
-    "his",
-    "her",
-    "our",
-    "their",
-    "its",
-    "this",
-    "that",
-    "from",
-    "by",
-    "as",
-} | TITLES
+    *"a an the of to in on at for with and or but my your his her our their its this that from by as".split(),
+    *TITLES,
+    *"i we they he she i'm you're we're they're he's she's it's that's there's let's".split(),
+    *"i've you've we've they've i'll you'll we'll they'll he'll she'll i'd you'd we'd they'd".split(),
+    *"am is are was were will would can could should must shall might may".split(),
+    *"don't doesn't didn't can't won't isn't aren't wasn't weren't couldn't wouldn't shouldn't".split(),
+}
 PAUSE_BREAK = 600  # ms of silence that always ends a cue
 GRACE = 300  # ms a cue may linger after its last word
 
@@ -61,6 +44,12 @@ def cue_from_decoded(d) -> Cue:
 
 def _text(words: list[Word]) -> str:
     return "".join(w.text for w in words).strip()
+
+
+def leads_on(word: str) -> bool:
+    """Whether ``word`` (with no mark after it) should not end a line or a cue: it leads
+    on to the next word (``WEAK``). "is." ends a sentence; "is" leads on."""
+    return word.lower().replace("’", "'") in WEAK
 
 
 def ends_sentence(word: str) -> bool:
@@ -83,7 +72,7 @@ def _break_score(words: list[Word], k: int) -> float:
         score += 2.5
     if k + 1 < len(words) and words[k + 1].start - words[k].end >= PAUSE_BREAK:
         score += 10
-    if w.lower().strip(",.") in WEAK:
+    if leads_on(w):
         score -= 3
     return score
 
@@ -102,7 +91,7 @@ def wrap_lines(text: str, profile: Profile) -> str:
         last = tokens[k - 1]
         if CLAUSE_END.search(last) or ends_sentence(last):
             cost -= 15
-        if last.lower().strip(",.") in WEAK:
+        if leads_on(last):
             cost += 25
         if cost < best_cost:
             best, best_cost = a + "\n" + b, cost

@@ -169,3 +169,15 @@ def test_a_segment_without_words_keeps_its_text_and_the_rest_stays_word_timed():
     assert "azine," in text and text.index("Gospel") < text.index("azine") < text.index("end")
     assert all(a.end <= b.start for a, b in zip(cues, cues[1:])), [(c.start, c.end) for c in cues]
     assert not [f for f in check(cues, "default", 20_000) if f.kind in ("overlap", "too_short")]
+
+
+def test_lines_do_not_end_on_a_pronoun_or_auxiliary_and_a_sentence_end_is_a_good_break():
+    """As subtitlers break lines: never "what you're | doing", and a sentence that ends on
+    a preposition ("for.") still ends its line."""
+    p = Profile("p")
+    assert wrap_lines("She said what you're doing Donald is amazing.", p) == (
+        "She said what you're doing\nDonald is amazing."
+    )
+    assert wrap_lines("Tell me what it's for. We will wait here", Profile("p", 24)) == (
+        "Tell me what it's for.\nWe will wait here"
+    )
