@@ -1,0 +1,161 @@
+"""The real voices through the conditions recordings come in, ours beside faster-whisper.
+
+    python benchmarks/real_conditions.py [--only NAME ...]
+
+``real.py``'s hard cases rebuild the failures seen on held-back film, phone and broadcast
+files; these put the same real voices (``../shared/realspeech/``, with their references)
+through what else a recording does to speech, so that a change tuned to the files we
+have shows here first:
+
+- ``phone_*``: a telephone line (300-3400 Hz, 8 kHz mu-law, and back);
+- ``reverb_*``: a far microphone in a reverberant room (an RT60 of 0.5-0.7 s, 30 dB
+  quieter) over room tone, English and four other languages (base);
+- ``long_gaps_en``: 12 s of room tone between sentences, after 6 s of it;
+- ``music_bed_en``: music under the speech throughout, 10 dB down;
+- ``clipped_en``: 25 dB too loud, clipped.
+
+One row per engine (our default pipeline, faster-whisper float32 greedy, plain and with
+its VAD, on the same weights), with ``real.py``'s columns; the totals sum the word errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from real_cases import SR, Case, Layout, level, ref_text, room_tone, voice  # noqa: E402
+
+from subtitler.engine.audio import ffmpeg_exe, load_audio  # noqa: E402
+
+ENGLISH = ["read_en", "audiobook_en", "audiobook2_en"]
+
+
+def telephone(x: np.ndarray) -> np.ndarray:
+    """``x`` as a phone line carries it: band-limited, 8 kHz mu-law, then 16 kHz again."""
+    with tempfile.TemporaryDirectory() as d:
+        src, line = Path(d, "in.wav"), Path(d, "line.wav")
+        with wave.open(str(src), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SR)
+            w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+        run = [ffmpeg_exe(), "-y", "-loglevel", "error", "-i"]
+        subprocess.run(
+            [
+                *run,
+                str(src),
+                "-af",
+                "highpass=f=300,lowpass=f=3400",
+                "-ar",
+                "8000",
+                "-acodec",
+                "pcm_mulaw",
+                str(line),
+            ],
+            check=True,
+        )
+        return load_audio(str(line))
+
+
+def room_response(rt60: float, seed: int) -> np.ndarray:
+    """A reverberant room's impulse response: a direct path, then noise decaying 60 dB in ``rt60``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rt60 * SR)) / SR
+    h = rng.standard_normal(t.size) * np.exp(-6.9 * t / rt60)
+    h[0] = 4.0
+    return (h / np.sqrt((h**2).sum())).astype(np.float32)
+
+
+def reverberant(x: np.ndarray, rt60: float, seed: int) -> np.ndarray:
+    return np.convolve(x, room_response(rt60, seed), mode="full")[: len(x)].astype(np.float32)
+
+
+def read_aloud(names: list[str], gap: float, start: float = 1.0, bed_dbfs: float = -58.0):
+    """The voices one after another, ``gap`` s apart, at -20 dBFS over room tone: samples, spans."""
+    lay = Layout(start=start)
+    for n in names:
+        lay.put(level(voice(n), -20), gap_after=gap)
+    return lay.mix(room_tone(lay.t / SR + 1.0, dbfs=bed_dbfs)), lay.spans
+
+
+def all_conditions() -> list[Case]:
+    from vad_clips import music
+
+    ref = " ".join(ref_text(n) for n in ENGLISH)
+    x, spans = read_aloud(ENGLISH, 0.6)
+    apart, apart_spans = read_aloud(ENGLISH, 12.0, start=6.0, bed_dbfs=-50)
+    cases = [
+        Case("phone_en", "en", telephone(x), ref, spans),
+        Case(
+            "reverb_far_en",
+            "en",
+            (level(reverberant(x, 0.7, 5), -30) + room_tone(len(x) / SR, -52, seed=9)).astype(np.float32),
+            ref,
+            spans,
+        ),
+        Case("long_gaps_en", "en", apart, ref, apart_spans),
+        Case(
+            "music_bed_en",
+            "en",
+            np.clip(x + level(music(len(x) / SR, seed=4), -30)[: len(x)], -1, 1).astype(np.float32),
+            ref,
+            spans,
+        ),
+        Case("clipped_en", "en", np.clip(x * 18, -1, 1).astype(np.float32), ref, spans),
+    ]
+    three = np.concatenate([np.zeros(SR, np.float32), level(voice("three_speakers_en"), -22)])
+    cases.append(Case("phone_three_en", "en", telephone(three), ref_text("three_speakers_en")))
+    for lang in ("de", "es", "it", "pt"):
+        y, sp = read_aloud([f"read_{lang}"], 0.5, start=2.5)
+        cases.append(
+            Case(f"reverb_{lang}", lang, level(reverberant(y, 0.5, 2), -26), ref_text(f"read_{lang}"), sp)
+        )
+    return cases
+
+
+def main() -> int:
+    import real
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*", help="case names to run")
+    args = ap.parse_args()
+    from subtitler.engine import runtime
+
+    runtime.prepare()
+    engines = [
+        ("subtitler", real.ours),
+        ("faster-whisper", lambda m, s: real.peer(m, s, False)),
+        ("faster-whisper + VAD", lambda m, s: real.peer(m, s, True)),
+    ]
+    totals = {e: [0, 0] for e, _ in engines}
+    for case in all_conditions():
+        if args.only and case.name not in args.only:
+            continue
+        m = real.model_for(case.language)
+        print(f"\n### {case.name} ({case.language}, {m})\n")
+        print(
+            "| engine | errors (WER) | identical run | phrase 3x in a cue | cues | under min (under 2/3; shortest) "
+            "| check flags | cue s outside speech | speech without cue (chained gaps as shown) |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for engine, run in engines:
+            row = real.measure(case, run(m, case.samples))
+            totals[engine][0] += row["errors"]
+            totals[engine][1] += row["ref_words"]
+            print(f"| {engine} | {real.fmt(row)} |", flush=True)
+    print("\n| engine | word errors | WER |\n|---|---|---|")
+    for engine, (e, n) in totals.items():
+        print(f"| {engine} | {e}/{n} | {e / max(1, n):.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
