@@ -222,24 +222,20 @@ def fmt(row: dict) -> str:
     )
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--only", nargs="*", help="clip names to run")
-    ap.add_argument("--skip-peer", action="store_true", help="our pipeline only")
-    ap.add_argument("--json", help="write every row here")
-    args = ap.parse_args()
-    from subtitler.engine import runtime
-
-    runtime.prepare()
-    cases = realspeech_clips() + all_cases()
-    if args.only:
-        cases = [c for c in cases if c.name in args.only]
-    engines = [("subtitler", lambda m, s: ours(m, s))]
-    if not args.skip_peer:
-        engines += [
+def engines(with_peer: bool = True) -> list:
+    """(name, run(model, samples) -> cues): our default pipeline, and the peer plain and with its VAD."""
+    out = [("subtitler", ours)]
+    if with_peer:
+        out += [
             ("faster-whisper", lambda m, s: peer(m, s, False)),
             ("faster-whisper + VAD", lambda m, s: peer(m, s, True)),
         ]
+    return out
+
+
+def run_tables(cases: list[Case], engines: list) -> dict:
+    """Each case through each engine: a table per case, then the word errors summed over
+    the cases with a reference. Returns every row, by case and engine."""
     results: dict = {}
     totals = {e: [0, 0] for e, _ in engines}
     for case in cases:
@@ -264,6 +260,22 @@ def main() -> int:
     print("\n| engine | word errors over clips with a reference | WER |\n|---|---|---|")
     for engine, (e, n) in totals.items():
         print(f"| {engine} | {e}/{n} | {e / max(1, n):.3f} |")
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*", help="clip names to run")
+    ap.add_argument("--skip-peer", action="store_true", help="our pipeline only")
+    ap.add_argument("--json", help="write every row here")
+    args = ap.parse_args()
+    from subtitler.engine import runtime
+
+    runtime.prepare()
+    cases = realspeech_clips() + all_cases()
+    if args.only:
+        cases = [c for c in cases if c.name in args.only]
+    results = run_tables(cases, engines(not args.skip_peer))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, ensure_ascii=False))
     return 0

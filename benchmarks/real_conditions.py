@@ -130,30 +130,8 @@ def main() -> int:
     from subtitler.engine import runtime
 
     runtime.prepare()
-    engines = [
-        ("subtitler", real.ours),
-        ("faster-whisper", lambda m, s: real.peer(m, s, False)),
-        ("faster-whisper + VAD", lambda m, s: real.peer(m, s, True)),
-    ]
-    totals = {e: [0, 0] for e, _ in engines}
-    for case in all_conditions():
-        if args.only and case.name not in args.only:
-            continue
-        m = real.model_for(case.language)
-        print(f"\n### {case.name} ({case.language}, {m})\n")
-        print(
-            "| engine | errors (WER) | identical run | phrase 3x in a cue | cues | under min (under 2/3; shortest) "
-            "| check flags | cue s outside speech | speech without cue (chained gaps as shown) |"
-        )
-        print("|---|---|---|---|---|---|---|---|---|")
-        for engine, run in engines:
-            row = real.measure(case, run(m, case.samples))
-            totals[engine][0] += row["errors"]
-            totals[engine][1] += row["ref_words"]
-            print(f"| {engine} | {real.fmt(row)} |", flush=True)
-    print("\n| engine | word errors | WER |\n|---|---|---|")
-    for engine, (e, n) in totals.items():
-        print(f"| {engine} | {e}/{n} | {e / max(1, n):.3f} |")
+    cases = [c for c in all_conditions() if not args.only or c.name in args.only]
+    real.run_tables(cases, real.engines())
     return 0
 
 
