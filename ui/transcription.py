@@ -203,7 +203,7 @@ class TranscriptionPanel:
         """The pipeline settings the window's boxes stand for (the CLI's flags, the same defaults)."""
         return pipeline.Settings(
             model=model_name,
-            language=self.w.languageCombo.currentData(),
+            language=None if self.w.english_only() else self.w.languageCombo.currentData(),  # .en: English
             task=self.w.taskCombo.currentData(),
             profile=self.w.table_model.profile.name,
             compute_type=self.w.computeCombo.currentData(),

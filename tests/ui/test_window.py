@@ -107,6 +107,22 @@ def test_a_file_without_speech_says_so(qtbot, window, tmp_path):
     assert "no speech was found" in w.statusBar().currentMessage()
 
 
+def test_an_english_only_model_fixes_the_language_box_to_english(qtbot, window):
+    """tiny.en reads English only: the Language box shows English and cannot be changed;
+    a multilingual model gives back the language chosen for it, and what a run asks for."""
+    w = window
+    lang = w.languageCombo
+    w.modelCombo.setCurrentText("base")
+    assert lang.isEnabled()
+    lang.setCurrentIndex(lang.findData("fr"))
+    assert w.transcribing.settings_for("base").language == "fr"
+    w.modelCombo.setCurrentText("tiny.en")
+    assert not lang.isEnabled() and lang.currentData() == "en" and "English only" in lang.toolTip()
+    assert w.transcribing.settings_for("tiny.en").language is None  # English, and the run may still warn
+    w.modelCombo.setCurrentText("base")
+    assert lang.isEnabled() and lang.currentData() == "fr" and not lang.toolTip()
+
+
 @pytest.mark.skipif(not (REALSPEECH / "read_de.wav").exists(), reason="../shared/realspeech is not here")
 def test_german_speech_with_the_english_only_model_says_what_to_choose(qtbot, window):
     """The default tiny.en on a real German sentence: the run finishes with its rows, and
