@@ -12,7 +12,9 @@ have shows here first:
   quieter) over room tone, English and four other languages (base);
 - ``long_gaps_en``: 12 s of room tone between sentences, after 6 s of it;
 - ``music_bed_en``: music under the speech throughout, 10 dB down;
-- ``clipped_en``: 25 dB too loud, clipped.
+- ``clipped_en``: 25 dB too loud, clipped;
+- ``quiet_*``: ``real.py``'s quiet first line with other voices: each of three real voices
+  20, 26 or 32 dB under the two readers after it, over room tone or a music bed.
 
 One row per engine (our default pipeline, faster-whisper float32 greedy, plain and with
 its VAD, on the same weights), with ``real.py``'s columns; the totals sum the word errors.
@@ -118,6 +120,30 @@ def all_conditions() -> list[Case]:
         cases.append(
             Case(f"reverb_{lang}", lang, level(reverberant(y, 0.5, 2), -26), ref_text(f"read_{lang}"), sp)
         )
+    return cases + quiet_first_lines()
+
+
+def quiet_first_lines() -> list[Case]:
+    """A quiet first line (a real voice at -36, -42 or -48 dBFS) before two readers at
+    -16, over room tone or room tone and a music bed at -40."""
+    from vad_clips import music
+
+    readers = ["audiobook_en", "read_en", "audiobook2_en"]
+    cases = []
+    for k, quiet in enumerate(["read_en", "audiobook2_en", "three_speakers_en"]):
+        after = [n for n in readers if n != quiet][:2]
+        for dbfs in (-36, -42, -48):
+            for bed in ("room", "music"):
+                lay = Layout(start=1.2 + 0.3 * k)
+                lay.put(level(voice(quiet), dbfs), gap_after=0.6)
+                for n in after:
+                    lay.put(level(voice(n), -16), gap_after=0.5)
+                seconds = lay.t / SR + 1.0
+                under = room_tone(seconds, seed=k + 3)
+                if bed == "music":
+                    under = under + level(music(seconds, seed=k + 5), -40)
+                ref = " ".join(ref_text(n) for n in [quiet, *after])
+                cases.append(Case(f"quiet_{quiet}_{-dbfs}_{bed}", "en", lay.mix(under), ref, lay.spans))
     return cases
 
 
