@@ -17,8 +17,9 @@ from subtitler.core.profiles import Profile, get_profile
 from subtitler.core.timecode import seconds_to_ms
 
 SENTENCE_END = re.compile(r"[.!?…。！？]['\"”)]*$")
-# Titles whose period ends no sentence: a cue or line never ends between one and its name.
-TITLES = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "sra", "srta", "mme", "mlle", "hr", "fr"}
+# Titles whose period ends no sentence: a cue or line never ends between one and its name;
+# and abbreviations whose period ends none either ("vs.", "e.g.").
+TITLES = {*"mr mrs ms dr prof st jr sr sra srta mme mlle hr fr".split(), "vs", "e.g", "i.e"}
 CLAUSE_END = re.compile(r"[,;:—–]['\"”)]*$")
 # Words a line or cue should not end on, as subtitlers break lines (Netflix's and the BBC's
 # guides): articles, prepositions, conjunctions, possessives, titles; and, in English, a
@@ -48,8 +49,10 @@ def _text(words: list[Word]) -> str:
 
 def leads_on(word: str) -> bool:
     """Whether ``word`` (with no mark after it) should not end a line or a cue: it leads
-    on to the next word (``WEAK``). "is." ends a sentence; "is" leads on."""
-    return word.lower().replace("’", "'") in WEAK
+    on to the next word (``WEAK``, and a title with its period: "Mr."). "is." ends a
+    sentence; "is" leads on."""
+    w = word.lower().replace("’", "'")
+    return w in WEAK or (w.endswith(".") and w[:-1] in TITLES)
 
 
 def ends_sentence(word: str) -> bool:
