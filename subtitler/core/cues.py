@@ -293,8 +293,32 @@ def merge_flashes(cues: list[Cue], p: Profile, media_duration: Optional[int] = N
             i = max(0, a - 1)
             break
         else:
-            i += 1  # no neighbour can take it: it stays
+            # No neighbour can take it whole: share the words of it and a neighbour out
+            # again, so both last the minimum ("und dann gehen unsere" between two full cues).
+            if not any(resplit(cues, min(i, j), p, media_duration) for j in sides):
+                i += 1  # nor split anew with it: it stays
     return cues
+
+
+def resplit(cues: list[Cue], a: int, p: Profile, media_duration: Optional[int] = None) -> bool:
+    """Split the words of cues ``a`` and ``a + 1`` again, at the best break (``_break_score``)
+    where both new cues fit the profile and, settled, last its minimum duration; in place.
+    False, with ``cues`` as they were, when no break does."""
+    words = cues[a].words + cues[a + 1].words
+    lo, hi = max(0, a - 1), min(len(cues), a + 3)  # the two and the neighbours they settle against
+    for k in sorted(range(1, len(words)), key=lambda k: -_break_score(words, k - 1)):
+        left, right = words[:k], words[k:]
+        if not (_fits(left, p) and _fits(right, p)):
+            continue
+        # copies of the neighbours, and of the cue after them (a chained cue's start moves)
+        trial = [c.copy() for c in cues[lo:a]] + [cue_of(left, p), cue_of(right, p)]
+        trial += [c.copy() for c in cues[a + 2 : hi + 1]]
+        whole = cues[:lo] + trial + cues[hi + 1 :]
+        settle_times(whole, p, media_duration, range(lo, hi))
+        if min(whole[a].duration, whole[a + 1].duration) >= p.min_duration:
+            cues[:] = whole
+            return True
+    return False
 
 
 def settle_times(

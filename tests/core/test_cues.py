@@ -182,3 +182,24 @@ def test_lines_do_not_end_on_a_pronoun_or_auxiliary_and_a_sentence_end_is_a_good
     assert wrap_lines("Tell me what it's for. We will wait here", Profile("p", 24)) == (
         "Tell me what it's for.\nWe will wait here"
     )
+
+
+def test_a_flash_between_two_full_cues_shares_their_words_out_again():
+    """Three words said quickly between two cues too full to take them ("und dann gehen
+    unsere", 0.8 s): the flash and a neighbour are split again so both last the minimum,
+    and no cue is left under it."""
+
+    def spoken(text, start, end):
+        ws = text.split()
+        step = (end - start) / len(ws)
+        return said(*[(start + k * step, start + (k + 1) * step - 0.02, " " + w) for k, w in enumerate(ws)])
+
+    segs = [
+        spoken("Und wir haben heute alle diese Frage stehen zum Beispiel im Wohnungsbau", 23.3, 27.5),
+        spoken("und dann gehen unsere", 27.62, 28.45),
+        spoken("Bauteile nicht mehr von innen nach Hause und von außen nach hinten,", 28.6, 33.6),
+    ]
+    cues = build_cues(segs, "default", 40_000)
+    assert [w.text for c in cues for w in c.words] == [w.word for s in segs for w in s.words]
+    assert min(c.duration for c in cues) >= 1000, [(c.start, c.end, c.text) for c in cues]
+    assert not check(cues, "default", 40_000), [(c.start, c.end, c.text) for c in cues]
