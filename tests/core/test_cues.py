@@ -152,7 +152,10 @@ def test_a_title_s_period_is_not_a_sentence_end():
     assert cues[0].text.startswith("Mr. Quilter")
     assert not any(line.endswith("Mr.") for c in cues for line in c.text.split("\n")), [c.text for c in cues]
     assert wrap_lines("We met Mr. Smith at the door", Profile("p", 20)) == "We met Mr. Smith\nat the door"
-    assert wrap_lines("Bring fruit, e.g. apples or pears", Profile("p", 20)) == "Bring fruit,\ne.g. apples or pears"
+    assert (
+        wrap_lines("Bring fruit, e.g. apples or pears", Profile("p", 20))
+        == "Bring fruit,\ne.g. apples or pears"
+    )
 
 
 def test_a_segment_without_words_keeps_its_text_and_the_rest_stays_word_timed():
