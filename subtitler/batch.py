@@ -32,6 +32,7 @@ class Job:
     attempts: int = 0
     cues: Optional[int] = None  # how many subtitles were written, once they were
     audio_tracks: int = 1  # the file's audio streams (one is transcribed: ``Settings.audio_track``)
+    warnings: list[str] = field(default_factory=list)  # the engine's, about this file
 
 
 @dataclass
@@ -93,10 +94,13 @@ def measure(jobs: list[Job]) -> None:
 
 
 def transcribe_file(path: str, settings: Settings, model, progress=None, audio=None) -> dict:
-    """One file through the pipeline: the document, as plain data (it crosses processes)."""
-    return document_to_dict(
-        pipeline.transcribe_media(path, settings, model=model, progress=progress, audio=audio)
-    )
+    """One file through the pipeline: the document, as plain data (it crosses processes),
+    with the engine's warnings about it under ``"warnings"``."""
+    with pipeline.WarningsKept() as warnings:
+        data = document_to_dict(
+            pipeline.transcribe_media(path, settings, model=model, progress=progress, audio=audio)
+        )
+    return {**data, "warnings": warnings.messages}
 
 
 def _write(job: Job, data: dict, fmt: str, report: Report) -> None:
@@ -104,6 +108,7 @@ def _write(job: Job, data: dict, fmt: str, report: Report) -> None:
         job.output.parent.mkdir(parents=True, exist_ok=True)
         formats.save(document_from_dict(data), job.output, fmt)
         job.cues = len(data["segments"])
+        job.warnings = data.get("warnings", [])
         report.written.append(job)
     except SubtitlerError as e:
         report.failed.append((job, str(e)))

@@ -98,6 +98,8 @@ def cmd_transcribe(args) -> int:
         if in_process and not args.quiet:
             sys.stderr.write("\n")  # after the file's own progress bar
         failed = next((msg for j, msg in report.failed if j is job), None)
+        for warning in job.warnings:
+            print(f"warning: {job.input}: {warning}", file=sys.stderr)
         if failed is not None:
             print(f"error: {failed}", file=sys.stderr)
         elif not args.quiet:
@@ -324,6 +326,7 @@ def _log_to_stderr(verbose: bool) -> None:
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
     handler.subtitler_cli = True
+    handler.addFilter(lambda record: not getattr(record, "kept", False))  # printed with the file's name
     handler.setFormatter(
         logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "warning: %(message)s")
     )

@@ -11,6 +11,8 @@ profile; ``Settings(segments=True)`` gives Whisper's own segments instead.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +190,29 @@ def local_models() -> list[str]:
 
     offline = offline_models()
     return offline + [m for m in downloaded_models() if m not in offline]
+
+
+class WarningsKept(logging.Handler):
+    """The package logger's warnings on this thread during a ``with`` block, kept for the
+    caller to show with the result (the CLI beside the file's name, the window in a
+    dialog) and marked ``kept``, so a handler that prints as they come can pass them by."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            record.kept = True
+            self.messages.append(record.getMessage())
+
+    def __enter__(self) -> WarningsKept:
+        logging.getLogger("subtitler").handlers.insert(0, self)  # first: it marks what it keeps
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger("subtitler").removeHandler(self)
 
 
 @dataclass

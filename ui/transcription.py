@@ -4,8 +4,6 @@ the controller that starts, cancels and finishes it."""
 
 from __future__ import annotations
 
-import logging
-import threading
 import traceback
 from typing import Optional
 
@@ -15,27 +13,6 @@ from subtitler import pipeline
 from subtitler.core.cues import cue_from_decoded, has_letter, wrap_lines
 from subtitler.core.timecode import format_ms, seconds_to_ms
 from subtitler.errors import Cancelled, SubtitlerError, TranscriptionCancelled
-
-
-class WarningsKept(logging.Handler):
-    """The package logger's warnings during a ``with`` block (this thread's): what the
-    CLI prints as ``warning:`` lines, the window shows when the run is done."""
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-        self.thread = threading.get_ident()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.messages.append(record.getMessage())
-
-    def __enter__(self) -> WarningsKept:
-        logging.getLogger("subtitler").addHandler(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        logging.getLogger("subtitler").removeHandler(self)
 
 
 class TranscribeWorker(QObject):
@@ -83,7 +60,7 @@ class TranscribeWorker(QObject):
                 )
                 self.model_cache[key] = model
             self.status.emit("Transcribing…")
-            with WarningsKept() as warnings:
+            with pipeline.WarningsKept() as warnings:
                 self.document = pipeline.transcribe_media(
                     self.media_path,
                     self.settings,

@@ -226,6 +226,24 @@ def test_an_english_only_model_on_other_speech_says_to_choose_a_multilingual_one
     )
 
 
+@pytest.mark.skipif(not (REALSPEECH / "read_fr.wav").exists(), reason="../shared/realspeech is not here")
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_cli_names_the_file_an_english_only_model_was_unsure_of(tmp_path, jobs):
+    """French and English files with the default tiny.en, in this process and in two
+    workers: one warning line, naming the French file; both files are written."""
+    import shutil
+
+    for name in ("read_fr.wav", "read_en.wav"):
+        shutil.copy(REALSPEECH / name, tmp_path / name)
+    r = run_cli(
+        "transcribe", str(tmp_path / "read_fr.wav"), str(tmp_path / "read_en.wav"), "--jobs", jobs, "-q"
+    )
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "read_fr.wav: " in warnings[0] and "English only" in warnings[0], r.stderr
+    assert (tmp_path / "read_fr.srt").exists() and (tmp_path / "read_en.srt").exists()
+
+
 @pytest.mark.skipif(not (REALSPEECH / "read_de.wav").exists(), reason="../shared/realspeech is not here")
 def test_translate_task_turns_german_speech_into_english(base_model):
     """A real German sentence ("Der hinter diesem Portal liegenden Raum wurde als
