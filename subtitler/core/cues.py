@@ -306,17 +306,19 @@ def resplit(cues: list[Cue], a: int, p: Profile, media_duration: Optional[int] =
     False, with ``cues`` as they were, when no break does."""
     words = cues[a].words + cues[a + 1].words
     lo, hi = max(0, a - 1), min(len(cues), a + 3)  # the two and the neighbours they settle against
+    before = cues[lo - 1 : lo] if lo else []  # read where the first of them may start
     for k in sorted(range(1, len(words)), key=lambda k: -_break_score(words, k - 1)):
         left, right = words[:k], words[k:]
         if not (_fits(left, p) and _fits(right, p)):
             continue
-        # copies of the neighbours, and of the cue after them (a chained cue's start moves)
+        # copies of the neighbours and of the cue after them (a chained cue's start moves),
+        # then the one after that, read for the room left: a few cues, whatever the file's length
         trial = [c.copy() for c in cues[lo:a]] + [cue_of(left, p), cue_of(right, p)]
         trial += [c.copy() for c in cues[a + 2 : hi + 1]]
-        whole = cues[:lo] + trial + cues[hi + 1 :]
-        settle_times(whole, p, media_duration, range(lo, hi))
-        if min(whole[a].duration, whole[a + 1].duration) >= p.min_duration:
-            cues[:] = whole
+        local = before + trial + cues[hi + 1 : hi + 2]
+        settle_times(local, p, media_duration, range(len(before), len(before) + hi - lo))
+        if min(trial[a - lo].duration, trial[a - lo + 1].duration) >= p.min_duration:
+            cues[lo : hi + 1] = trial
             return True
     return False
 
