@@ -172,7 +172,8 @@ class MainWindow(QMainWindow):
             lambda pos: self.editing.context_menu(pos, self.edit_actions)
         )
         self.languageCombo.currentIndexChanged.connect(self._language_chosen)
-        self.modelCombo.currentTextChanged.connect(lambda _: self.update_actions())
+        self.modelCombo.currentTextChanged.connect(self._model_chosen)
+        self._language_for_model()
         self.computeCombo.currentIndexChanged.connect(
             lambda _: self.settings.setValue("compute_type", self.computeCombo.currentData())
         )
@@ -229,26 +230,28 @@ class MainWindow(QMainWindow):
             self.audioCombo,
         ):
             w.setEnabled(idle)
-        self._language_for_model()
+        self.languageCombo.setEnabled(idle and not self.english_only())
 
     def english_only(self) -> bool:
         """Whether the model chosen reads English only (``tiny.en``, ``base.en``...)."""
         return self.modelCombo.currentText().strip().lower().endswith(".en")
 
+    def _model_chosen(self, _name: str) -> None:
+        self._language_for_model()
+        self.update_actions()
+
     def _language_chosen(self, _index: int) -> None:
-        if self.languageCombo.isEnabled() or not self.english_only():  # not the English an .en model shows
+        if not self.english_only():  # not the English an .en model shows
             self.settings.setValue("language", self.languageCombo.currentData() or "")
 
     def _language_for_model(self) -> None:
-        """An English-only model shows English in the Language box, fixed; a multilingual one
-        the language last chosen."""
+        """An English-only model shows English in the Language box (``update_actions`` keeps
+        it fixed); a multilingual one the language last chosen. When the model changes."""
         combo, english_only = self.languageCombo, self.english_only()
         wanted = "en" if english_only else (self.settings.value("language", "") or None)
         combo.blockSignals(True)
         combo.setCurrentIndex(max(0, combo.findData(wanted)))
         combo.blockSignals(False)
-        if english_only:
-            combo.setEnabled(False)
         combo.setToolTip(
             f"{self.modelCombo.currentText().strip()} reads English only: choose a multilingual model "
             "(base, small, tiny) for other languages."

@@ -77,6 +77,9 @@ def needs_fallback(result, options: TranscribeOptions) -> bool:
     return failed and not silent
 
 
+MULTILINGUAL = "a multilingual model (base, small, or tiny without .en)"  # what to choose over an .en one
+
+
 def unsure_throughout(logprobs: Sequence[float], options: TranscribeOptions) -> bool:
     """Whether the kept segments' mean log-probability is under Whisper's threshold for a
     failed decode: an English-only model reading other speech (measured on
@@ -336,8 +339,8 @@ def _segments(
         from subtitler.engine.whisper.languages import LANGUAGES
 
         raise ModelError(
-            f"This model reads English only; for {LANGUAGES.get(language, language).title()} choose a "
-            "multilingual one (base, small, or tiny without .en)."
+            f"This model reads English only; for {LANGUAGES.get(language, language).title()} choose "
+            f"{MULTILINGUAL}."
         )
     tokenizer = get_tokenizer(model.is_multilingual, model.num_languages, language, options.task)
 
@@ -514,7 +517,7 @@ def _segments(
     ):
         log.warning(
             "Whisper was unsure of nearly everything it wrote (mean log-probability %.1f). This model reads "
-            "English only: if the speech is in another language, choose a multilingual model (base, small, "
-            "or tiny without .en).",
+            "English only: if the speech is in another language, choose %s.",
             float(np.mean(kept_logprobs)),
+            MULTILINGUAL,
         )
