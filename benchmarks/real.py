@@ -1,6 +1,6 @@
 """Real recordings: our default subtitles beside faster-whisper's, on the same weights.
 
-    python benchmarks/real.py [--only NAME ...] [--skip-peer] [--json out.json]
+    python benchmarks/real.py [--only NAME ...] [--skip-peer] [--json out.json] [--shifts N]
 
 Every file in ``../shared/realspeech/`` and the hard cases of ``real_cases.py`` (built
 from those voices) go through our default pipeline (no flags) and through faster-whisper
@@ -16,6 +16,12 @@ the rest. One table per clip:
   gap between chained cues counted as shown).
 
 The totals line sums the word errors over the clips with a reference.
+
+``--shifts N`` runs every clip with a reference N times more, each with its first few
+samples cut (the phase of the 10-ms frames moved by 32, 64, ... samples: where
+faster-whisper's VAD cuts a chunk, a multiple of its 32-ms window less its 400-ms pad,
+falls on one of these): a short sentence's words can flip with that phase, for any
+engine, so one clip at one phase is a coin; the mean over phases is the comparison.
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -263,11 +272,59 @@ def run_tables(cases: list[Case], engines: list) -> dict:
     return results
 
 
+SHIFT_STEP = (
+    32  # samples: faster-whisper's VAD cuts its chunks on this grid (512-sample windows, 6400 of pad)
+)
+
+
+def shifted(case: Case, cut: int) -> Case:
+    """``case`` with its first ``cut`` samples gone (and its labelled speech moved with them)."""
+    from subtitler.engine.audio import SAMPLE_RATE, load_audio
+
+    samples = load_audio(case.samples) if isinstance(case.samples, str) else case.samples
+    dt = cut / SAMPLE_RATE
+    return replace(
+        case,
+        samples=np.ascontiguousarray(samples[cut:], np.float32),
+        speech=[(a - dt, b - dt) for a, b in case.speech],
+    )
+
+
+def run_shifts(cases: list[Case], engines: list, n: int) -> dict:
+    """Every case with a reference at the file's own frame phase and ``n`` more (``shifted``
+    by 32, 64, ... samples): each engine's word errors per phase, and their mean per clip."""
+    cuts = [SHIFT_STEP * k for k in range(n + 1)]
+    errors: dict = {}
+    for case in (c for c in cases if c.reference):
+        m = model_for(case.language)
+        for cut in cuts:
+            trial = shifted(case, cut) if cut else case
+            for engine, run in engines:
+                row = measure(trial, run(m, trial.samples))
+                errors.setdefault(case.name, {}).setdefault(engine, []).append(row["errors"])
+    names = [e for e, _ in engines]
+    print(f"\n### word errors at {len(cuts)} frame phases (cut {', '.join(map(str, cuts))} samples)\n")
+    print("| clip | " + " | ".join(f"{e} (mean; per phase)" for e in names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    for clip, by_engine in errors.items():
+        cells = [f"{np.mean(by_engine[e]):.2f}; {' '.join(map(str, by_engine[e]))}" for e in names]
+        print(f"| {clip} | " + " | ".join(cells) + " |")
+    totals = [
+        np.mean([sum(by_engine[e][k] for by_engine in errors.values()) for k in range(len(cuts))])
+        for e in names
+    ]
+    print("| mean total | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
+    return errors
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*", help="clip names to run")
     ap.add_argument("--skip-peer", action="store_true", help="our pipeline only")
     ap.add_argument("--json", help="write every row here")
+    ap.add_argument(
+        "--shifts", type=int, default=0, help="also N sub-frame phases of each clip with a reference"
+    )
     args = ap.parse_args()
     from subtitler.engine import runtime
 
@@ -275,7 +332,10 @@ def main() -> int:
     cases = realspeech_clips() + all_cases()
     if args.only:
         cases = [c for c in cases if c.name in args.only]
-    results = run_tables(cases, engines(not args.skip_peer))
+    if args.shifts:
+        results = run_shifts(cases, engines(not args.skip_peer), args.shifts)
+    else:
+        results = run_tables(cases, engines(not args.skip_peer))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, ensure_ascii=False))
     return 0
