@@ -1,6 +1,6 @@
 """The real voices through the conditions recordings come in, ours beside faster-whisper.
 
-    python benchmarks/real_conditions.py [--only NAME ...]
+    python benchmarks/real_conditions.py [--only NAME ...] [--shifts N]
 
 ``real.py``'s hard cases rebuild the failures seen on held-back film, phone and broadcast
 files; these put the same real voices (``../shared/realspeech/``, with their references)
@@ -152,12 +152,16 @@ def main() -> int:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*", help="case names to run")
+    ap.add_argument("--shifts", type=int, default=0, help="N more frame phases of each case (real.py's)")
     args = ap.parse_args()
     from subtitler.engine import runtime
 
     runtime.prepare()
     cases = [c for c in all_conditions() if not args.only or c.name in args.only]
-    real.run_tables(cases, real.engines())
+    if args.shifts:
+        real.run_shifts(cases, real.engines(), args.shifts)
+    else:
+        real.run_tables(cases, real.engines())
     return 0
 
 
