@@ -123,28 +123,37 @@ def all_conditions() -> list[Case]:
     return cases + quiet_first_lines()
 
 
-def quiet_first_lines() -> list[Case]:
-    """A quiet first line (a real voice at -36, -42 or -48 dBFS) before two readers at
-    -16, over room tone or room tone and a music bed at -40."""
+QUIET_VOICES = ["read_en", "audiobook2_en", "three_speakers_en"]
+
+
+def quiet_first_line(quiet: str, dbfs: int, bed: str) -> Case:
+    """``quiet``'s recording at ``dbfs`` before two readers at -16, over room tone, or room
+    tone and a music bed at -40 (``bed`` "room" or "music")."""
     from vad_clips import music
 
-    readers = ["audiobook_en", "read_en", "audiobook2_en"]
-    cases = []
-    for k, quiet in enumerate(["read_en", "audiobook2_en", "three_speakers_en"]):
-        after = [n for n in readers if n != quiet][:2]
-        for dbfs in (-36, -42, -48):
-            for bed in ("room", "music"):
-                lay = Layout(start=1.2 + 0.3 * k)
-                lay.put(level(voice(quiet), dbfs), gap_after=0.6)
-                for n in after:
-                    lay.put(level(voice(n), -16), gap_after=0.5)
-                seconds = lay.t / SR + 1.0
-                under = room_tone(seconds, seed=k + 3)
-                if bed == "music":
-                    under = under + level(music(seconds, seed=k + 5), -40)
-                ref = " ".join(ref_text(n) for n in [quiet, *after])
-                cases.append(Case(f"quiet_{quiet}_{-dbfs}_{bed}", "en", lay.mix(under), ref, lay.spans))
-    return cases
+    k = QUIET_VOICES.index(quiet)
+    after = [n for n in ["audiobook_en", "read_en", "audiobook2_en"] if n != quiet][:2]
+    lay = Layout(start=1.2 + 0.3 * k)
+    lay.put(level(voice(quiet), dbfs), gap_after=0.6)
+    for n in after:
+        lay.put(level(voice(n), -16), gap_after=0.5)
+    seconds = lay.t / SR + 1.0
+    under = room_tone(seconds, seed=k + 3)
+    if bed == "music":
+        under = under + level(music(seconds, seed=k + 5), -40)
+    ref = " ".join(ref_text(n) for n in [quiet, *after])
+    return Case(f"quiet_{quiet}_{-dbfs}_{bed}", "en", lay.mix(under), ref, lay.spans)
+
+
+def quiet_first_lines() -> list[Case]:
+    """A quiet first line (each of three real voices at -36, -42 or -48 dBFS) before two
+    readers, over room tone or a music bed."""
+    return [
+        quiet_first_line(quiet, dbfs, bed)
+        for quiet in QUIET_VOICES
+        for dbfs in (-36, -42, -48)
+        for bed in ("room", "music")
+    ]
 
 
 def main() -> int:

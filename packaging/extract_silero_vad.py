@@ -1,7 +1,10 @@
 """Extract Silero VAD's weights from its ONNX file into subtitler/engine/assets/silero_vad.npz.
 
-    pip install onnx silero-vad --no-deps   # the ONNX files ship in the silero-vad wheel
+    pip install onnx "silero-vad==6.1.0" --no-deps   # the ONNX files ship in the silero-vad wheel
     python packaging/extract_silero_vad.py [path/to/silero_vad_16k_op15.onnx]
+
+6.1.0 ships v6.0's weights (those faster-whisper 1.2.1 runs). 6.2's were measured and not
+taken: on quiet real speech they hear less of it (benchmarks/README.md, twentieth pass).
 
 Run once by a developer; the product reads the .npz with NumPy (subtitler/engine/vad.py)
 and needs neither onnx, onnxruntime nor torch. Silero VAD is MIT-licensed (Silero Team);

@@ -2,7 +2,10 @@
 to NumPy: a speech probability for every 32 ms of audio.
 
 The weights come from Silero's ONNX file (``packaging/extract_silero_vad.py``; MIT,
-``assets/LICENSE.silero``); neither ONNX Runtime nor torch is needed. Each 512-sample
+``assets/LICENSE.silero``); neither ONNX Runtime nor torch is needed. They are v6.0's
+(silero-vad 6.0 and 6.1, and faster-whisper 1.2.1's), not v6.2's: on real voices kept
+quiet under room tone or music, v6.2 heard less of the speech, and the speech guard
+dropped lines Whisper had read right (benchmarks/README.md, twentieth pass). Each 512-sample
 chunk, with the 64 samples before it, goes through a 4-frame STFT, four small
 convolutions and an LSTM cell whose state runs from chunk to chunk, then a sigmoid.
 Everything but the LSTM is independent per chunk, so it runs for all chunks at once:
