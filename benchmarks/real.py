@@ -272,9 +272,8 @@ def run_tables(cases: list[Case], engines: list) -> dict:
     return results
 
 
-SHIFT_STEP = (
-    32  # samples: faster-whisper's VAD cuts its chunks on this grid (512-sample windows, 6400 of pad)
-)
+# samples: faster-whisper's VAD cuts its chunks on this grid (512-sample windows, 6400 of pad)
+SHIFT_STEP = 32
 
 
 def shifted(case: Case, cut: int) -> Case:
@@ -297,8 +296,9 @@ def run_shifts(cases: list[Case], engines: list, n: int) -> dict:
     errors: dict = {}
     for case in (c for c in cases if c.reference):
         m = model_for(case.language)
+        loaded = shifted(case, 0)  # a file read once for all its phases
         for cut in cuts:
-            trial = shifted(case, cut) if cut else case
+            trial = shifted(loaded, cut) if cut else case
             for engine, run in engines:
                 row = measure(trial, run(m, trial.samples))
                 errors.setdefault(case.name, {}).setdefault(engine, []).append(row["errors"])
